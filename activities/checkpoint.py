@@ -1,0 +1,82 @@
+"""The cost checkpoint: estimate a step's cost and reserve it against every budget scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+from temporalio import activity
+
+from activities.contracts import CheckpointInput, CheckpointResult
+from activities.deps import ActivityDeps
+from activities.failures import to_application_error
+from policies.budgets import SpendSoFar, check_budget, period_start_day, period_start_month
+from policies.effective import effective_for
+from policies.pricing import estimate_cost_usd
+from policies.routing import downgrade_for, route_model
+from tether.errors import TetherError
+from tether.store.ledger import BudgetReservation, insert_once, run_spend, scope_spend
+
+
+class CheckpointActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    @activity.defn(name="tether.cost_checkpoint")
+    async def cost_checkpoint(self, inp: CheckpointInput) -> CheckpointResult:
+        try:
+            return await self.deps.in_session(lambda session: self._check(session, inp))
+        except TetherError as exc:
+            raise to_application_error(exc) from exc
+
+    def _check(self, session: Session, inp: CheckpointInput) -> CheckpointResult:
+        policy = self.deps.policy
+        budgets = effective_for(policy, inp.workflow).budgets
+        route = (
+            [inp.model]
+            if inp.model
+            else route_model(policy.routing, inp.tier, inp.input_chars, self.deps.providers.available)
+        )
+        model = route[0]
+        estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
+        now = datetime.now(UTC)
+        run = _spend(run_spend(session, inp.run_id))
+        user = (
+            _spend(
+                scope_spend(
+                    session, since=period_start_day(now), tenant=inp.tenant, end_user=inp.end_user
+                )
+            )
+            if inp.end_user
+            else None
+        )
+        tenant = _spend(scope_spend(session, since=period_start_month(now), tenant=inp.tenant))
+        check = check_budget(
+            budgets,
+            estimate,
+            run=run,
+            user_daily=user,
+            tenant_monthly=tenant,
+            extra_run_budget_usd=inp.extra_run_budget_usd,
+            downgrade_model=downgrade_for(policy.routing, model),
+        )
+        if not (check.allowed or inp.force):
+            return CheckpointResult(check=check, model=model, route=route)
+        insert_once(
+            session,
+            BudgetReservation(
+                key=inp.reservation_key,
+                run_id=inp.run_id,
+                tenant=inp.tenant,
+                end_user=inp.end_user,
+                estimate_usd=estimate,
+            ),
+        )
+        return CheckpointResult(
+            check=check, model=model, route=route, reservation_key=inp.reservation_key
+        )
+
+
+def _spend(pair: tuple[float, float]) -> SpendSoFar:
+    spent, reserved = pair
+    return SpendSoFar(spent_usd=spent, reserved_usd=reserved)

@@ -1,0 +1,264 @@
+"""Inputs and results of activities, workflow updates and queries: one pydantic model each way.
+
+Workflows import these, so this module must stay free of I/O and of non-deterministic imports.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from policies.models import GateOutcome, ModelTier, TimeoutDefault
+from policies.values import BudgetCheck, ConfidenceReport, Usage
+
+JsonObject = dict[str, Any]
+
+
+# --- LLM step ---------------------------------------------------------------------------------
+
+
+class PromptTemplate(BaseModel):
+    """A versioned prompt. ``user`` is a ``str.format`` template filled from step variables."""
+
+    id: str
+    version: str
+    system: str
+    user: str
+
+
+class LlmStepInput(BaseModel):
+    run_id: str
+    workflow: str
+    step: str
+    tenant: str = "default"
+    end_user: str | None = None
+    prompt: PromptTemplate
+    variables: dict[str, str] = Field(default_factory=dict)
+    text_refs: dict[str, str] = Field(default_factory=dict)
+    """Variables whose (large) text is in the store: name -> stored text key."""
+    output_model: str
+    """Import path ``module:Class`` of the pydantic model the output must validate against."""
+    tier: ModelTier | Literal["auto"] = "cheap"
+    model: str | None = None
+    """Explicit ``provider/model``; overrides routing (used by downgrade and reviewer retry)."""
+    fallback_index: int = 0
+    feedback: str | None = None
+    """A reviewer's feedback, appended to the prompt on a retry."""
+    idempotency_key: str
+    """Made by the workflow: run id + step + attempt scope; the activity adds its attempt."""
+    max_output_tokens: int = Field(default=512, gt=0)
+    reservation_key: str | None = None
+    """The checkpoint's reservation this step settles when it ends."""
+
+
+class AttemptRecord(BaseModel):
+    """One provider call, as written to the cost ledger."""
+
+    key: str
+    call: str
+    """``main``, ``repair-1``, ``sample-2``, ``judge`` ..."""
+    activity_attempt: int
+    model: str
+    provider: str
+    simulated: bool
+    usage: Usage
+    cost_usd: float
+    latency_ms: float
+    outcome: Literal["ok", "invalid_output", "error"]
+    error: str | None = None
+
+
+class LlmStepResult(BaseModel):
+    step: str
+    status: Literal["valid", "invalid_output"]
+    output: JsonObject | None
+    """The validated output (``status == "valid"``)."""
+    raw_output: str
+    validation_error: str | None = None
+    output_digest: str
+    model: str
+    provider: str
+    simulated: bool
+    route_length: int
+    """How many models the route has; the workflow falls back while fallback_index < this."""
+    usage: Usage
+    cost_usd: float
+    """Cost of this execution's calls (main + repairs + samples + judge)."""
+    run_cost_usd: float
+    """The run's total cost in the ledger after this step, every attempt counted."""
+    latency_ms: float
+    repairs: int
+    attempts: list[AttemptRecord]
+    confidence: ConfidenceReport
+
+
+# --- Cost checkpoint --------------------------------------------------------------------------
+
+
+class CheckpointInput(BaseModel):
+    run_id: str
+    workflow: str
+    step: str
+    tenant: str = "default"
+    end_user: str | None = None
+    tier: ModelTier | Literal["auto"] = "cheap"
+    model: str | None = None
+    input_chars: int = Field(ge=0)
+    max_output_tokens: int = Field(default=512, gt=0)
+    extra_run_budget_usd: float = Field(default=0.0, ge=0)
+    """Spend a reviewer approved beyond the run budget."""
+    reservation_key: str
+    force: bool = False
+    """Reserve even over budget: a reviewer approved the extra spend."""
+
+
+class CheckpointResult(BaseModel):
+    check: BudgetCheck
+    model: str
+    """The model the estimate was made for."""
+    route: list[str]
+    """The fallback chain for this step, starting with ``model``."""
+    reservation_key: str | None = None
+
+
+# --- Documents -------------------------------------------------------------------------------
+
+
+class PrepareDocumentInput(BaseModel):
+    run_id: str
+    workflow: str
+    document: str
+    chunk_chars: int = Field(default=6000, gt=200)
+
+
+class PreparedDocument(BaseModel):
+    guard_action: Literal["none", "truncate", "summarize", "escalate"]
+    original_chars: int
+    kept_chars: int
+    max_input_chars: int
+    chunk_keys: list[str]
+    chunk_chars: list[int]
+
+
+# --- Review gate ------------------------------------------------------------------------------
+
+ReviewReason = Literal[
+    "low_confidence", "escalated", "blocked", "invalid_output", "over_budget", "provider_failure"
+]
+DecisionKind = Literal["approve", "reject", "edit", "retry"]
+RetryMode = Literal["strong_model", "with_feedback"]
+Channel = Literal["web", "slack", "api", "cli", "timeout"]
+
+
+class OpenReviewInput(BaseModel):
+    review_id: str
+    run_id: str
+    workflow: str
+    step: str
+    tenant: str = "default"
+    requester: str | None = None
+    reason: ReviewReason
+    summary: str
+    """One line for the queue and Slack: what needs deciding."""
+    input_preview: JsonObject = Field(default_factory=dict)
+    output: JsonObject | None = None
+    raw_output: str | None = None
+    output_schema: JsonObject | None = None
+    output_model: str | None = None
+    output_digest: str
+    confidence: ConfidenceReport | None = None
+    cost_usd: float = 0.0
+    opened_at: datetime
+
+
+class ReviewTicket(BaseModel):
+    """What the workflow needs to enforce and time the review (from the policy)."""
+
+    review_id: str
+    allowed_roles: list[str]
+    expires_at: datetime
+    remind_after: timedelta | None = None
+    escalate_after: timedelta | None = None
+    default_after: timedelta | None = None
+    default_action: TimeoutDefault = "fail"
+
+
+class ReviewDecision(BaseModel):
+    """The argument of the workflow's ``decide`` update."""
+
+    review_id: str
+    kind: DecisionKind
+    reviewer: str
+    reviewer_roles: list[str]
+    output_digest: str
+    """Digest of the exact output the reviewer saw; a stale form is refused."""
+    reason: str | None = None
+    edited_output: JsonObject | None = None
+    retry_mode: RetryMode | None = None
+    feedback: str | None = None
+    channel: Channel = "api"
+
+
+class DecisionReceipt(BaseModel):
+    review_id: str
+    kind: DecisionKind
+    reviewer: str
+    decided_at: datetime
+    output_digest: str
+    """Digest of the output that now stands (the edited one for an edit)."""
+
+
+class RecordDecisionInput(BaseModel):
+    """Activity input: project a taken decision into the store and Slack."""
+
+    review_id: str
+    run_id: str
+    decision: ReviewDecision
+    decided_at: datetime
+    final_output: JsonObject | None = None
+
+
+class ReviewNudgeInput(BaseModel):
+    """Activity input: a review timeout fired (remind, escalate, or the default action)."""
+
+    review_id: str
+    run_id: str
+    kind: Literal["remind", "escalate", "default"]
+    detail: str = ""
+
+
+# --- Run status (the ``status`` query) ---------------------------------------------------------
+
+RunState = Literal["running", "awaiting_review", "completed", "failed", "stopped"]
+StepState = Literal["running", "done", "awaiting_review", "rejected", "failed", "stopped"]
+
+
+class StepStatus(BaseModel):
+    name: str
+    state: StepState
+    model: str | None = None
+    simulated: bool = False
+    confidence: ConfidenceReport | None = None
+    outcome: GateOutcome | None = None
+    cost_usd: float = 0.0
+    decision: DecisionKind | None = None
+
+
+class PendingDecision(BaseModel):
+    review_id: str
+    step: str
+    reason: ReviewReason
+    output_digest: str
+    allowed_roles: list[str]
+    expires_at: datetime
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    workflow: str
+    state: RunState
+    steps: list[StepStatus] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    pending: PendingDecision | None = None

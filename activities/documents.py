@@ -1,0 +1,40 @@
+"""Document intake: apply the context guard, chunk, and store chunks so steps pass references."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from temporalio import activity
+
+from activities.contracts import PreparedDocument, PrepareDocumentInput
+from activities.deps import ActivityDeps
+from policies.effective import effective_for
+from policies.guards import chunk_text, guard_input
+from tether.store.texts import put_text
+
+
+class DocumentActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    @activity.defn(name="tether.prepare_document")
+    async def prepare_document(self, inp: PrepareDocumentInput) -> PreparedDocument:
+        policy = effective_for(self.deps.policy, inp.workflow).input_guard
+        guarded = guard_input(inp.document, policy)
+        kept = guarded.text
+        if guarded.action == "escalate":
+            # Prepared truncated, so that a reviewer who approves lets the run go on at once.
+            kept = guard_input(inp.document, policy.model_copy(update={"on_oversize": "truncate"})).text
+        chunks = chunk_text(kept, inp.chunk_chars)
+
+        def _store(session: Session) -> list[str]:
+            return [put_text(session, chunk) for chunk in chunks]
+
+        keys = await self.deps.in_session(_store)
+        return PreparedDocument(
+            guard_action=guarded.action,
+            original_chars=guarded.original_chars,
+            kept_chars=len(kept),
+            max_input_chars=policy.max_input_chars,
+            chunk_keys=keys,
+            chunk_chars=[len(c) for c in chunks],
+        )

@@ -1,0 +1,1 @@
+"""Model providers over one shared httpx client: OpenAI-compatible, Anthropic, simulated."""

@@ -1,0 +1,110 @@
+"""Claude models over Anthropic's Messages API, with structured output through a forced tool."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from activities.providers.base import ChatRequest, ChatResponse
+from activities.providers.http import classify_http_error, wire_name
+from policies.values import Usage
+from tether.errors import ProviderUnavailableError
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    """A ``ChatProvider`` for ``POST {base_url}/v1/messages``.
+
+    Structured output forces a single tool whose input schema is the requested JSON schema;
+    the tool call's ``input`` is returned as JSON text so callers validate it like any other
+    answer. Anthropic returns no logprobs.
+
+    Args:
+        client: The worker's shared HTTP client.
+        base_url: API root without the version, e.g. ``https://api.anthropic.com``.
+        api_key: Sent in the ``x-api-key`` header.
+    """
+
+    name = "anthropic"
+    simulated = False
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + "/v1/messages"
+        self._api_key = api_key
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        headers = {"x-api-key": self._api_key, "anthropic-version": ANTHROPIC_VERSION}
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                self._url, json=_request_body(request), headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise classify_http_error(self.name, exc, secrets=[self._api_key]) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if not response.is_success:
+            # 529 "overloaded" is a 5xx, so it classifies as unavailable (retryable).
+            raise classify_http_error(self.name, response, secrets=[self._api_key])
+        try:
+            body = response.json()
+            text = _answer_text(body["content"], structured=request.json_schema is not None)
+            usage = body.get("usage") or {}
+            input_tokens = int(usage.get("input_tokens") or 0)
+            output_tokens = int(usage.get("output_tokens") or 0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailableError(
+                f"{self.name} returned an unreadable message (HTTP {response.status_code})",
+                provider=self.name,
+                status_code=response.status_code,
+            ) from exc
+        return ChatResponse(
+            text=text,
+            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+            model=request.model,
+            provider=self.name,
+            token_logprobs=None,
+            latency_ms=latency_ms,
+        )
+
+
+def _request_body(request: ChatRequest) -> dict[str, Any]:
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    body: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_output_tokens,
+        # The Messages API allows temperature in [0, 1] only.
+        "temperature": min(request.temperature, 1.0),
+        "messages": [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ],
+    }
+    if system:
+        body["system"] = system
+    if request.json_schema is not None:
+        tool = wire_name(request.schema_name)
+        body["tools"] = [
+            {
+                "name": tool,
+                "description": f"Record the answer as a {tool} object matching the schema.",
+                "input_schema": request.json_schema,
+            }
+        ]
+        body["tool_choice"] = {"type": "tool", "name": tool}
+    return body
+
+
+def _answer_text(content: list[dict[str, Any]], *, structured: bool) -> str:
+    if structured:
+        for block in content:
+            if block.get("type") == "tool_use":
+                return json.dumps(block["input"], ensure_ascii=False)
+    # Without a tool call (or when one was asked for but the answer stopped early) the text
+    # blocks are the answer; schema validation then judges them.
+    return "".join(str(block.get("text", "")) for block in content if block.get("type") == "text")

@@ -1,0 +1,164 @@
+"""Review activities: open an item, project a decision, record timeouts. Each is idempotent."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session
+from temporalio import activity
+
+from activities.contracts import OpenReviewInput, RecordDecisionInput, ReviewNudgeInput, ReviewTicket
+from activities.deps import ActivityDeps
+from activities.notify import ReviewNotifier
+from policies.effective import effective_for
+from tether.store.audit import append_event
+from tether.store.ledger import insert_once
+from tether.store.reviews import ReviewItem, get_review
+
+log = logging.getLogger(__name__)
+
+DECISION_STATUS = {"approve": "approved", "reject": "rejected", "edit": "edited", "retry": "retried"}
+
+
+class ReviewActivities:
+    def __init__(self, deps: ActivityDeps, notifier: ReviewNotifier) -> None:
+        self.deps = deps
+        self.notifier = notifier
+
+    @activity.defn(name="tether.open_review")
+    async def open_review(self, inp: OpenReviewInput) -> ReviewTicket:
+        review = effective_for(self.deps.policy, inp.workflow).review
+        expires_at = inp.opened_at + review.expires_after
+        timeouts = review.timeouts
+        due_at = inp.opened_at + (timeouts.default_after or review.expires_after)
+        channel = review.slack_channel or self.deps.settings.slack_default_channel
+
+        def _open(session: Session) -> ReviewItem:
+            item = get_review(session, inp.review_id)
+            if item is None:
+                item = ReviewItem(
+                    review_id=inp.review_id,
+                    run_id=inp.run_id,
+                    workflow=inp.workflow,
+                    step=inp.step,
+                    tenant=inp.tenant,
+                    requester=inp.requester,
+                    reason=inp.reason,
+                    summary=inp.summary[:500],
+                    input_preview=inp.input_preview,
+                    output=inp.output,
+                    raw_output=inp.raw_output,
+                    output_schema=inp.output_schema,
+                    output_model=inp.output_model,
+                    output_digest=inp.output_digest,
+                    confidence=inp.confidence.model_dump(mode="json") if inp.confidence else None,
+                    confidence_score=inp.confidence.score if inp.confidence else None,
+                    cost_usd=inp.cost_usd,
+                    allowed_roles=list(review.roles),
+                    opened_at=inp.opened_at,
+                    due_at=due_at,
+                    expires_at=expires_at,
+                    slack_channel=channel,
+                )
+                insert_once(session, item)
+                item = get_review(session, inp.review_id) or item
+            append_event(
+                session,
+                key=f"review_opened:{inp.review_id}",
+                kind="review_opened",
+                actor="tether",
+                run_id=inp.run_id,
+                review_id=inp.review_id,
+                detail={"reason": inp.reason, "step": inp.step, "digest": inp.output_digest,
+                        "confidence": item.confidence_score, "cost_usd": inp.cost_usd},
+            )
+            return item
+
+        item = await self.deps.in_session(_open)
+        if item.slack_ts is None:
+            posted = await self.notifier.review_opened(item)
+            if posted is not None:
+                posted_channel, ts = posted
+
+                def _remember(session: Session) -> None:
+                    row = get_review(session, inp.review_id)
+                    if row is not None:
+                        row.slack_channel, row.slack_ts = posted_channel, ts
+                        session.add(row)
+
+                await self.deps.in_session(_remember)
+        return ReviewTicket(
+            review_id=inp.review_id,
+            allowed_roles=list(review.roles),
+            expires_at=expires_at,
+            remind_after=timeouts.remind_after,
+            escalate_after=timeouts.escalate_after,
+            default_after=timeouts.default_after,
+            default_action=timeouts.default_action,
+        )
+
+    @activity.defn(name="tether.record_decision")
+    async def record_decision(self, inp: RecordDecisionInput) -> None:
+        decision = inp.decision
+
+        def _record(session: Session) -> ReviewItem | None:
+            item = get_review(session, inp.review_id)
+            if item is not None and item.decision is None:
+                item.status = DECISION_STATUS[decision.kind]
+                item.decision = decision.kind
+                item.decision_reason = decision.reason or decision.feedback
+                item.decided_output = inp.final_output
+                item.reviewer = decision.reviewer
+                item.decided_at = inp.decided_at
+                item.decided_via = decision.channel
+                item.updated_at = inp.decided_at
+                session.add(item)
+            append_event(
+                session,
+                key=f"review_decided:{inp.review_id}",
+                kind="review_decided",
+                actor=decision.reviewer,
+                run_id=inp.run_id,
+                review_id=inp.review_id,
+                detail={"decision": decision.kind, "reason": decision.reason,
+                        "channel": decision.channel, "digest": decision.output_digest,
+                        "retry_mode": decision.retry_mode},
+            )
+            return item
+
+        item = await self.deps.in_session(_record)
+        if item is not None:
+            await self.notifier.review_decided(item)
+
+    @activity.defn(name="tether.review_nudge")
+    async def review_nudge(self, inp: ReviewNudgeInput) -> list[str]:
+        """Record a fired timeout; return the roles now allowed to decide (escalation widens them)."""
+        def _nudge(session: Session) -> tuple[ReviewItem | None, str | None]:
+            item = get_review(session, inp.review_id)
+            channel = None
+            if item is not None:
+                timeouts = effective_for(self.deps.policy, item.workflow).review.timeouts
+                if inp.kind == "remind":
+                    item.reminded = True
+                elif inp.kind == "escalate":
+                    item.escalated = True
+                    if timeouts.escalate_to_role and timeouts.escalate_to_role not in item.allowed_roles:
+                        item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
+                    channel = timeouts.escalate_to_channel
+                session.add(item)
+            append_event(
+                session,
+                key=f"review_{inp.kind}:{inp.review_id}",
+                kind=f"review_{inp.kind}",
+                actor="tether",
+                run_id=inp.run_id,
+                review_id=inp.review_id,
+                detail={"detail": inp.detail},
+            )
+            return item, channel
+
+        item, channel = await self.deps.in_session(_nudge)
+        if item is None:
+            return []
+        await self.notifier.review_nudged(item, inp.kind, channel)
+        return list(item.allowed_roles)

@@ -1,0 +1,1 @@
+"""Pure, typed policy rules (routing, confidence, budgets, guards, roles) loaded from YAML; no I/O."""

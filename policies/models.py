@@ -1,0 +1,153 @@
+"""The policy file's schema: everything an operator tunes, validated by pydantic.
+
+A policy is plain data. The functions that apply it (``policies.confidence``,
+``policies.budgets``, ``policies.routing``, ...) are pure and never do I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GateOutcome = Literal["accept", "review", "escalate", "block"]
+"""What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
+
+ModelTier = Literal["cheap", "strong"]
+OverBudgetAction = Literal["approve_spend", "downgrade", "stop"]
+OversizeAction = Literal["truncate", "summarize", "escalate"]
+TimeoutDefault = Literal["approve", "reject", "fail"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelPrice(_Strict):
+    """USD per million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class RoutingPolicy(_Strict):
+    """Which models serve each tier, in fallback order.
+
+    Models are named ``provider/model`` (``openai/gpt-4o-mini``). Models whose provider has no
+    credentials are skipped; when none is left the tier falls back to ``simulated/<tier>``.
+    """
+
+    tiers: dict[ModelTier, list[str]] = Field(
+        default_factory=lambda: {"cheap": ["simulated/cheap"], "strong": ["simulated/strong"]}
+    )
+    complex_input_chars: int = Field(
+        default=4000, gt=0, description="Inputs longer than this route 'auto' steps to strong."
+    )
+    downgrade: dict[str, str] = Field(
+        default_factory=dict, description="Model -> cheaper model used by the 'downgrade' action."
+    )
+
+
+class ConfidenceWeights(_Strict):
+    schema_validity: float = Field(default=0.3, ge=0)
+    logprobs: float = Field(default=0.3, ge=0)
+    self_consistency: float = Field(default=0.2, ge=0)
+    judge: float = Field(default=0.2, ge=0)
+    rules: float = Field(default=0.2, ge=0)
+
+
+class GateThresholds(_Strict):
+    """Score >= accept -> accept; >= review -> review; >= escalate -> escalate; else block."""
+
+    accept: float = Field(default=0.8, ge=0, le=1)
+    review: float = Field(default=0.5, ge=0, le=1)
+    escalate: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GateThresholds:
+        if not (self.accept >= self.review >= self.escalate):
+            raise ValueError("thresholds must satisfy accept >= review >= escalate")
+        return self
+
+
+class RuleCheck(_Strict):
+    """A declarative check on one field of a step's output."""
+
+    name: str
+    field: str
+    min_length: int | None = None
+    max_length: int | None = None
+    one_of: list[str] | None = None
+    not_contains: list[str] | None = None
+    pattern: str | None = None
+
+
+class StepConfidencePolicy(_Strict):
+    weights: ConfidenceWeights = ConfidenceWeights()
+    thresholds: GateThresholds = GateThresholds()
+    max_repairs: int = Field(default=2, ge=0, le=5)
+    samples: int = Field(default=1, ge=1, le=7, description="N > 1 enables self-consistency.")
+    judge: bool = False
+    rules: list[RuleCheck] = Field(default_factory=list)
+
+
+class BudgetPolicy(_Strict):
+    per_run_usd: float | None = Field(default=1.0, gt=0)
+    per_user_daily_usd: float | None = Field(default=10.0, gt=0)
+    per_tenant_monthly_usd: float | None = Field(default=1000.0, gt=0)
+    on_exceed: OverBudgetAction = "approve_spend"
+
+
+class InputGuardPolicy(_Strict):
+    """The context guard: what to do with inputs too large for the model."""
+
+    max_input_chars: int = Field(default=24_000, gt=0)
+    on_oversize: OversizeAction = "truncate"
+
+
+class ReviewTimeouts(_Strict):
+    remind_after: timedelta | None = timedelta(hours=4)
+    escalate_after: timedelta | None = timedelta(hours=24)
+    escalate_to_role: str | None = None
+    escalate_to_channel: str | None = None
+    default_after: timedelta | None = timedelta(hours=72)
+    default_action: TimeoutDefault = "fail"
+
+
+class ReviewPolicy(_Strict):
+    roles: list[str] = Field(default_factory=lambda: ["reviewer"])
+    slack_channel: str | None = None
+    expires_after: timedelta = timedelta(days=7)
+    timeouts: ReviewTimeouts = ReviewTimeouts()
+
+
+class WorkflowPolicy(_Strict):
+    """Per-workflow overrides; unset fields inherit the top-level defaults."""
+
+    budgets: BudgetPolicy | None = None
+    review: ReviewPolicy | None = None
+    input_guard: InputGuardPolicy | None = None
+    steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
+
+
+class Reviewer(_Strict):
+    """A reviewer of the embedded login (production puts the UI behind real auth)."""
+
+    name: str
+    password: str
+    roles: list[str]
+    slack_user_id: str | None = None
+
+
+class TetherPolicy(_Strict):
+    """The whole policy file."""
+
+    prices: dict[str, ModelPrice]
+    routing: RoutingPolicy = RoutingPolicy()
+    confidence: StepConfidencePolicy = StepConfidencePolicy()
+    budgets: BudgetPolicy = BudgetPolicy()
+    input_guard: InputGuardPolicy = InputGuardPolicy()
+    review: ReviewPolicy = ReviewPolicy()
+    workflows: dict[str, WorkflowPolicy] = Field(default_factory=dict)
+    reviewers: list[Reviewer] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The reviewer-facing web app: review queue, JSON API and decision delivery."""

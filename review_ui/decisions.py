@@ -1,0 +1,351 @@
+"""Sending a reviewer's decision to its paused workflow, without ever losing it.
+
+Every decision is first written to the store as a ``DecisionIntent`` (an outbox row keyed by its
+update id), then sent as the workflow's ``decide`` update under that same id. Temporal keeps one
+update per id, so a double-submitted form, a retry after a timeout and the redelivery loop all
+land as one decision. When no worker is polling, the intent stays pending and
+``redeliver_pending`` sends it again until the workflow takes or refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.contracts import DecisionReceipt, ReviewDecision
+from tether.settings import Settings
+from tether.store.engine import session_scope
+from tether.store.ledger import insert_once
+from tether.store.reviews import DecisionIntent, get_review
+
+__all__ = [
+    "DELIVERY_TIMEOUT",
+    "DecisionOutcome",
+    "decision_update_id",
+    "redeliver_pending",
+    "redelivery_loop",
+    "submit_decision",
+]
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT = timedelta(seconds=5)
+"""How long one attempt waits for the workflow; longer means no worker is taking it now."""
+
+_MAX_BACKOFF = timedelta(seconds=30)
+
+OutcomeState = Literal["accepted", "refused", "queued"]
+
+
+class DecisionOutcome(BaseModel):
+    """What happened to a decision, in words a reviewer can read.
+
+    ``accepted`` is True only when the workflow took the decision. A ``queued`` decision is kept
+    in the outbox and will be delivered when a worker runs; it is not refused.
+    """
+
+    accepted: bool
+    receipt: DecisionReceipt | None = None
+    message: str
+    state: OutcomeState = "refused"
+    update_id: str = ""
+
+
+def decision_update_id(review_id: str, nonce: str) -> str:
+    """The update id for a decision made from one rendering of a form (its nonce).
+
+    The same form submitted twice yields the same id, hence one decision.
+    """
+    return f"decide:{review_id}:{nonce}"
+
+
+async def submit_decision(
+    client: Client,
+    decision: ReviewDecision,
+    *,
+    run_id: str,
+    update_id: str | None = None,
+    database_url: str | None = None,
+    attempt_wait: timedelta = DELIVERY_TIMEOUT,
+) -> DecisionOutcome:
+    """Persist ``decision`` in the outbox, send it as the ``decide`` update, record the result.
+
+    Args:
+        client: A connected Temporal client (Tether's data converter).
+        decision: The decision; reviewer and roles must come from authentication.
+        run_id: The run (workflow id) that is waiting.
+        update_id: Idempotency key; derive it with ``decision_update_id`` from a form nonce.
+            A fresh id is made when omitted.
+        database_url: The store holding the outbox; default the one ``Settings.from_env`` names.
+        attempt_wait: How long to wait for the workflow before leaving the decision queued.
+
+    Returns:
+        accepted with the receipt; refused with the workflow's reason; or queued (kept, to be
+        delivered when a worker runs).
+    """
+    url = database_url or Settings.from_env().resolved_database_url
+    update_id = update_id or f"decide:{decision.review_id}:{uuid.uuid4().hex}"
+    intent = await asyncio.to_thread(_write_intent, url, update_id, decision, run_id, attempt_wait)
+    if intent.status != "pending":
+        return _stored_outcome(intent)
+    return await _deliver(client, url, intent, attempt_wait)
+
+
+async def redeliver_pending(
+    client: Client,
+    *,
+    database_url: str,
+    attempt_wait: timedelta = DELIVERY_TIMEOUT,
+    limit: int = 20,
+) -> int:
+    """Send every pending intent whose retry time has come. Returns how many were settled."""
+    due = await asyncio.to_thread(_due_intents, database_url, limit, attempt_wait)
+    settled = 0
+    for intent in due:
+        outcome = await _deliver(client, database_url, intent, attempt_wait)
+        if outcome.state != "queued":
+            settled += 1
+    return settled
+
+
+async def redelivery_loop(
+    client: Client,
+    *,
+    database_url: str,
+    interval: timedelta = timedelta(seconds=1),
+    attempt_wait: timedelta = DELIVERY_TIMEOUT,
+) -> None:
+    """Run ``redeliver_pending`` forever (the app's lifespan task); cancel it to stop."""
+    while True:
+        try:
+            await redeliver_pending(client, database_url=database_url, attempt_wait=attempt_wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a store or server hiccup must not end the loop
+            log.exception("decision redelivery pass failed; retrying")
+        await asyncio.sleep(interval.total_seconds())
+
+
+# --- delivery ------------------------------------------------------------------------------------
+
+
+async def _deliver(
+    client: Client, url: str, intent: DecisionIntent, attempt_wait: timedelta
+) -> DecisionOutcome:
+    decision = ReviewDecision.model_validate(intent.decision)
+    handle = client.get_workflow_handle(intent.run_id)
+    try:
+        receipt = await asyncio.wait_for(
+            handle.execute_update(
+                "decide",
+                decision,
+                id=intent.update_id,
+                result_type=DecisionReceipt,
+                rpc_timeout=attempt_wait,
+            ),
+            # The RPC deadline covers each call; this bounds the whole exchange.
+            timeout=attempt_wait.total_seconds() + 1,
+        )
+    except WorkflowUpdateFailedError as exc:
+        message = _refusal_text(exc)
+        await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+        return _refused(intent.update_id, message)
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
+        return await _keep(url, intent, "no worker took the decision in time")
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return await _not_found(url, intent, decision, exc)
+        if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
+            message = f"the run did not take the decision: {exc.message}"
+            await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+            return _refused(intent.update_id, message)
+        return await _keep(url, intent, f"Temporal answered {exc.status.name}: {exc.message}")
+    except RuntimeError as exc:  # the client's transport when the server is unreachable
+        return await _keep(url, intent, f"Temporal unreachable: {exc}")
+    message = f"{receipt.kind} by {receipt.reviewer} recorded"
+    await asyncio.to_thread(
+        _settle, url, intent.update_id, "delivered", None, receipt.model_dump(mode="json")
+    )
+    return DecisionOutcome(
+        accepted=True,
+        receipt=receipt,
+        message=message,
+        state="accepted",
+        update_id=intent.update_id,
+    )
+
+
+async def _not_found(
+    url: str, intent: DecisionIntent, decision: ReviewDecision, exc: RPCError
+) -> DecisionOutcome:
+    # The run may have finished after taking this very decision (e.g. a redelivery after the
+    # reply was lost); the review row then already names this reviewer and decision.
+    taken = await asyncio.to_thread(_decision_in_store, url, decision)
+    if taken is not None:
+        await asyncio.to_thread(
+            _settle, url, intent.update_id, "delivered", None, taken.model_dump(mode="json")
+        )
+        return DecisionOutcome(
+            accepted=True,
+            receipt=taken,
+            message=f"{taken.kind} by {taken.reviewer} recorded",
+            state="accepted",
+            update_id=intent.update_id,
+        )
+    lowered = exc.message.lower()
+    if "completed" in lowered or "closed" in lowered or "finished" in lowered:
+        message = f"run {intent.run_id} has already finished; the decision was not needed"
+    else:
+        message = f"no run {intent.run_id} is known to Temporal"
+    await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+    return _refused(intent.update_id, message)
+
+
+async def _keep(url: str, intent: DecisionIntent, why: str) -> DecisionOutcome:
+    await asyncio.to_thread(_postpone, url, intent.update_id, why)
+    log.warning("decision %s queued for redelivery: %s", intent.update_id, why)
+    return DecisionOutcome(
+        accepted=False,
+        message=(
+            "your decision is saved and will reach the run as soon as a worker is running; "
+            "this page shows the outcome once it does"
+        ),
+        state="queued",
+        update_id=intent.update_id,
+    )
+
+
+def _refused(update_id: str, message: str) -> DecisionOutcome:
+    return DecisionOutcome(accepted=False, message=message, state="refused", update_id=update_id)
+
+
+def _refusal_text(exc: WorkflowUpdateFailedError) -> str:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.message:
+        return cause.message
+    return str(cause) or "the run refused the decision"
+
+
+def _stored_outcome(intent: DecisionIntent) -> DecisionOutcome:
+    if intent.status == "delivered" and intent.receipt is not None:
+        receipt = DecisionReceipt.model_validate(intent.receipt)
+        return DecisionOutcome(
+            accepted=True,
+            receipt=receipt,
+            message=f"{receipt.kind} by {receipt.reviewer} recorded",
+            state="accepted",
+            update_id=intent.update_id,
+        )
+    return _refused(intent.update_id, intent.last_error or "the run refused the decision")
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _find(session: Session, update_id: str) -> DecisionIntent | None:
+    return session.exec(select(DecisionIntent).where(DecisionIntent.update_id == update_id)).first()
+
+
+def _write_intent(
+    url: str, update_id: str, decision: ReviewDecision, run_id: str, attempt_wait: timedelta
+) -> DecisionIntent:
+    with session_scope(url) as session:
+        now = _now()
+        insert_once(
+            session,
+            DecisionIntent(
+                update_id=update_id,
+                review_id=decision.review_id,
+                run_id=run_id,
+                decision=decision.model_dump(mode="json"),
+                # The loop leaves it alone while this first attempt is in flight.
+                next_attempt_at=now + attempt_wait * 2,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+        intent = _find(session, update_id)
+        assert intent is not None
+        return intent
+
+
+def _due_intents(url: str, limit: int, attempt_wait: timedelta) -> list[DecisionIntent]:
+    with session_scope(url) as session:
+        now = _now()
+        rows = list(
+            session.exec(
+                select(DecisionIntent)
+                .where(DecisionIntent.status == "pending", DecisionIntent.next_attempt_at <= now)
+                .order_by(col(DecisionIntent.next_attempt_at))
+                .limit(limit)
+            ).all()
+        )
+        for row in rows:
+            # Claim the slot so an overlapping pass (or a second UI process) waits its turn.
+            row.next_attempt_at = now + attempt_wait * 2
+            session.add(row)
+        return rows
+
+
+def _postpone(url: str, update_id: str, why: str) -> None:
+    with session_scope(url) as session:
+        intent = _find(session, update_id)
+        if intent is None or intent.status != "pending":
+            return
+        intent.attempts += 1
+        backoff = min(timedelta(seconds=2 ** min(intent.attempts, 5)), _MAX_BACKOFF)
+        intent.next_attempt_at = _now() + backoff
+        intent.last_error = why[:1000]
+        intent.updated_at = _now()
+        session.add(intent)
+
+
+def _settle(
+    url: str, update_id: str, status: str, error: str | None, receipt: dict[str, object] | None
+) -> None:
+    with session_scope(url) as session:
+        intent = _find(session, update_id)
+        if intent is None or intent.status != "pending":
+            return
+        intent.status = status
+        intent.attempts += 1
+        intent.last_error = error[:1000] if error else None
+        intent.receipt = receipt
+        intent.updated_at = _now()
+        session.add(intent)
+
+
+def _decision_in_store(url: str, decision: ReviewDecision) -> DecisionReceipt | None:
+    with session_scope(url) as session:
+        item = get_review(session, decision.review_id)
+        if (
+            item is None
+            or item.decision != decision.kind
+            or item.reviewer != decision.reviewer
+            or item.decided_at is None
+        ):
+            return None
+        return DecisionReceipt(
+            review_id=item.review_id,
+            kind=decision.kind,
+            reviewer=item.reviewer,
+            decided_at=item.decided_at,
+            output_digest=decision.output_digest,
+        )

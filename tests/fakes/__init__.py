@@ -1,0 +1,1 @@
+"""Faithful local fakes of external HTTP APIs (model providers, Slack) for tests."""

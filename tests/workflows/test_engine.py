@@ -1,0 +1,239 @@
+"""The engine on the real Temporal dev server: steps, retries, failures, the confidence gate."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlmodel import Session
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+
+from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
+from policies.models import ModelPrice, TetherPolicy
+from tests.fakes.provider_server import FakeProviderServer
+from tests.policy_variants import gated, routed
+from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
+from tether.settings import Settings
+from tether.store.engine import get_engine
+from tether.store.ledger import entries_for_run
+from tether.worker import running_worker
+from workflows.support_triage import Ticket, TriageResult
+
+pytestmark = pytest.mark.integration
+
+GPT = "openai/gpt-4o-mini"
+
+
+def ledger(settings: Settings, run_id: str) -> list:
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        return entries_for_run(session, run_id)
+
+
+async def wait_for_pending(client: Client, run_id: str, timeout_s: float = 20.0) -> RunStatus:
+    import asyncio
+
+    handle = client.get_workflow_handle(run_id)
+    for _ in range(int(timeout_s / 0.1)):
+        status = await handle.query("status", result_type=RunStatus)
+        if status.pending is not None:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} never paused for review: {status}")
+
+
+def decision_for(status: RunStatus, **fields: object) -> ReviewDecision:
+    assert status.pending is not None
+    base: dict[str, object] = {
+        "review_id": status.pending.review_id,
+        "kind": "approve",
+        "reviewer": "bob",
+        "reviewer_roles": ["reviewer", "lead"],
+        "output_digest": status.pending.output_digest,
+    }
+    return ReviewDecision.model_validate(base | fields)
+
+
+async def test_three_step_workflow_completes_with_confidence_and_cost(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    async with running_worker(client, settings, policy=gated(policy, accept=0.0)):
+        result = await client.execute_workflow(
+            "support_triage",
+            Ticket(subject="Charged twice", body="I was billed twice for order 1234. Refund please."),
+            id=f"triage-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+            result_type=TriageResult,
+        )
+    assert result.status == "completed"
+    assert [s.name for s in result.steps] == ["classify", "extract", "draft_reply"]
+    assert all(s.state == "done" and s.confidence is not None for s in result.steps)
+    assert all(s.model and s.model.startswith("simulated/") and s.simulated for s in result.steps)
+    assert result.category in {"billing", "technical", "account", "feature_request", "other"}
+    assert result.reply
+    assert result.cost_usd > 0
+    assert result.cost_usd == pytest.approx(sum(s.cost_usd for s in result.steps), rel=1e-6)
+
+
+async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_ledger(
+    client: Client, tmp_path, temporal_address: str, policy: TetherPolicy, provider_server: FakeProviderServer
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path,
+        temporal_address,
+        OPENAI_API_KEY=provider_server.openai_api_key,
+        OPENAI_BASE_URL=provider_server.openai_base_url,
+    )
+    provider_server.script(fail_with=503, times=2)
+    run_id = f"retry-{uuid.uuid4().hex[:8]}"
+    async with running_worker(
+        client, settings, policy=gated(routed(policy, [GPT]), accept=0.0), extra_workflows=TEST_WORKFLOWS
+    ):
+        result = await client.execute_workflow(
+            "test_one_step", Question(text="What is 2+2?"), id=run_id,
+            task_queue=settings.task_queue, result_type=OneStepResult,
+        )
+    assert result.status == "completed"
+    rows = ledger(settings, run_id)
+    assert [(r.activity_attempt, r.call, r.outcome) for r in rows] == [
+        (1, "main", "error"),
+        (2, "main", "error"),
+        (3, "main", "ok"),
+        (3, "judge", "ok"),  # the default policy asks an LLM judge; that call is counted too
+    ]
+    assert all(r.model == GPT and r.provider == "openai" for r in rows)
+    assert "503" in (rows[0].error or "")
+    assert len(provider_server.requests) == 4
+    assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
+
+
+async def test_rejected_request_fails_fast_with_a_clear_message(
+    client: Client, tmp_path, temporal_address: str, policy: TetherPolicy, provider_server: FakeProviderServer
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path,
+        temporal_address,
+        OPENAI_API_KEY="sk-wrong-key",
+        OPENAI_BASE_URL=provider_server.openai_base_url,
+    )
+    run_id = f"reject-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=routed(policy, [GPT]), extra_workflows=TEST_WORKFLOWS):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                "test_one_step", Question(text="hi"), id=run_id, task_queue=settings.task_queue
+            )
+    message = str(failure.value.cause)
+    assert "answer" in message and GPT in message and "401" in message
+    assert "sk-wrong-key" not in message
+    assert len(provider_server.requests) == 1, "a rejected request must not be retried"
+    assert [r.outcome for r in ledger(settings, run_id)] == ["error"]
+
+
+async def test_low_confidence_pauses_until_a_decision_update_resumes_it(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    run_id = f"gate-{uuid.uuid4().hex[:8]}"
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
+    ):
+        handle = await client.start_workflow(
+            "test_one_step", Question(text="Is the sky blue?", requester="alice"), id=run_id,
+            task_queue=settings.task_queue, result_type=OneStepResult,
+        )
+        status = await wait_for_pending(client, run_id)
+        assert status.state == "awaiting_review"
+        assert status.pending is not None and status.pending.reason == "low_confidence"
+        assert status.steps[0].confidence is not None and status.steps[0].confidence.score < 1.0
+
+        refusals = {
+            "no role": decision_for(status, reviewer="carol", reviewer_roles=["viewer"]),
+            "own item": decision_for(status, reviewer="alice", reviewer_roles=["reviewer"]),
+            "stale": decision_for(status, output_digest="sha256:" + "0" * 64),
+            "no reason": decision_for(status, kind="reject"),
+            "bad edit": decision_for(status, kind="edit", edited_output={"answer": "yes"}),
+        }
+        for label, bad in refusals.items():
+            with pytest.raises(WorkflowUpdateFailedError):
+                await handle.execute_update("decide", bad, result_type=DecisionReceipt)
+            assert (await handle.query("status", result_type=RunStatus)).pending is not None, label
+
+        edited = {"answer": "Yes, on a clear day.", "sure": True}
+        receipt = await handle.execute_update(
+            "decide", decision_for(status, kind="edit", edited_output=edited), result_type=DecisionReceipt
+        )
+        assert receipt.kind == "edit" and receipt.reviewer == "bob"
+        with pytest.raises(WorkflowUpdateFailedError) as again:
+            await handle.execute_update("decide", decision_for(status), result_type=DecisionReceipt)
+        assert "already decided" in str(again.value.cause)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert result.answer == "Yes, on a clear day."
+    assert result.disposition == "edited"
+    assert result.steps[0].decision == "edit"
+
+
+async def test_reviewer_rejection_stops_the_run_with_the_reason(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    run_id = f"gate-reject-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS):
+        handle = await client.start_workflow(
+            "test_one_step", Question(text="Tell me a secret"), id=run_id,
+            task_queue=settings.task_queue, result_type=OneStepResult,
+        )
+        status = await wait_for_pending(client, run_id)
+        await handle.execute_update(
+            "decide", decision_for(status, kind="reject", reason="off-topic"), result_type=DecisionReceipt
+        )
+        result = await handle.result()
+    assert result.status == "rejected"
+    assert result.halted_step == "answer"
+    assert result.halted_reason is not None and "off-topic" in result.halted_reason
+
+
+async def test_reviewer_retry_on_the_strong_model_reruns_the_step(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    run_id = f"gate-retry-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS):
+        handle = await client.start_workflow(
+            "test_one_step", Question(text="Summarise the plot of Hamlet"), id=run_id,
+            task_queue=settings.task_queue, result_type=OneStepResult,
+        )
+        first = await wait_for_pending(client, run_id)
+        await handle.execute_update(
+            "decide", decision_for(first, kind="retry", retry_mode="strong_model"), result_type=DecisionReceipt
+        )
+        second = await wait_for_pending_new(client, run_id, first.pending.review_id)  # type: ignore[union-attr]
+        assert second.steps[0].model == "simulated/strong"
+        await handle.execute_update("decide", decision_for(second), result_type=DecisionReceipt)
+        result = await handle.result()
+    assert result.status == "completed" and result.disposition == "approved"
+    calls = [(r.model, r.call) for r in ledger(settings, run_id) if r.call == "main"]
+    assert [m for m, _ in calls] == ["simulated/cheap", "simulated/strong"]
+
+
+async def wait_for_pending_new(client: Client, run_id: str, previous: str) -> RunStatus:
+    import asyncio
+
+    handle = client.get_workflow_handle(run_id)
+    for _ in range(200):
+        status = await handle.query("status", result_type=RunStatus)
+        if status.pending is not None and status.pending.review_id != previous:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError("no second review opened")
+
+
+def test_unpriced_models_are_refused_by_the_policy(policy: TetherPolicy) -> None:
+    from policies.pricing import cost_usd
+    from policies.values import Usage
+    from tether.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="openai/unknown"):
+        cost_usd(policy.prices, "openai/unknown", Usage(input_tokens=1))
+    assert cost_usd({"m/x": ModelPrice(input_per_mtok=1, output_per_mtok=2)}, "m/x",
+                    Usage(input_tokens=1_000_000, output_tokens=500_000)) == pytest.approx(2.0)

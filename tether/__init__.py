@@ -1,0 +1,1 @@
+"""Tether: durable LLM workflows on Temporal with confidence gates, cost checkpoints and human review."""

@@ -1,0 +1,197 @@
+"""The ``tether`` command: dev, worker, run, status, ui.
+
+Bad input (unknown workflow, invalid JSON, input that fails the workflow's schema, no server)
+prints one line to stderr and exits 2 before anything is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError
+
+from tether.client import connect
+from tether.errors import InputError, TetherError
+from tether.settings import Settings
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(args, settings) or 0)
+    except TetherError as exc:
+        print(f"tether: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tether", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="local stack: Temporal dev server, worker, review UI, demo runs")
+    dev.add_argument("--no-demo", action="store_true", help="start the stack without demo runs")
+    dev.add_argument("--runs", type=int, default=6, help="demo runs to start (default 6)")
+    dev.add_argument("--exit-when-idle", action="store_true",
+                     help="stop once every demo run has finished or is waiting for review")
+    dev.set_defaults(handler=_cmd_dev)
+
+    worker = sub.add_parser("worker", help="run a worker against TETHER_TEMPORAL_ADDRESS")
+    worker.set_defaults(handler=_cmd_worker)
+
+    ui = sub.add_parser("ui", help="serve the review UI and API")
+    ui.set_defaults(handler=_cmd_ui)
+
+    run = sub.add_parser("run", help="start a run; prints its run id")
+    run.add_argument("workflow")
+    run.add_argument("--input", required=True, help="JSON, or @path to a JSON file")
+    run.add_argument("--wait", action="store_true", help="wait and print the result as JSON")
+    run.add_argument("--id", help="run id (default: <workflow>-<random>)")
+    run.set_defaults(handler=_cmd_run)
+
+    status = sub.add_parser("status", help="a run's state, steps, confidence, cost, pending decision")
+    status.add_argument("run_id")
+    status.set_defaults(handler=_cmd_status)
+    return parser
+
+
+def parse_run_input(workflow: str, raw: str) -> BaseModel:
+    """Validate a workflow name and its JSON input; raise InputError with one clear line."""
+    from workflows.catalog import CATALOG
+
+    entry = CATALOG.get(workflow)
+    if entry is None:
+        raise InputError(f"unknown workflow {workflow!r}; known: {', '.join(sorted(CATALOG))}")
+    text = raw
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    try:
+        return entry.input_model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise InputError(f"{workflow} input is invalid: {where}: {first['msg']}") from exc
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    payload = parse_run_input(args.workflow, args.input)
+    return asyncio.run(_run(settings, args.workflow, payload, args.wait, args.id))
+
+
+async def _run(settings: Settings, workflow: str, payload: BaseModel, wait: bool, run_id: str | None) -> int:
+    client = await connect(settings)
+    run_id = run_id or f"{workflow}-{uuid.uuid4().hex[:12]}"
+    handle = await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
+    print(run_id, flush=True)
+    if not wait:
+        return 0
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        print(json.dumps({"run_id": run_id, "status": "failed", "error": str(cause or exc)}, indent=2))
+        return 1
+    print(json.dumps({"run_id": run_id, **_jsonable(result)}, indent=2))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    status = asyncio.run(run_status(settings, args.run_id))
+    print(json.dumps(status, indent=2))
+    return 0
+
+
+async def run_status(settings: Settings, run_id: str, client: Client | None = None) -> dict[str, Any]:
+    """The run's status: from the live workflow when running, from its result when closed."""
+    from activities.contracts import RunStatus
+
+    client = client or await connect(settings)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        raise InputError(f"no run {run_id!r}") from exc
+    state = described.status
+    if state == WorkflowExecutionStatus.RUNNING:
+        status = await handle.query("status", result_type=RunStatus)
+        return status.model_dump(mode="json")
+    base: dict[str, Any] = {"run_id": run_id, "workflow": described.workflow_type}
+    if state == WorkflowExecutionStatus.COMPLETED:
+        result = _jsonable(await handle.result())
+        run_state = "completed" if result.get("status") == "completed" else "stopped"
+        return base | {
+            "state": run_state,
+            "result_status": result.get("status"),
+            "steps": result.get("steps", []),
+            "cost_usd": result.get("cost_usd", 0.0),
+            "pending": None,
+        }
+    error = None
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        error = str(exc.cause or exc)
+    return base | {"state": "failed", "error": error, "steps": [], "pending": None,
+                   "temporal_status": state.name if state else None}
+
+
+def _jsonable(value: Any) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return value
+    return {"result": value}
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.worker import running_worker
+
+    async def _serve() -> None:
+        client = await connect(settings)
+        async with running_worker(client, settings):
+            logging.getLogger("tether").info("worker polling task queue %r", settings.task_queue)
+            await asyncio.Event().wait()
+
+    asyncio.run(_serve())
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run("review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port)
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.dev import run_dev_stack
+
+    return asyncio.run(run_dev_stack(settings, demo_runs=0 if args.no_demo else args.runs,
+                                     exit_when_idle=args.exit_when_idle))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The store: SQLModel tables (ledger, reviews, audit) and the engine that holds them."""

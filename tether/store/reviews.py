@@ -1,0 +1,83 @@
+"""Review items: the store's projection of every paused decision, read by the queue and Slack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, Session, SQLModel, select
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReviewItem(SQLModel, table=True):
+    __tablename__ = "review_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: str = Field(unique=True, max_length=300)
+    run_id: str = Field(index=True, max_length=200)
+    workflow: str = Field(index=True, max_length=100)
+    step: str = Field(max_length=100)
+    tenant: str = Field(index=True, max_length=100)
+    requester: str | None = Field(default=None, max_length=200)
+    reason: str = Field(index=True, max_length=40)
+    summary: str = Field(max_length=500)
+    input_preview: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    raw_output: str | None = None
+    output_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    output_model: str | None = Field(default=None, max_length=300)
+    output_digest: str = Field(max_length=80)
+    confidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    confidence_score: float | None = Field(default=None, index=True)
+    cost_usd: float = 0.0
+    allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    status: str = Field(default="pending", index=True, max_length=20)
+    """pending, approved, rejected, edited, retried, expired."""
+    escalated: bool = False
+    reminded: bool = False
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_at: datetime | None = None
+    opened_at: datetime = Field(default_factory=_now, index=True)
+    due_at: datetime | None = Field(default=None, index=True)
+    expires_at: datetime
+    decision: str | None = Field(default=None, max_length=20)
+    decision_reason: str | None = None
+    decided_output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reviewer: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = None
+    decided_via: str | None = Field(default=None, max_length=20)
+    slack_channel: str | None = Field(default=None, max_length=100)
+    slack_ts: str | None = Field(default=None, max_length=40)
+    updated_at: datetime = Field(default_factory=_now)
+
+
+def get_review(session: Session, review_id: str) -> ReviewItem | None:
+    return session.exec(select(ReviewItem).where(ReviewItem.review_id == review_id)).first()
+
+
+class DecisionIntent(SQLModel, table=True):
+    """A reviewer's decision written down before it is sent to the workflow (an outbox row).
+
+    The decision survives a dead worker or a restarted UI: a redelivery loop resends pending
+    intents under the same update id, and Temporal keeps one update per id.
+    """
+
+    __tablename__ = "decision_intents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    update_id: str = Field(unique=True, max_length=300)
+    review_id: str = Field(index=True, max_length=300)
+    run_id: str = Field(max_length=200)
+    decision: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default="pending", index=True, max_length=20)
+    """pending, delivered, refused."""
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=1000)
+    receipt: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    next_attempt_at: datetime = Field(default_factory=_now, index=True)
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)

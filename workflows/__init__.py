@@ -1,0 +1,1 @@
+"""Deterministic Temporal workflows and the developer-facing step API (LLM step, checkpoint, gate)."""

@@ -1,0 +1,135 @@
+"""document_summary: a long document -> chunk summaries -> one final summary.
+
+The document goes to the store once; chunks travel by reference. The context guard decides
+what happens to a document over the policy's size limit: truncate, summarize, or escalate.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import PreparedDocument, PrepareDocumentInput, PromptTemplate
+    from tether.digests import output_digest
+    from workflows.base import TetherWorkflow
+    from workflows.steps import LlmStep, RunHalted, TetherResult
+
+
+class Document(BaseModel):
+    """Input of document_summary."""
+
+    document: str = Field(min_length=1, max_length=5_000_000)
+    title: str | None = Field(default=None, max_length=300)
+    tenant: str | None = Field(default=None, max_length=100)
+    requester: str | None = Field(default=None, max_length=200)
+
+
+class ChunkSummary(BaseModel):
+    summary: str = Field(min_length=1, max_length=2000)
+    key_points: list[str] = Field(default_factory=list, max_length=8)
+
+
+class FinalSummary(BaseModel):
+    summary: str = Field(min_length=1, max_length=4000)
+    key_points: list[str] = Field(default_factory=list, max_length=12)
+
+
+class SummaryResult(TetherResult):
+    summary: str | None = None
+    key_points: list[str] = []
+    chunks: int = 0
+    guard_action: str = "none"
+    original_chars: int = 0
+
+
+SUMMARIZE_CHUNK = LlmStep(
+    name="summarize_chunk",
+    prompt=PromptTemplate(
+        id="document_summary.chunk",
+        version="1",
+        system="You summarise documents faithfully. Answer with JSON only.",
+        user="Summarise part {part} of {parts} of the document {title}.\n\n{chunk}",
+    ),
+    output=ChunkSummary,
+    gate=False,
+)
+
+FINAL_SUMMARY = LlmStep(
+    name="final_summary",
+    prompt=PromptTemplate(
+        id="document_summary.final",
+        version="1",
+        system="You write concise executive summaries. Answer with JSON only.",
+        user="Combine these partial summaries of {title} into one summary.\n\n{partials}",
+    ),
+    output=FinalSummary,
+    tier="auto",
+    max_output_tokens=800,
+)
+
+
+@workflow.defn(name="document_summary")
+class DocumentSummary(TetherWorkflow):
+    @workflow.run
+    async def run(self, doc: Document) -> SummaryResult:
+        title = doc.title or "(untitled)"
+        self.begin(
+            tenant=doc.tenant,
+            requester=doc.requester,
+            input_preview={"title": title, "chars": len(doc.document), "start": doc.document[:1000]},
+        )
+        prepared = await workflow.execute_activity(
+            "tether.prepare_document",
+            PrepareDocumentInput(run_id=self.run_id, workflow="document_summary", document=doc.document),
+            result_type=PreparedDocument,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        result = SummaryResult(guard_action=prepared.guard_action, original_chars=prepared.original_chars)
+        try:
+            if prepared.guard_action == "escalate":
+                await self._approve_oversize(prepared)
+            partials = []
+            for index, key in enumerate(prepared.chunk_keys, start=1):
+                part = await self.llm_step(
+                    SUMMARIZE_CHUNK,
+                    {"part": str(index), "parts": str(len(prepared.chunk_keys)), "title": title},
+                    text_refs={"chunk": key},
+                    input_chars=prepared.chunk_chars[index - 1],
+                )
+                partials.append(f"Part {index}: {part.output.summary}")
+            final = await self.llm_step(
+                FINAL_SUMMARY, {"title": title, "partials": "\n".join(partials)}
+            )
+        except RunHalted as halt:
+            return self.halted(result, halt)
+        return self.finish(
+            result.model_copy(
+                update={
+                    "summary": final.output.summary,
+                    "key_points": final.output.key_points,
+                    "chunks": len(prepared.chunk_keys),
+                }
+            )
+        )
+
+    async def _approve_oversize(self, prepared: PreparedDocument) -> None:
+        request = {"original_chars": prepared.original_chars, "limit": prepared.max_input_chars}
+        decision, _ = await self._review(
+            step_name="guard",
+            reason="escalated",
+            summary=(
+                f"document of {prepared.original_chars} characters is over the "
+                f"{prepared.max_input_chars} limit; approve to summarise it truncated"
+            ),
+            output=request,
+            raw_output=None,
+            digest=output_digest(request),
+            output_model=None,
+            confidence=None,
+            approval_only=True,
+        )
+        if decision.kind == "reject":
+            raise RunHalted("blocked", "guard", f"oversized document rejected: {decision.reason}")
