@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from string import Formatter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -130,18 +131,12 @@ class DirectSteps:
         started = time.perf_counter()
         classified = await self._step(run_id, t, CLASSIFY, text)
         facts = await self._step(run_id, t, EXTRACT, text)
-        asks = facts.output.get("customer_asks") if facts.output else None
-        await self._step(
-            run_id,
-            t,
-            DRAFT_REPLY,
-            text
-            | {
-                "category": str((classified.output or {}).get("category")),
-                "urgency": str((classified.output or {}).get("urgency")),
-                "asks": "; ".join(asks or []) or "(not stated)",
-            },
-        )
+        asks = (facts.output or {}).get("customer_asks") or []
+        known = text | {k: str(v) for k, v in (classified.output or {}).items()}
+        known["asks"] = "; ".join(asks) or "(not stated)"
+        # Only the variables the template names, as the workflow passes them.
+        wanted = {name for _, name, _, _ in Formatter().parse(DRAFT_REPLY.prompt.user) if name}
+        await self._step(run_id, t, DRAFT_REPLY, {k: v for k, v in known.items() if k in wanted})
         return time.perf_counter() - started
 
     async def _step(

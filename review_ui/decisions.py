@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "DELIVERY_TIMEOUT",
     "DecisionOutcome",
     "decision_update_id",
+    "keep_decision",
     "redeliver_pending",
     "redelivery_loop",
     "submit_decision",
@@ -46,6 +48,7 @@ DELIVERY_TIMEOUT = timedelta(seconds=5)
 """How long one attempt waits for the workflow; longer means no worker is taking it now."""
 
 _MAX_BACKOFF = timedelta(seconds=30)
+_REUSED_FORM = "this form was already used for another decision; reload the page and decide again"
 
 OutcomeState = Literal["accepted", "refused", "queued"]
 
@@ -99,9 +102,30 @@ async def submit_decision(
     url = database_url or Settings.from_env().resolved_database_url
     update_id = update_id or f"decide:{decision.review_id}:{uuid.uuid4().hex}"
     intent = await asyncio.to_thread(_write_intent, url, update_id, decision, run_id, attempt_wait)
+    if intent.decision != decision.model_dump(mode="json"):
+        return _refused(update_id, _REUSED_FORM)
     if intent.status != "pending":
         return _stored_outcome(intent)
     return await _deliver(client, url, intent, attempt_wait)
+
+
+async def keep_decision(
+    decision: ReviewDecision,
+    *,
+    run_id: str,
+    update_id: str,
+    database_url: str,
+    why: str,
+) -> DecisionOutcome:
+    """Only write the decision to the outbox (Temporal is unreachable); the loop delivers it."""
+    intent = await asyncio.to_thread(
+        _write_intent, database_url, update_id, decision, run_id, timedelta(0)
+    )
+    if intent.decision != decision.model_dump(mode="json"):
+        return _refused(update_id, _REUSED_FORM)
+    if intent.status != "pending":
+        return _stored_outcome(intent)
+    return await _keep(database_url, intent, why)
 
 
 async def redeliver_pending(
@@ -122,20 +146,24 @@ async def redeliver_pending(
 
 
 async def redelivery_loop(
-    client: Client,
+    connect: Callable[[], Awaitable[Client]],
     *,
     database_url: str,
     interval: timedelta = timedelta(seconds=1),
     attempt_wait: timedelta = DELIVERY_TIMEOUT,
 ) -> None:
-    """Run ``redeliver_pending`` forever (the app's lifespan task); cancel it to stop."""
+    """Run ``redeliver_pending`` forever (the app's lifespan task); cancel it to stop.
+
+    ``connect`` is called on every pass, so the loop keeps going while Temporal is down.
+    """
     while True:
         try:
+            client = await connect()
             await redeliver_pending(client, database_url=database_url, attempt_wait=attempt_wait)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a store or server hiccup must not end the loop
-            log.exception("decision redelivery pass failed; retrying")
+        except Exception as exc:  # a store or server hiccup must not end the loop
+            log.warning("decision redelivery pass failed, retrying: %s", exc)
         await asyncio.sleep(interval.total_seconds())
 
 

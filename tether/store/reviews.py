@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, Session, SQLModel, select
 
 
@@ -15,6 +15,14 @@ def _now() -> datetime:
 
 class ReviewItem(SQLModel, table=True):
     __tablename__ = "review_items"
+    # The queue filters by status (and workflow or reason) and sorts by due time or age; these
+    # let it count and page through 10,000s of items without scanning the table.
+    __table_args__ = (
+        Index("ix_review_items_queue_due", "status", "due_at", "id"),
+        Index("ix_review_items_queue_workflow", "status", "workflow", "due_at", "id"),
+        Index("ix_review_items_queue_reason", "status", "reason", "due_at", "id"),
+        Index("ix_review_items_queue_opened", "status", "opened_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     review_id: str = Field(unique=True, max_length=300)

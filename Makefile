@@ -1,0 +1,45 @@
+# One target per habit. Everything installs into .venv at the repo root; Temporal is obtained by
+# tether/temporal_server.py (PATH -> cached build -> Go build -> the SDK's download).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install lint typecheck test test-fast bench demo temporal clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tether needs Python >= 3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) temporal
+
+temporal: $(STAMP)
+	@$(PY) -m tether.temporal_server ensure
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# The integration tests need a headless Chromium and PostgreSQL; scripts/test-services installs
+# (Debian packages) and starts what is missing, then pytest runs against the real things.
+test: install
+	bash scripts/test-services.sh $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not integration and not browser and not postgres" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.bench_engine
+	$(PY) -m bench.bench_review
+
+demo: install
+	$(VENV)/bin/tether dev $(DEMO_ARGS)
+
+clean:
+	rm -rf .tether test-output bench/results
