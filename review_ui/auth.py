@@ -57,11 +57,15 @@ def check_password(policy: TetherPolicy, name: str, password: str) -> Reviewer |
 
 def _fingerprint(desk: ReviewDesk, reviewer: Reviewer) -> str:
     key = desk.settings.session_secret.get_secret_value().encode()
-    return hmac.new(key, f"{reviewer.name}:{reviewer.password}".encode(), hashlib.sha256).hexdigest()[:16]
+    return hmac.new(
+        key, f"{reviewer.name}:{reviewer.password}".encode(), hashlib.sha256
+    ).hexdigest()[:16]
 
 
 def _serializer(desk: ReviewDesk) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(desk.settings.session_secret.get_secret_value(), salt="tether-session")
+    return URLSafeTimedSerializer(
+        desk.settings.session_secret.get_secret_value(), salt="tether-session"
+    )
 
 
 def read_session(desk: ReviewDesk, request: Request) -> WebSession | None:
@@ -117,7 +121,9 @@ def session_reviewer(desk: ReviewDesk, session: WebSession | None) -> Reviewer |
 
 
 def csrf_matches(session: WebSession | None, token: str | None) -> bool:
-    return bool(session and token) and hmac.compare_digest(session.csrf.encode(), (token or "").encode())
+    if session is None or not token:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), token.encode())
 
 
 # --- dependencies -----------------------------------------------------------------------------
@@ -168,7 +174,9 @@ def api_reviewer(request: Request, desk: Desk) -> Reviewer:
     session = read_session(desk, request)
     reviewer = session_reviewer(desk, session)
     if reviewer is None:
-        raise _unauthorized("authentication required: HTTP Basic with a reviewer's name and password")
+        raise _unauthorized(
+            "authentication required: HTTP Basic with a reviewer's name and password"
+        )
     if request.method in _UNSAFE_METHODS and not csrf_matches(
         session, request.headers.get(CSRF_HEADER)
     ):

@@ -21,7 +21,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 @dataclass
 class TemporalLink:
-    """The app's Temporal client, connected on first use so the queue works while Temporal is down."""
+    """The app's Temporal client, connected on first use: the queue works while Temporal is down."""
 
     settings: Settings
     client: Client | None = None

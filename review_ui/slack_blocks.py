@@ -8,13 +8,12 @@ opens the modals and reads their submissions back with ``parse_edit_submission``
 from __future__ import annotations
 
 import json
-import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from review_ui.schema_form import FIELD_PREFIX, FormField, build_fields, read_form, validate_output
 from tether.store.reviews import ReviewItem
 
 __all__ = [
@@ -25,9 +24,7 @@ __all__ = [
     "REJECT_CALLBACK",
     "REJECT_REASON_BLOCK",
     "ButtonValue",
-    "FormField",
     "edit_modal",
-    "form_fields",
     "message_text",
     "nudge_text",
     "outcome_blocks",
@@ -48,7 +45,6 @@ EDIT_CALLBACK = "tether_edit"
 REJECT_CALLBACK = "tether_reject"
 REJECT_REASON_BLOCK = "reason"
 _INPUT_ACTION = "value"
-_OMIT = object()
 
 # Slack's documented limits: a longer text makes the whole call fail with invalid_blocks.
 _SECTION_TEXT_MAX = 3000
@@ -59,8 +55,6 @@ _OPTION_VALUE_MAX = 150
 _SELECT_OPTIONS_MAX = 100
 _MODAL_BLOCKS_MAX = 100
 _LABEL_MAX = 2000
-_MULTILINE_FROM = 150
-"""Strings allowed to be longer than this get a multiline box."""
 
 _REASONS = {
     "low_confidence": "low confidence",
@@ -250,153 +244,12 @@ def _output_preview(output: JsonObject | None) -> str:
 
 
 # --- modals -------------------------------------------------------------------------------
-
-FieldKind = Literal["text", "multiline", "select", "checkbox", "integer", "number", "lines", "json"]
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One editable field of an output, derived from its JSON schema."""
-
-    name: str
-    label: str
-    kind: FieldKind
-    required: bool
-    nullable: bool
-    hint: str | None = None
-    options: tuple[str, ...] = ()
-    item_options: tuple[str, ...] = ()
-    """For lists: the allowed values of each line (an enum of items)."""
-    min_length: int | None = None
-    max_length: int | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: float | None = None
-    exclusive_maximum: float | None = None
-    pattern: str | None = None
-    min_items: int | None = None
-    max_items: int | None = None
-    expects: Literal["object", "array", "any"] = "any"
-    enum_values: tuple[Any, ...] = field(default=())
-    """The enum's JSON values, matched by their text form (enums may hold numbers)."""
-
-    @property
-    def block_id(self) -> str:
-        return f"field:{self.name}"
-
-
-def form_fields(schema: JsonObject | None, current: JsonObject | None) -> list[FormField]:
-    """The form for an output schema (pydantic's ``model_json_schema``), one field per property."""
-    if not schema:
-        return []
-    defs = schema.get("$defs") or schema.get("definitions") or {}
-    required = set(schema.get("required") or [])
-    current = current or {}
-    fields: list[FormField] = []
-    for name, raw in (schema.get("properties") or {}).items():
-        prop, nullable = _resolve(raw, defs)
-        label = _clip(
-            str(raw.get("title") or prop.get("title") or name.replace("_", " ").capitalize()), 48
-        )
-        hint = raw.get("description") or prop.get("description")
-        base = {
-            "name": name,
-            "label": label,
-            "required": name in required and not nullable,
-            "nullable": nullable,
-            "hint": _clip(str(hint), _LABEL_MAX) if hint else None,
-        }
-        fields.append(_field_for(prop, base, current.get(name), defs))
-    return fields
-
-
-def _field_for(prop: JsonObject, base: dict[str, Any], value: Any, defs: JsonObject) -> FormField:
-    kind = prop.get("type")
-    enum = prop.get("enum") if "enum" in prop else ([prop["const"]] if "const" in prop else None)
-    if enum is not None:
-        labels = tuple(str(v) for v in enum)
-        fits = len(labels) <= _SELECT_OPTIONS_MAX and all(
-            len(v) <= _OPTION_VALUE_MAX for v in labels
-        )
-        return FormField(
-            **base, kind="select" if fits else "text", options=labels, enum_values=tuple(enum)
-        )
-    if kind == "boolean":
-        return FormField(**(base | {"required": False}), kind="checkbox")
-    if kind in ("integer", "number"):
-        return FormField(
-            **base,
-            kind=kind,
-            minimum=prop.get("minimum"),
-            maximum=prop.get("maximum"),
-            exclusive_minimum=prop.get("exclusiveMinimum"),
-            exclusive_maximum=prop.get("exclusiveMaximum"),
-        )
-    if kind == "string":
-        max_length = prop.get("maxLength")
-        text = value if isinstance(value, str) else ""
-        # A limit above one line's worth says "prose"; without a limit, the current value decides.
-        long = max_length > _MULTILINE_FROM if max_length is not None else len(text) > 80
-        return FormField(
-            **base,
-            kind="multiline" if long or "\n" in text else "text",
-            min_length=prop.get("minLength"),
-            max_length=max_length,
-            pattern=prop.get("pattern"),
-        )
-    if kind == "array":
-        items, _ = _resolve(prop.get("items") or {}, defs)
-        item_enum = items.get("enum")
-        if items.get("type") == "string" or (
-            item_enum and all(isinstance(v, str) for v in item_enum)
-        ):
-            return FormField(
-                **base,
-                kind="lines",
-                item_options=tuple(item_enum or ()),
-                min_items=prop.get("minItems"),
-                max_items=prop.get("maxItems"),
-                min_length=items.get("minLength"),
-                max_length=items.get("maxLength"),
-            )
-        return FormField(**base, kind="json", expects="array")
-    return FormField(**base, kind="json", expects="object" if kind == "object" else "any")
-
-
-def _resolve(prop: JsonObject, defs: JsonObject) -> tuple[JsonObject, bool]:
-    """Follow ``$ref`` and unwrap ``Optional[...]`` (``anyOf`` with null) to the field's schema."""
-    nullable = False
-    for _ in range(10):  # refs chain only a few levels deep; a cycle must not hang the form
-        if "$ref" in prop:
-            target = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1], {})
-            prop = {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
-            continue
-        variants = prop.get("anyOf") or prop.get("oneOf")
-        if variants:
-            others = [v for v in variants if v.get("type") != "null"]
-            nullable = nullable or len(others) < len(variants)
-            if len(others) == 1:
-                rest = {k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}
-                prop = {**others[0], **rest}
-                continue
-            return {"title": prop.get("title")}, nullable
-        all_of = prop.get("allOf")
-        if all_of and len(all_of) == 1:
-            prop = {**all_of[0], **{k: v for k, v in prop.items() if k != "allOf"}}
-            continue
-        break
-    if prop.get("type") == "null":
-        return {}, True
-    if isinstance(prop.get("type"), list):
-        types = [t for t in prop["type"] if t != "null"]
-        nullable = nullable or len(types) < len(prop["type"])
-        prop = {**prop, "type": types[0] if len(types) == 1 else None}
-    return prop, nullable
+# The Edit modal is the web edit form (``review_ui.schema_form``) rendered in Block Kit, and a
+# submission is read back through the same code, so both front-ends accept the same edits.
 
 
 def edit_modal(item: ReviewItem, digest: str) -> JsonObject:
     """The Edit modal, generated from the item's output schema and prefilled with its output."""
-    current = item.output or {}
     blocks: list[JsonObject] = [
         {
             "type": "context",
@@ -408,27 +261,22 @@ def edit_modal(item: ReviewItem, digest: str) -> JsonObject:
             ],
         }
     ]
-    for spec in form_fields(item.output_schema, current)[: _MODAL_BLOCKS_MAX - 1]:
-        value = current.get(spec.name)
-        if len(_initial_text(spec, value)) > _INPUT_MAX:
+    for control in _controls(item.output_schema, item.output)[: _MODAL_BLOCKS_MAX - 1]:
+        if len(control.value) > _INPUT_MAX:
             # Slack would cut the prefilled text, and saving would silently truncate the output.
-            blocks.append(
-                _section(
-                    f"*{_escape(spec.label)}* is too long to edit in Slack; it is "
-                    "kept as it is. Edit it on the web page instead."
-                )
-            )
+            label = _escape(control.label)
+            blocks.append(_section(f"*{label}* is too long to edit in Slack and is kept as it "
+                                   "is; edit it on the web page instead."))  # fmt: skip
             continue
-        blocks.append(_input_block(spec, value))
+        blocks.append(_input_block(control))
     return _modal(EDIT_CALLBACK, "Edit output", "Save edit", item.review_id, digest, blocks)
 
 
 def reject_modal(item: ReviewItem, digest: str) -> JsonObject:
     """The small modal asking why: a rejection needs a reason."""
+    where = f"*{_escape(item.workflow)} · {_escape(item.step)}*"
     blocks: list[JsonObject] = [
-        _section(
-            f"Reject *{_escape(item.workflow)} · {_escape(item.step)}*?\n{_escape(item.summary)}"
-        ),
+        _section(f"Reject {where}?\n{_escape(item.summary)}"),
         {
             "type": "input",
             "block_id": REJECT_REASON_BLOCK,
@@ -440,10 +288,7 @@ def reject_modal(item: ReviewItem, digest: str) -> JsonObject:
                 "min_length": 1,
                 "max_length": 2000,
             },
-            "hint": {
-                "type": "plain_text",
-                "text": "Recorded in the audit log and shown on the item.",
-            },
+            "hint": {"type": "plain_text", "text": "Kept in the audit log and shown on the item."},
         },
     ]
     return _modal(REJECT_CALLBACK, "Reject output", "Reject", item.review_id, digest, blocks)
@@ -452,203 +297,134 @@ def reject_modal(item: ReviewItem, digest: str) -> JsonObject:
 def _modal(
     callback: str, title: str, submit: str, review_id: str, digest: str, blocks: list[JsonObject]
 ) -> JsonObject:
+    metadata = {"review_id": review_id, "digest": digest}
     return {
         "type": "modal",
         "callback_id": callback,
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(
-            {"review_id": review_id, "digest": digest}, separators=(",", ":")
-        ),
+        "private_metadata": json.dumps(metadata, separators=(",", ":")),
         "blocks": blocks,
     }
 
 
-def _input_block(spec: FormField, value: Any) -> JsonObject:
+def _controls(schema: JsonObject | None, output: JsonObject | None) -> list[FormField]:
+    """The form's leaf controls; nested objects are flattened (labels say where they belong)."""
+    if not schema:
+        return []
+    flat: list[FormField] = []
+
+    def walk(controls: list[FormField], prefix: str) -> None:
+        for control in controls:
+            if control.widget == "fieldset":
+                walk(control.children, f"{prefix}{control.label} / ")
+            else:
+                control.label = _clip(prefix + control.label, 48)
+                flat.append(control)
+
+    walk(build_fields(schema, output), "")
+    return flat
+
+
+def _fits_select(control: FormField) -> bool:
+    return 0 < len(control.options) <= _SELECT_OPTIONS_MAX and all(
+        len(option) <= _OPTION_VALUE_MAX for option in control.options
+    )
+
+
+def _input_block(control: FormField) -> JsonObject:
     element: JsonObject = {"action_id": _INPUT_ACTION}
-    if spec.kind == "select":
-        options = [_option(label) for label in spec.options]
-        element |= {"type": "static_select", "options": options}
-        if value is not None and str(value) in spec.options:
-            element["initial_option"] = _option(str(value))
-    elif spec.kind == "checkbox":
-        element |= {"type": "checkboxes", "options": [_option("Yes", "true")]}
-        if value is True:
-            element["initial_options"] = [_option("Yes", "true")]
+    if control.widget == "select" and _fits_select(control):
+        element |= {"type": "static_select", "options": [_option(o) for o in control.options]}
+        if control.value in control.options:
+            element["initial_option"] = _option(control.value)
+    elif control.widget == "checkbox":
+        element |= {"type": "checkboxes", "options": [_option("Yes", _CHECKED)]}
+        if control.checked:
+            element["initial_options"] = [_option("Yes", _CHECKED)]
     else:
-        text = _initial_text(spec, value)
+        multiline = control.widget in ("textarea", "lines", "json")
+        limit = control.max_length if control.widget in ("text", "textarea") else None
         element |= {
             "type": "plain_text_input",
-            "multiline": spec.kind in ("multiline", "lines", "json"),
+            "multiline": multiline,
+            "max_length": min(limit or _INPUT_MAX, _INPUT_MAX),
         }
-        limit = spec.max_length if spec.kind in ("text", "multiline") else None
-        element["max_length"] = min(limit or _INPUT_MAX, _INPUT_MAX)
-        if spec.kind in ("text", "multiline") and spec.min_length:
-            element["min_length"] = min(spec.min_length, _INPUT_MAX)
-        if text:
-            element["initial_value"] = text
-        placeholder = {"integer": "a whole number", "number": "a number", "lines": "one per line",
-                       "json": "JSON"}.get(spec.kind)  # fmt: skip
+        if control.value:
+            element["initial_value"] = control.value
+        placeholder = _PLACEHOLDERS.get(control.widget)
+        if control.widget == "number" and control.step == "1":
+            placeholder = "a whole number"
+        if control.widget == "select":  # too many choices for a menu: typed, checked on submit
+            placeholder = "one of: " + ", ".join(control.options)
         if placeholder:
-            element["placeholder"] = {"type": "plain_text", "text": placeholder}
+            element["placeholder"] = {"type": "plain_text", "text": _clip(placeholder, 150)}
     block: JsonObject = {
         "type": "input",
-        "block_id": spec.block_id,
-        "optional": not spec.required,
-        "label": {"type": "plain_text", "text": spec.label},
+        "block_id": control.name,
+        "optional": control.widget == "checkbox" or not control.required,
+        "label": {"type": "plain_text", "text": control.label or control.path},
         "element": element,
     }
-    if spec.hint:
-        block["hint"] = {"type": "plain_text", "text": spec.hint}
+    if control.description:
+        block["hint"] = {"type": "plain_text", "text": _clip(control.description, _LABEL_MAX)}
     return block
 
 
-def _initial_text(spec: FormField, value: Any) -> str:
-    if value is None:
-        return ""
-    if spec.kind == "lines" and isinstance(value, list):
-        return "\n".join(str(v) for v in value)
-    if spec.kind == "json":
-        return json.dumps(value, ensure_ascii=False, indent=2)
-    return str(value)
+_CHECKED = "on"
+_PLACEHOLDERS = {"number": "a number", "lines": "one per line", "json": "JSON"}
 
 
 def _option(label: str, value: str | None = None) -> JsonObject:
-    return {
-        "text": {"type": "plain_text", "text": _clip(label, _OPTION_TEXT_MAX)},
-        "value": value or label,
-    }
-
-
-# --- reading a submission -----------------------------------------------------------------
+    text = {"type": "plain_text", "text": _clip(label, _OPTION_TEXT_MAX)}
+    return {"text": text, "value": value or label}
 
 
 def parse_edit_submission(
-    schema: JsonObject | None, current: JsonObject | None, values: JsonObject
+    item: ReviewItem, values: JsonObject
 ) -> tuple[JsonObject, dict[str, str]]:
-    """Read an Edit modal's ``view.state.values`` back into an output.
+    """Read an Edit modal's ``view.state.values`` back into the edited output.
 
-    Returns the edited output (fields the form did not show keep their current value) and the
-    errors by block id, in the shape of Slack's ``response_action: errors``.
+    Fields the modal did not show (too long for Slack) keep their current value. The output is
+    validated against the step's output model when it is importable here (the workflow checks
+    every edit again regardless).
+
+    Returns:
+        The edited output and the errors by block id, in the shape of Slack's
+        ``response_action: errors``.
     """
-    output: JsonObject = dict(current or {})
-    errors: dict[str, str] = {}
-    for spec in form_fields(schema, current)[: _MODAL_BLOCKS_MAX - 1]:
-        state = (values.get(spec.block_id) or {}).get(_INPUT_ACTION)
-        if not isinstance(state, dict):
-            continue  # not in this submission: keep the current value
-        try:
-            value = _read_field(spec, state)
-        except ValueError as exc:
-            errors[spec.block_id] = _clip(str(exc), 150)
+    schema = item.output_schema or {}
+    form: dict[str, str] = {}
+    for control in _controls(schema, item.output):
+        state = (values.get(control.name) or {}).get(_INPUT_ACTION)
+        if not isinstance(state, dict):  # not shown in Slack: keep what it was
+            if control.widget != "checkbox":
+                form[control.name] = control.value
+            elif control.checked:
+                form[control.name] = _CHECKED
             continue
-        if value is _OMIT:
-            output.pop(spec.name, None)  # left empty: the schema's default applies
+        if state.get("type") == "checkboxes":
+            if state.get("selected_options"):
+                form[control.name] = _CHECKED
+        elif state.get("type") == "static_select":
+            selected = state.get("selected_option") or {}
+            form[control.name] = str(selected.get("value") or "")
         else:
-            output[spec.name] = value
+            form[control.name] = str(state.get("value") or "")
+    output, problems = read_form(schema, form)
+    if not problems:
+        output, problems = validate_output(item.output_model, output)
+    shown = [key for key in values if key.startswith(FIELD_PREFIX)]
+    errors: dict[str, str] = {}
+    for path, message in problems.items():
+        block_id = FIELD_PREFIX + path
+        while block_id not in shown and "." in block_id[len(FIELD_PREFIX) :]:
+            block_id = block_id.rsplit(".", 1)[0]  # a nested error lands on the nearest input
+        if block_id not in shown:
+            block_id = shown[0] if shown else block_id
+        errors.setdefault(block_id, _clip(message, 150))
     return output, errors
-
-
-def _read_field(spec: FormField, state: JsonObject) -> Any:
-    if spec.kind == "checkbox":
-        return bool(state.get("selected_options"))
-    if spec.kind == "select":
-        option = state.get("selected_option")
-        if not option:
-            return _empty(spec)
-        chosen = str(option.get("value"))
-        for label, value in zip(spec.options, spec.enum_values, strict=False):
-            if label == chosen:
-                return value
-        raise ValueError(f"choose one of: {', '.join(spec.options)}")
-    text = state.get("value")
-    if text is None or not str(text).strip():
-        return _empty(spec)
-    text = str(text)
-    if spec.kind == "integer":
-        try:
-            number: float = int(text.strip().replace("_", ""))
-        except ValueError:
-            raise ValueError("enter a whole number, such as 42") from None
-        return _bounded(spec, number)
-    if spec.kind == "number":
-        try:
-            number = float(text.strip())
-        except ValueError:
-            raise ValueError("enter a number, such as 3.5") from None
-        if not math.isfinite(number):
-            raise ValueError("enter a finite number")
-        return _bounded(spec, number)
-    if spec.kind == "lines":
-        return _lines(spec, text)
-    if spec.kind == "json":
-        return _json_value(spec, text)
-    if spec.options and text not in spec.options:
-        raise ValueError(f"must be one of: {', '.join(spec.options)}"[:150])
-    return _string(spec, text)
-
-
-def _empty(spec: FormField) -> Any:
-    if spec.required:
-        raise ValueError("this field is required")
-    if spec.nullable:
-        return None
-    if spec.kind == "lines":
-        return []
-    if spec.kind in ("text", "multiline"):
-        return ""
-    return _OMIT
-
-
-def _string(spec: FormField, text: str) -> str:
-    if spec.min_length is not None and len(text) < spec.min_length:
-        raise ValueError(f"needs at least {spec.min_length} characters")
-    if spec.max_length is not None and len(text) > spec.max_length:
-        raise ValueError(f"at most {spec.max_length} characters (this has {len(text)})")
-    if spec.pattern is not None and re.search(spec.pattern, text) is None:
-        raise ValueError(f"must match the pattern {spec.pattern}")
-    return text
-
-
-def _bounded(spec: FormField, number: float) -> float:
-    if spec.minimum is not None and number < spec.minimum:
-        raise ValueError(f"must be at least {spec.minimum:g}")
-    if spec.maximum is not None and number > spec.maximum:
-        raise ValueError(f"must be at most {spec.maximum:g}")
-    if spec.exclusive_minimum is not None and number <= spec.exclusive_minimum:
-        raise ValueError(f"must be more than {spec.exclusive_minimum:g}")
-    if spec.exclusive_maximum is not None and number >= spec.exclusive_maximum:
-        raise ValueError(f"must be less than {spec.exclusive_maximum:g}")
-    return number
-
-
-def _lines(spec: FormField, text: str) -> list[str]:
-    items = [line.strip() for line in text.splitlines() if line.strip()]
-    if spec.min_items is not None and len(items) < spec.min_items:
-        raise ValueError(f"needs at least {spec.min_items} lines")
-    if spec.max_items is not None and len(items) > spec.max_items:
-        raise ValueError(f"at most {spec.max_items} lines (this has {len(items)})")
-    for number, line in enumerate(items, start=1):
-        if spec.item_options and line not in spec.item_options:
-            raise ValueError(f"line {number}: must be one of {', '.join(spec.item_options)}")
-        if spec.max_length is not None and len(line) > spec.max_length:
-            raise ValueError(f"line {number}: at most {spec.max_length} characters")
-        if spec.min_length is not None and len(line) < spec.min_length:
-            raise ValueError(f"line {number}: needs at least {spec.min_length} characters")
-    return items
-
-
-def _json_value(spec: FormField, text: str) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if spec.expects == "object" and not isinstance(value, dict):
-        raise ValueError("must be a JSON object { ... }")
-    if spec.expects == "array" and not isinstance(value, list):
-        raise ValueError("must be a JSON list [ ... ]")
-    return value
 
 
 # --- text ---------------------------------------------------------------------------------

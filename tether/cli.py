@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,26 @@ def parse_run_input(workflow: str, raw: str) -> BaseModel:
         raise InputError(f"{workflow} input is invalid: {where}: {first['msg']}") from exc
 
 
+def _in_loop(work: Coroutine[Any, Any, int]) -> int:
+    """Run ``work``, turning Tether errors into the one-line exit-2 answer inside the loop.
+
+    The Temporal client's native runtime must not outlive the loop: an exception escaping
+    ``asyncio.run`` would keep the client alive in its traceback until interpreter exit.
+    """
+
+    async def guarded() -> int:
+        try:
+            return await work
+        except TetherError as exc:
+            print(f"tether: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    return asyncio.run(guarded())
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     payload = parse_run_input(args.workflow, args.input)
-    return asyncio.run(_run(settings, args.workflow, payload, args.wait, args.id))
+    return _in_loop(_run(settings, args.workflow, payload, args.wait, args.id))
 
 
 async def _run(settings: Settings, workflow: str, payload: BaseModel, wait: bool, run_id: str | None) -> int:
@@ -119,9 +137,11 @@ async def _run(settings: Settings, workflow: str, payload: BaseModel, wait: bool
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    status = asyncio.run(run_status(settings, args.run_id))
-    print(json.dumps(status, indent=2))
-    return 0
+    async def _status() -> int:
+        print(json.dumps(await run_status(settings, args.run_id), indent=2))
+        return 0
+
+    return _in_loop(_status())
 
 
 async def run_status(settings: Settings, run_id: str, client: Client | None = None) -> dict[str, Any]:
@@ -175,8 +195,11 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger("tether").info("worker polling task queue %r", settings.task_queue)
             await asyncio.Event().wait()
 
-    asyncio.run(_serve())
-    return 0
+    async def _serve_guarded() -> int:
+        await _serve()
+        return 0
+
+    return _in_loop(_serve_guarded())
 
 
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:

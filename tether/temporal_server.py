@@ -58,7 +58,6 @@ TIME_SKIPPING_STARTUP_TIMEOUT = timedelta(seconds=90)
 _CLI_PACKAGE = "github.com/temporalio/cli/cmd/temporal"
 _CLI_VERSION_VAR = "github.com/temporalio/cli/temporalcli.Version"  # what `--version` prints
 _HOST = "127.0.0.1"
-_STOP_GRACE_S = 10.0
 
 
 def cache_root() -> Path:
@@ -234,6 +233,7 @@ class DevServer:
         namespace: str = "default",
         search_attributes: Mapping[str, str] | None = None,
         startup_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
         cli_path: Path | None = None,
     ) -> None:
         """Describe a server; nothing runs until ``start``.
@@ -246,6 +246,7 @@ class DevServer:
             namespace: Namespace to create and wait for.
             search_attributes: Custom search attributes, name → type (e.g. ``Keyword``).
             startup_timeout: Seconds to wait for the frontend to answer.
+            stop_timeout: Seconds between SIGTERM and SIGKILL when stopping.
             cli_path: Temporal CLI to run; ``find_temporal_cli()`` when omitted.
         """
         self.db_filename = Path(db_filename).resolve()
@@ -256,6 +257,7 @@ class DevServer:
         self._ui_port = ui_port
         self._search_attributes = dict(search_attributes or {})
         self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
         self._cli_path = cli_path
         self._process: subprocess.Popen[bytes] | None = None
         self._sdk_server: _SdkDevServer | None = None
@@ -294,7 +296,7 @@ class DevServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=_STOP_GRACE_S)
+            process.wait(timeout=self._stop_timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

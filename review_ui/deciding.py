@@ -1,0 +1,107 @@
+"""One decision path for the web form and the JSON API: identity from auth, checks, delivery.
+
+The workflow's ``decide`` validator is the authority; the checks here only answer sooner (and
+keep a viewer's click out of the outbox). Reviewer name and roles always come from
+authentication, never from the request body.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from activities.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
+from policies.models import Reviewer
+from review_ui.context import ReviewDesk
+from review_ui.decisions import DecisionOutcome, keep_decision, submit_decision
+from tether.errors import ServerUnreachableError
+from tether.store.reviews import ReviewItem
+
+ALL_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "retry", "reject")
+
+
+class DecisionRequest(BaseModel):
+    """A decision as a reviewer submits it (the API body; the web form maps onto it)."""
+
+    kind: DecisionKind
+    output_digest: str = Field(
+        min_length=1, description="Digest of the output you saw (from GET /api/reviews/{id})."
+    )
+    reason: str | None = Field(default=None, max_length=2000)
+    edited_output: JsonObject | None = None
+    retry_mode: RetryMode | None = None
+    feedback: str | None = Field(default=None, max_length=4000)
+
+
+def allowed_kinds(item: ReviewItem) -> list[DecisionKind]:
+    """The decisions that make sense for this item's reason (the workflow refuses the rest)."""
+    if item.reason == "over_budget":
+        return ["approve", "reject"]
+    if item.reason == "provider_failure":
+        return ["retry", "reject"]
+    kinds: list[DecisionKind] = ["retry", "reject"]
+    if item.output_schema is not None:
+        kinds.insert(0, "edit")
+    if item.reason != "invalid_output":
+        kinds.insert(0, "approve")
+    return kinds
+
+
+def may_decide(reviewer: Reviewer, item: ReviewItem) -> str | None:
+    """Why ``reviewer`` cannot decide ``item`` now, or None when they can."""
+    if item.status != "pending":
+        by = f" by {item.reviewer}" if item.reviewer else ""
+        return f"review {item.review_id} was already decided ({item.decision or item.status}){by}"
+    if not set(reviewer.roles) & set(item.allowed_roles):
+        return (
+            f"{reviewer.name} may not decide {item.workflow} reviews: needs one of the roles "
+            f"{', '.join(sorted(item.allowed_roles))}"
+        )
+    if item.requester is not None and item.requester == reviewer.name:
+        return f"{reviewer.name} requested this run and cannot decide its review"
+    return None
+
+
+def is_role_refusal(reviewer: Reviewer, item: ReviewItem) -> bool:
+    return not set(reviewer.roles) & set(item.allowed_roles)
+
+
+async def decide(
+    desk: ReviewDesk,
+    reviewer: Reviewer,
+    item: ReviewItem,
+    request: DecisionRequest,
+    *,
+    channel: Channel,
+    update_id: str,
+) -> DecisionOutcome:
+    """Check, write to the outbox and send ``request`` as ``reviewer``'s decision on ``item``."""
+    problem = may_decide(reviewer, item)
+    if problem is not None:
+        return DecisionOutcome(
+            accepted=False, message=problem, state="refused", update_id=update_id
+        )
+    decision = ReviewDecision(
+        review_id=item.review_id,
+        kind=request.kind,
+        reviewer=reviewer.name,
+        reviewer_roles=list(reviewer.roles),
+        output_digest=request.output_digest,
+        reason=(request.reason or "").strip() or None,
+        edited_output=request.edited_output,
+        retry_mode=request.retry_mode,
+        feedback=(request.feedback or "").strip() or None,
+        channel=channel,
+    )
+    try:
+        client = await desk.temporal.get()
+    except ServerUnreachableError as exc:
+        return await keep_decision(
+            decision,
+            run_id=item.run_id,
+            update_id=update_id,
+            database_url=desk.database_url,
+            why=str(exc),
+        )
+    return await submit_decision(
+        client, decision, run_id=item.run_id, update_id=update_id, database_url=desk.database_url
+    )

@@ -1,0 +1,245 @@
+"""Reading the review queue from the store, and claiming items: all counting and paging in SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, update
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, select
+
+from tether.store.audit import AuditEvent, append_event, events_for
+from tether.store.reviews import DecisionIntent, ReviewItem, get_review
+
+PAGE_SIZE = 50
+STATUSES = ("pending", "approved", "rejected", "edited", "retried", "expired")
+REASONS = (
+    "low_confidence",
+    "escalated",
+    "blocked",
+    "invalid_output",
+    "over_budget",
+    "provider_failure",
+)
+QueueSort = Literal["due", "oldest", "newest", "confidence"]
+ClaimFilter = Literal["any", "mine", "unclaimed"]
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The queue's filters and page. ``status`` "all" shows every status."""
+
+    workflow: str | None = None
+    status: str = "pending"
+    reason: str | None = None
+    claimed: ClaimFilter = "any"
+    sort: QueueSort = "due"
+    page: int = 1
+    per_page: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One line of the queue: only the light columns, never the output or schema."""
+
+    review_id: str
+    run_id: str
+    workflow: str
+    step: str
+    reason: str
+    summary: str
+    status: str
+    confidence_score: float | None
+    cost_usd: float
+    claimed_by: str | None
+    opened_at: datetime
+    due_at: datetime | None
+    reviewer: str | None
+    decision: str | None
+    escalated: bool
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    total: int
+    query: QueueQuery
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.per_page))
+
+    @property
+    def first(self) -> int:
+        return 0 if self.total == 0 else (self.query.page - 1) * self.query.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.query.page * self.query.per_page)
+
+
+_ROW_COLUMNS = [
+    col(ReviewItem.review_id),
+    col(ReviewItem.run_id),
+    col(ReviewItem.workflow),
+    col(ReviewItem.step),
+    col(ReviewItem.reason),
+    col(ReviewItem.summary),
+    col(ReviewItem.status),
+    col(ReviewItem.confidence_score),
+    col(ReviewItem.cost_usd),
+    col(ReviewItem.claimed_by),
+    col(ReviewItem.opened_at),
+    col(ReviewItem.due_at),
+    col(ReviewItem.reviewer),
+    col(ReviewItem.decision),
+    col(ReviewItem.escalated),
+]
+
+
+def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) -> QueuePage:
+    """One page of the queue and the total count, both computed by the database."""
+    conditions = []
+    if query.status != "all":
+        conditions.append(col(ReviewItem.status) == query.status)
+    if query.workflow:
+        conditions.append(col(ReviewItem.workflow) == query.workflow)
+    if query.reason:
+        conditions.append(col(ReviewItem.reason) == query.reason)
+    if query.claimed == "mine":
+        conditions.append(col(ReviewItem.claimed_by) == me)
+    elif query.claimed == "unclaimed":
+        conditions.append(col(ReviewItem.claimed_by).is_(None))
+    total = session.exec(select(func.count()).select_from(ReviewItem).where(*conditions)).one()
+    order: tuple[Any, ...] = {
+        # Overdue items have the earliest due time, so they come first.
+        "due": (col(ReviewItem.due_at).asc(), col(ReviewItem.id).asc()),
+        "oldest": (col(ReviewItem.opened_at).asc(), col(ReviewItem.id).asc()),
+        "newest": (col(ReviewItem.opened_at).desc(), col(ReviewItem.id).desc()),
+        "confidence": (col(ReviewItem.confidence_score).asc(), col(ReviewItem.id).asc()),
+    }[query.sort]
+    statement: Any = (  # many columns: beyond the typed overloads of select()
+        select_columns(*_ROW_COLUMNS)
+        .where(*conditions)
+        .order_by(*order)
+        .offset((query.page - 1) * query.per_page)
+        .limit(query.per_page)
+    )
+    rows = [QueueRow(*row) for row in session.exec(statement).all()]
+    return QueuePage(rows=rows, total=int(total), query=query)
+
+
+def workflow_counts(session: Session, status: str) -> dict[str, int]:
+    """How many items each workflow has in ``status`` (for the filter menu)."""
+    statement = select(ReviewItem.workflow, func.count()).group_by(col(ReviewItem.workflow))
+    if status != "all":
+        statement = statement.where(col(ReviewItem.status) == status)
+    return {name: int(count) for name, count in session.exec(statement).all()}
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+
+class ClaimRefused(Exception):
+    """A claim or release was refused; the message says why, for the reviewer."""
+
+
+def claim(session: Session, review_id: str, reviewer: str) -> ReviewItem:
+    """Claim a pending item for ``reviewer``; refused when another reviewer holds it.
+
+    Raises:
+        ClaimRefused: the item is unknown, decided, or held by someone else.
+        LookupError: no such item.
+    """
+    now = datetime.now(UTC)
+    # One conditional UPDATE, so two reviewers claiming at once cannot both win.
+    result = session.exec(
+        update(ReviewItem)
+        .where(
+            col(ReviewItem.review_id) == review_id,
+            col(ReviewItem.status) == "pending",
+            (col(ReviewItem.claimed_by).is_(None)) | (col(ReviewItem.claimed_by) == reviewer),
+        )
+        .values(claimed_by=reviewer, claimed_at=now, updated_at=now)
+    )
+    item = get_review(session, review_id)
+    if item is None:
+        raise LookupError(review_id)
+    session.refresh(item)
+    if result.rowcount == 0:
+        if item.status != "pending":
+            raise ClaimRefused(f"this item is already {item.status}; there is nothing to claim")
+        raise ClaimRefused(f"{item.claimed_by} has already claimed this item")
+    append_event(
+        session,
+        key=f"review_claimed:{review_id}:{uuid.uuid4().hex}",
+        kind="review_claimed",
+        actor=reviewer,
+        run_id=item.run_id,
+        review_id=review_id,
+    )
+    return item
+
+
+def release(session: Session, review_id: str, reviewer: str) -> ReviewItem:
+    """Release ``reviewer``'s claim on an item.
+
+    Raises:
+        ClaimRefused: someone else holds the claim (or nobody does).
+        LookupError: no such item.
+    """
+    item = get_review(session, review_id)
+    if item is None:
+        raise LookupError(review_id)
+    if item.claimed_by is None:
+        raise ClaimRefused("nobody has claimed this item")
+    if item.claimed_by != reviewer:
+        raise ClaimRefused(f"only {item.claimed_by}, who claimed this item, can release it")
+    result = session.exec(
+        update(ReviewItem)
+        .where(col(ReviewItem.review_id) == review_id, col(ReviewItem.claimed_by) == reviewer)
+        .values(claimed_by=None, claimed_at=None, updated_at=datetime.now(UTC))
+    )
+    if result.rowcount == 0:
+        raise ClaimRefused("the claim changed meanwhile; reload the page")
+    session.refresh(item)
+    append_event(
+        session,
+        key=f"review_released:{review_id}:{uuid.uuid4().hex}",
+        kind="review_released",
+        actor=reviewer,
+        run_id=item.run_id,
+        review_id=review_id,
+    )
+    return item
+
+
+# --- one item -----------------------------------------------------------------------------------
+
+
+def run_timeline(session: Session, run_id: str) -> list[AuditEvent]:
+    """Everything the audit log holds about a run, oldest first."""
+    return events_for(session, run_id=run_id)
+
+
+def find_intent(session: Session, review_id: str, update_id: str) -> DecisionIntent | None:
+    """A decision sent for ``review_id`` under ``update_id`` (from the outbox)."""
+    return session.exec(
+        select(DecisionIntent).where(
+            DecisionIntent.update_id == update_id, DecisionIntent.review_id == review_id
+        )
+    ).first()
+
+
+def pending_intents(session: Session, review_id: str) -> list[DecisionIntent]:
+    """Decisions for this item still waiting to reach the run."""
+    return list(
+        session.exec(
+            select(DecisionIntent).where(
+                DecisionIntent.review_id == review_id, DecisionIntent.status == "pending"
+            )
+        ).all()
+    )

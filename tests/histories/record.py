@@ -1,0 +1,90 @@
+"""Record workflow histories for the replay test: `python -m tests.histories.record`.
+
+Run it when a workflow gains a new shape worth protecting, and commit the JSON it writes; never
+regenerate old files after changing a workflow, since they are what proves old runs still replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client
+
+from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
+from policies.loader import load_policy
+from tests.conftest import make_settings
+from tests.policy_variants import gated, with_budgets
+from tests.workflows.sample_workflows import TEST_WORKFLOWS, Question
+from tether.client import connect
+from tether.demo_data import sample_document
+from tether.temporal_server import DevServer
+from tether.worker import running_worker
+from workflows.document_summary import Document
+from workflows.support_triage import Ticket
+
+HERE = Path(__file__).parent
+
+
+async def _decide_all(client: Client, run_id: str, kind: str = "approve", **extra: object) -> None:
+    handle = client.get_workflow_handle(run_id)
+    while True:
+        desc = await handle.describe()
+        if desc.status is not None and desc.status.name != "RUNNING":
+            return
+        status = await handle.query("status", result_type=RunStatus)
+        if status.pending is None:
+            await asyncio.sleep(0.1)
+            continue
+        decision = ReviewDecision(
+            review_id=status.pending.review_id, kind=kind, reviewer="bob",  # type: ignore[arg-type]
+            reviewer_roles=["reviewer", "lead", "support"], output_digest=status.pending.output_digest,
+            **extra,  # type: ignore[arg-type]
+        )
+        await handle.execute_update("decide", decision, result_type=DecisionReceipt)
+
+
+async def _save(client: Client, run_id: str, name: str) -> None:
+    await client.get_workflow_handle(run_id).result()
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    (HERE / f"{name}.json").write_text(history.to_json())
+    print(f"wrote {name}.json")
+
+
+async def main() -> None:
+    policy = load_policy()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with DevServer(Path(tmp) / "temporal.db") as server:
+            settings = make_settings(Path(tmp), server.address)
+            client = await connect(settings)
+            queue = settings.task_queue
+            async with running_worker(client, settings, policy=gated(policy, accept=0.0),
+                                      extra_workflows=TEST_WORKFLOWS):
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow("support_triage", Ticket(subject="Refund", body="Refund order 7 please."), id=rid, task_queue=queue)
+                await _save(client, rid, "support_triage_accepted")
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow("document_summary", Document(document=sample_document(12), title="Report"), id=rid, task_queue=queue)
+                await _save(client, rid, "document_summary_accepted")
+            async with running_worker(client, settings, policy=gated(policy, accept=1.0),
+                                      extra_workflows=TEST_WORKFLOWS):
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow("support_triage", Ticket(subject="Login", body="Cannot log in since Monday."), id=rid, task_queue=queue)
+                await _decide_all(client, rid)
+                await _save(client, rid, "support_triage_reviewed")
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow("test_one_step", Question(text="2+2?"), id=rid, task_queue=queue)
+                await _decide_all(client, rid, kind="reject", reason="wrong")
+                await _save(client, rid, "one_step_rejected")
+            async with running_worker(client, settings, policy=gated(with_budgets(policy, per_run_usd=0.0001, on_exceed="approve_spend"), accept=0.0),
+                                      extra_workflows=TEST_WORKFLOWS):
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow("test_one_step", Question(text="hi"), id=rid, task_queue=queue)
+                await _decide_all(client, rid)
+                await _save(client, rid, "one_step_spend_approved")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
