@@ -35,7 +35,9 @@ class CheckpointActivities:
         route = (
             [inp.model]
             if inp.model
-            else route_model(policy.routing, inp.tier, inp.input_chars, self.deps.providers.available)
+            else route_model(
+                policy.routing, inp.tier, inp.input_chars, self.deps.providers.available
+            )
         )
         model = route[0]
         estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)

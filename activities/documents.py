@@ -23,7 +23,9 @@ class DocumentActivities:
         kept = guarded.text
         if guarded.action == "escalate":
             # Prepared truncated, so that a reviewer who approves lets the run go on at once.
-            kept = guard_input(inp.document, policy.model_copy(update={"on_oversize": "truncate"})).text
+            kept = guard_input(
+                inp.document, policy.model_copy(update={"on_oversize": "truncate"})
+            ).text
         chunks = chunk_text(kept, inp.chunk_chars)
 
         def _store(session: Session) -> list[str]:

@@ -30,7 +30,6 @@ from policies.rules import check_rules
 from policies.values import ConfidenceSignals, Usage
 from tether.digests import output_digest
 from tether.errors import ConfigurationError, ProviderError, TetherError
-from tether.store.texts import get_text
 from tether.store.ledger import (
     LedgerEntry,
     insert_once,
@@ -38,6 +37,7 @@ from tether.store.ledger import (
     set_outcome,
     settle_reservation,
 )
+from tether.store.texts import get_text
 
 REPAIR_PREFIX = "Your previous answer was invalid"
 HEARTBEAT_EVERY_S = 2.0
@@ -70,7 +70,10 @@ def render_messages(inp: LlmStepInput, variables: dict[str, str]) -> list[ChatMe
         ) from exc
     if inp.feedback:
         user += f"\n\nA reviewer asked for changes to an earlier answer:\n{inp.feedback}"
-    return [ChatMessage(role="system", content=inp.prompt.system), ChatMessage(role="user", content=user)]
+    return [
+        ChatMessage(role="system", content=inp.prompt.system),
+        ChatMessage(role="user", content=user),
+    ]
 
 
 def parse_output(text: str, model: type[BaseModel]) -> tuple[dict[str, object] | None, str | None]:
@@ -79,7 +82,8 @@ def parse_output(text: str, model: type[BaseModel]) -> tuple[dict[str, object] |
         parsed = model.model_validate_json(_strip_fences(text))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
         )
         return None, problems
     return parsed.model_dump(mode="json"), None
@@ -107,7 +111,16 @@ class _CallLog:
         try:
             response = await provider.complete(request)
         except ProviderError as exc:
-            await self._record(call, model_id, provider.name, provider.simulated, Usage(), started, "error", str(exc))
+            await self._record(
+                call,
+                model_id,
+                provider.name,
+                provider.simulated,
+                Usage(),
+                started,
+                "error",
+                str(exc),
+            )
             raise
         await self._record(
             call, model_id, provider.name, provider.simulated, response.usage, started, "ok", None
@@ -200,7 +213,9 @@ class LlmStepActivities:
         route = (
             [inp.model]
             if inp.model
-            else route_model(self.deps.policy.routing, inp.tier, input_chars, self.deps.providers.available)
+            else route_model(
+                self.deps.policy.routing, inp.tier, input_chars, self.deps.providers.available
+            )
         )
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
@@ -246,7 +261,9 @@ class LlmStepActivities:
             mean_logprob=_mean(response.token_logprobs),
         )
         if output is not None:
-            signals.self_consistency = await self._self_consistency(log, policy, model_id, request, output, output_model)
+            signals.self_consistency = await self._self_consistency(
+                log, policy, model_id, request, output, output_model
+            )
             signals.judge_score = await self._judge(log, policy, inp, messages, output)
             signals.rule_results = check_rules(policy.rules, output)
         report = score_confidence(signals, policy)
@@ -286,7 +303,9 @@ class LlmStepActivities:
             return None
         samples: list[dict[str, object]] = []
         for n in range(1, policy.samples):
-            sample_request = request.model_copy(update={"temperature": 0.7, "seed": n, "logprobs": False})
+            sample_request = request.model_copy(
+                update={"temperature": 0.7, "seed": n, "logprobs": False}
+            )
             response = await log.call(f"sample-{n}", model_id, sample_request)
             parsed, _ = parse_output(response.text, output_model)
             samples.append(parsed if parsed is not None else {})

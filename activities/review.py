@@ -7,7 +7,12 @@ import logging
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.contracts import OpenReviewInput, RecordDecisionInput, ReviewNudgeInput, ReviewTicket
+from activities.contracts import (
+    OpenReviewInput,
+    RecordDecisionInput,
+    ReviewNudgeInput,
+    ReviewTicket,
+)
 from activities.deps import ActivityDeps
 from activities.notify import ReviewNotifier
 from policies.effective import effective_for
@@ -17,7 +22,12 @@ from tether.store.reviews import ReviewItem, get_review
 
 log = logging.getLogger(__name__)
 
-DECISION_STATUS = {"approve": "approved", "reject": "rejected", "edit": "edited", "retry": "retried"}
+DECISION_STATUS = {
+    "approve": "approved",
+    "reject": "rejected",
+    "edit": "edited",
+    "retry": "retried",
+}
 
 
 class ReviewActivities:
@@ -69,8 +79,13 @@ class ReviewActivities:
                 actor="tether",
                 run_id=inp.run_id,
                 review_id=inp.review_id,
-                detail={"reason": inp.reason, "step": inp.step, "digest": inp.output_digest,
-                        "confidence": item.confidence_score, "cost_usd": inp.cost_usd},
+                detail={
+                    "reason": inp.reason,
+                    "step": inp.step,
+                    "digest": inp.output_digest,
+                    "confidence": item.confidence_score,
+                    "cost_usd": inp.cost_usd,
+                },
             )
             return item
 
@@ -120,9 +135,13 @@ class ReviewActivities:
                 actor=decision.reviewer,
                 run_id=inp.run_id,
                 review_id=inp.review_id,
-                detail={"decision": decision.kind, "reason": decision.reason,
-                        "channel": decision.channel, "digest": decision.output_digest,
-                        "retry_mode": decision.retry_mode},
+                detail={
+                    "decision": decision.kind,
+                    "reason": decision.reason,
+                    "channel": decision.channel,
+                    "digest": decision.output_digest,
+                    "retry_mode": decision.retry_mode,
+                },
             )
             return item
 
@@ -133,6 +152,7 @@ class ReviewActivities:
     @activity.defn(name="tether.review_nudge")
     async def review_nudge(self, inp: ReviewNudgeInput) -> list[str]:
         """Record a fired timeout; return the roles now allowed to decide (escalation widens them)."""
+
         def _nudge(session: Session) -> tuple[ReviewItem | None, str | None]:
             item = get_review(session, inp.review_id)
             channel = None
@@ -142,7 +162,10 @@ class ReviewActivities:
                     item.reminded = True
                 elif inp.kind == "escalate":
                     item.escalated = True
-                    if timeouts.escalate_to_role and timeouts.escalate_to_role not in item.allowed_roles:
+                    if (
+                        timeouts.escalate_to_role
+                        and timeouts.escalate_to_role not in item.allowed_roles
+                    ):
                         item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
                     channel = timeouts.escalate_to_channel
                 session.add(item)

@@ -31,6 +31,10 @@ class ModelPrice(_Strict):
     output_per_mtok: float = Field(ge=0)
 
 
+def _simulated_tiers() -> dict[ModelTier, list[str]]:
+    return {"cheap": ["simulated/cheap"], "strong": ["simulated/strong"]}
+
+
 class RoutingPolicy(_Strict):
     """Which models serve each tier, in fallback order.
 
@@ -38,9 +42,7 @@ class RoutingPolicy(_Strict):
     credentials are skipped; when none is left the tier falls back to ``simulated/<tier>``.
     """
 
-    tiers: dict[ModelTier, list[str]] = Field(
-        default_factory=lambda: {"cheap": ["simulated/cheap"], "strong": ["simulated/strong"]}
-    )
+    tiers: dict[ModelTier, list[str]] = Field(default_factory=lambda: _simulated_tiers())
     complex_input_chars: int = Field(
         default=4000, gt=0, description="Inputs longer than this route 'auto' steps to strong."
     )

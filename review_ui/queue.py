@@ -5,25 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
+from activities.contracts import ReviewReason
 from tether.store.audit import AuditEvent, append_event, events_for
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 
 PAGE_SIZE = 50
-STATUSES = ("pending", "approved", "rejected", "edited", "retried", "expired")
-REASONS = (
-    "low_confidence",
-    "escalated",
-    "blocked",
-    "invalid_output",
-    "over_budget",
-    "provider_failure",
-)
+StatusFilter = Literal["pending", "approved", "rejected", "edited", "retried", "expired", "all"]
+STATUSES: tuple[str, ...] = tuple(s for s in get_args(StatusFilter) if s != "all")
+REASONS: tuple[str, ...] = get_args(ReviewReason)
 QueueSort = Literal["due", "oldest", "newest", "confidence"]
 ClaimFilter = Literal["any", "mine", "unclaimed"]
 

@@ -15,7 +15,9 @@ from policies.models import (
 )
 
 
-def gated(policy: TetherPolicy, *, accept: float, review: float = 0.0, escalate: float = 0.0) -> TetherPolicy:
+def gated(
+    policy: TetherPolicy, *, accept: float, review: float = 0.0, escalate: float = 0.0
+) -> TetherPolicy:
     """Every step of every workflow gated at these thresholds (accept=0: all pass; 1: all pause)."""
     thresholds = GateThresholds(accept=accept, review=review, escalate=escalate)
     confidence = policy.confidence.model_copy(update={"thresholds": thresholds})
@@ -23,7 +25,8 @@ def gated(policy: TetherPolicy, *, accept: float, review: float = 0.0, escalate:
         name: wf.model_copy(
             update={
                 "steps": {
-                    step: sp.model_copy(update={"thresholds": thresholds}) for step, sp in wf.steps.items()
+                    step: sp.model_copy(update={"thresholds": thresholds})
+                    for step, sp in wf.steps.items()
                 }
             }
         )
@@ -40,7 +43,9 @@ def with_budgets(policy: TetherPolicy, **budget: Any) -> TetherPolicy:
     return policy.model_copy(update={"budgets": BudgetPolicy(**budget), "workflows": workflows})
 
 
-def routed(policy: TetherPolicy, cheap: list[str], strong: list[str] | None = None, **prices: ModelPrice) -> TetherPolicy:
+def routed(
+    policy: TetherPolicy, cheap: list[str], strong: list[str] | None = None, **prices: ModelPrice
+) -> TetherPolicy:
     routing = RoutingPolicy(
         tiers={"cheap": cheap, "strong": strong or cheap},
         complex_input_chars=policy.routing.complex_input_chars,

@@ -20,14 +20,20 @@ from tether.worker import running_worker
 TICKET = {"subject": "Refund", "body": "Please refund order 42, it arrived broken."}
 
 
-def tether(settings: Settings, *args: str, address: str | None = None) -> subprocess.CompletedProcess[str]:
+def tether(
+    settings: Settings, *args: str, address: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = os.environ | {
         "TETHER_HOME": str(settings.home),
         "TETHER_TEMPORAL_ADDRESS": address or settings.temporal_address,
         "TETHER_TASK_QUEUE": settings.task_queue,
     }
     return subprocess.run(
-        [sys.executable, "-m", "tether.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tether.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,9 +47,18 @@ async def started_on(client: Client, settings: Settings) -> int:
     [
         (["run", "no_such_flow", "--input", "{}"], "unknown workflow 'no_such_flow'"),
         (["run", "support_triage", "--input", "{not json"], "input is not valid JSON"),
-        (["run", "support_triage", "--input", '{"body": "x"}'], "support_triage input is invalid: subject: Field required"),
-        (["run", "support_triage", "--input", '{"subject": "", "body": "x"}'], "subject: String should have at least 1 character"),
-        (["run", "support_triage", "--input", "@/nonexistent/ticket.json"], "cannot read input file"),
+        (
+            ["run", "support_triage", "--input", '{"body": "x"}'],
+            "support_triage input is invalid: subject: Field required",
+        ),
+        (
+            ["run", "support_triage", "--input", '{"subject": "", "body": "x"}'],
+            "subject: String should have at least 1 character",
+        ),
+        (
+            ["run", "support_triage", "--input", "@/nonexistent/ticket.json"],
+            "cannot read input file",
+        ),
         (["status", "no-such-run"], "no run 'no-such-run'"),
     ],
 )
@@ -60,9 +75,14 @@ async def test_bad_input_is_one_line_exit_2_and_starts_nothing(
 
 
 def test_no_server_reachable_is_one_line_exit_2(tmp_path: Path, settings: Settings) -> None:
-    done = tether(settings, "run", "support_triage", "--input", json.dumps(TICKET), address="127.0.0.1:1")
+    done = tether(
+        settings, "run", "support_triage", "--input", json.dumps(TICKET), address="127.0.0.1:1"
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == "tether: no Temporal server reachable at 127.0.0.1:1 (start one with `tether dev`)"
+    assert (
+        done.stderr.strip()
+        == "tether: no Temporal server reachable at 127.0.0.1:1 (start one with `tether dev`)"
+    )
 
 
 @pytest.mark.integration
@@ -93,10 +113,14 @@ async def test_status_of_a_paused_run_names_the_pending_decision(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
     async with running_worker(client, settings, policy=gated(policy, accept=1.0)):
-        started = await asyncio.to_thread(tether, settings, "run", "support_triage", "--input", json.dumps(TICKET))
+        started = await asyncio.to_thread(
+            tether, settings, "run", "support_triage", "--input", json.dumps(TICKET)
+        )
         run_id = started.stdout.strip()
         for _ in range(100):
-            status = json.loads((await asyncio.to_thread(tether, settings, "status", run_id)).stdout)
+            status = json.loads(
+                (await asyncio.to_thread(tether, settings, "status", run_id)).stdout
+            )
             if status["pending"]:
                 break
             await asyncio.sleep(0.2)

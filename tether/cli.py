@@ -30,7 +30,9 @@ EXIT_BAD_INPUT = 2
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         return int(args.handler(args, settings) or 0)
@@ -45,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tether", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="local stack: Temporal dev server, worker, review UI, demo runs")
+    dev = sub.add_parser(
+        "dev", help="local stack: Temporal dev server, worker, review UI, demo runs"
+    )
     dev.add_argument("--no-demo", action="store_true", help="start the stack without demo runs")
     dev.add_argument("--runs", type=int, default=6, help="demo runs to start (default 6)")
-    dev.add_argument("--exit-when-idle", action="store_true",
-                     help="stop once every demo run has finished or is waiting for review")
+    dev.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="stop once every demo run has finished or is waiting for review",
+    )
     dev.set_defaults(handler=_cmd_dev)
 
     worker = sub.add_parser("worker", help="run a worker against TETHER_TEMPORAL_ADDRESS")
@@ -65,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--id", help="run id (default: <workflow>-<random>)")
     run.set_defaults(handler=_cmd_run)
 
-    status = sub.add_parser("status", help="a run's state, steps, confidence, cost, pending decision")
+    status = sub.add_parser(
+        "status", help="a run's state, steps, confidence, cost, pending decision"
+    )
     status.add_argument("run_id")
     status.set_defaults(handler=_cmd_status)
     return parser
@@ -88,7 +97,9 @@ def parse_run_input(workflow: str, raw: str) -> BaseModel:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise InputError(
+            f"input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     try:
         return entry.input_model.model_validate(data)
     except ValidationError as exc:
@@ -119,10 +130,14 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return _in_loop(_run(settings, args.workflow, payload, args.wait, args.id))
 
 
-async def _run(settings: Settings, workflow: str, payload: BaseModel, wait: bool, run_id: str | None) -> int:
+async def _run(
+    settings: Settings, workflow: str, payload: BaseModel, wait: bool, run_id: str | None
+) -> int:
     client = await connect(settings)
     run_id = run_id or f"{workflow}-{uuid.uuid4().hex[:12]}"
-    handle = await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
+    handle = await client.start_workflow(
+        workflow, payload, id=run_id, task_queue=settings.task_queue
+    )
     print(run_id, flush=True)
     if not wait:
         return 0
@@ -130,7 +145,9 @@ async def _run(settings: Settings, workflow: str, payload: BaseModel, wait: bool
         result = await handle.result()
     except WorkflowFailureError as exc:
         cause = exc.cause
-        print(json.dumps({"run_id": run_id, "status": "failed", "error": str(cause or exc)}, indent=2))
+        print(
+            json.dumps({"run_id": run_id, "status": "failed", "error": str(cause or exc)}, indent=2)
+        )
         return 1
     print(json.dumps({"run_id": run_id, **_jsonable(result)}, indent=2))
     return 0
@@ -144,7 +161,9 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return _in_loop(_status())
 
 
-async def run_status(settings: Settings, run_id: str, client: Client | None = None) -> dict[str, Any]:
+async def run_status(
+    settings: Settings, run_id: str, client: Client | None = None
+) -> dict[str, Any]:
     """The run's status: from the live workflow when running, from its result when closed."""
     from activities.contracts import RunStatus
 
@@ -174,8 +193,13 @@ async def run_status(settings: Settings, run_id: str, client: Client | None = No
         await handle.result()
     except WorkflowFailureError as exc:
         error = str(exc.cause or exc)
-    return base | {"state": "failed", "error": error, "steps": [], "pending": None,
-                   "temporal_status": state.name if state else None}
+    return base | {
+        "state": "failed",
+        "error": error,
+        "steps": [],
+        "pending": None,
+        "temporal_status": state.name if state else None,
+    }
 
 
 def _jsonable(value: Any) -> dict[str, Any]:
@@ -205,15 +229,20 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run("review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port)
+    uvicorn.run(
+        "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
+    )
     return 0
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from tether.dev import run_dev_stack
 
-    return asyncio.run(run_dev_stack(settings, demo_runs=0 if args.no_demo else args.runs,
-                                     exit_when_idle=args.exit_when_idle))
+    return asyncio.run(
+        run_dev_stack(
+            settings, demo_runs=0 if args.no_demo else args.runs, exit_when_idle=args.exit_when_idle
+        )
+    )
 
 
 if __name__ == "__main__":

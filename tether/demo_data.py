@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 SAMPLE_TICKETS: list[dict[str, str]] = [
-    {"subject": "Charged twice for my order", "customer_id": "cus_1001",
-     "body": "Hi, I was charged twice for order #A-2231 yesterday. Please refund the duplicate payment."},
-    {"subject": "App crashes on login", "customer_id": "cus_1002",
-     "body": "Since the last update the iOS app crashes right after I enter my password. I need it for work."},
-    {"subject": "Change the email on my account", "customer_id": "cus_1003",
-     "body": "I changed jobs; please move my account from my old work email to my personal address."},
-    {"subject": "Feature idea: dark mode", "customer_id": "cus_1004",
-     "body": "Love the product. Would you consider a dark mode for the dashboard? My eyes would thank you."},
-    {"subject": "Where is my refund??", "customer_id": "cus_1005",
-     "body": "I returned the blender three weeks ago (order #B-7781) and still no refund. This is unacceptable."},
-    {"subject": "Invoice shows wrong VAT number", "customer_id": "cus_1006",
-     "body": "Our invoice for October lists an old VAT number. Can you reissue it with DE811907980?"},
+    {
+        "subject": "Charged twice for my order",
+        "customer_id": "cus_1001",
+        "body": "Hi, I was charged twice for order #A-2231 yesterday. Please refund the duplicate payment.",
+    },
+    {
+        "subject": "App crashes on login",
+        "customer_id": "cus_1002",
+        "body": "Since the last update the iOS app crashes right after I enter my password. I need it for work.",
+    },
+    {
+        "subject": "Change the email on my account",
+        "customer_id": "cus_1003",
+        "body": "I changed jobs; please move my account from my old work email to my personal address.",
+    },
+    {
+        "subject": "Feature idea: dark mode",
+        "customer_id": "cus_1004",
+        "body": "Love the product. Would you consider a dark mode for the dashboard? My eyes would thank you.",
+    },
+    {
+        "subject": "Where is my refund??",
+        "customer_id": "cus_1005",
+        "body": "I returned the blender three weeks ago (order #B-7781) and still no refund. This is unacceptable.",
+    },
+    {
+        "subject": "Invoice shows wrong VAT number",
+        "customer_id": "cus_1006",
+        "body": "Our invoice for October lists an old VAT number. Can you reissue it with DE811907980?",
+    },
 ]
 
 

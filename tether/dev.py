@@ -37,8 +37,12 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
     else:
         server = DevServer(settings.home / "temporal.db", port=int(port), ui=True)
         await server.__aenter__()
-        log.info("Temporal dev server on %s (web UI %s), state in %s",
-                 server.address, server.ui_url, settings.home / "temporal.db")
+        log.info(
+            "Temporal dev server on %s (web UI %s), state in %s",
+            server.address,
+            server.ui_url,
+            settings.home / "temporal.db",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -54,7 +58,9 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
                 await _print_summary(client, settings, run_ids)
             else:
                 await stop.wait()
-            print("\nstopping: worker, UI and Temporal dev server (paused runs are kept)", flush=True)
+            print(
+                "\nstopping: worker, UI and Temporal dev server (paused runs are kept)", flush=True
+            )
             if ui_task is not None:
                 ui_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -71,10 +77,11 @@ def _listening(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-async def _start_ui(settings: Settings, client: Client, policy: TetherPolicy) -> asyncio.Task[Any] | None:
+async def _start_ui(
+    settings: Settings, client: Client, policy: TetherPolicy
+) -> asyncio.Task[Any] | None:
     try:
         import uvicorn
-
         from review_ui.app import create_app
     except ImportError:
         log.warning("review UI not available in this build")
@@ -85,7 +92,8 @@ async def _start_ui(settings: Settings, client: Client, policy: TetherPolicy) ->
     app = create_app(settings, client=client, policy=policy)
     config = uvicorn.Config(app, host=settings.ui_host, port=settings.ui_port, log_level="warning")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # tether dev owns SIGINT/SIGTERM and stops the UI itself.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     return asyncio.create_task(server.serve())
 
 
@@ -100,9 +108,14 @@ def _print_banner(settings: Settings, policy: TetherPolicy) -> None:
     ]
     if policy.reviewers:
         lines.append("  dev logins (development only):")
-        lines += [f"    {r.name} / {r.password}  roles: {', '.join(r.roles)}" for r in policy.reviewers]
-    lines.append("  models: simulated provider (no API key set)"
-                 if not (settings.openai_api_key or settings.anthropic_api_key) else "")
+        lines += [
+            f"    {r.name} / {r.password}  roles: {', '.join(r.roles)}" for r in policy.reviewers
+        ]
+    lines.append(
+        "  models: simulated provider (no API key set)"
+        if not (settings.openai_api_key or settings.anthropic_api_key)
+        else ""
+    )
     lines.append("Press Ctrl-C to stop; starting again resumes paused runs.")
     print("\n".join(line for line in lines if line is not None), flush=True)
 

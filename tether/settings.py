@@ -96,7 +96,10 @@ class Settings(BaseModel):
             first = exc.errors()[0]
             var = names.get(str(first["loc"][0]), str(first["loc"][0]))
             raise ConfigurationError(f"{var}: {first['msg']}") from exc
-        if settings.env != "dev" and settings.session_secret.get_secret_value() == DEV_SESSION_SECRET:
+        if (
+            settings.env != "dev"
+            and settings.session_secret.get_secret_value() == DEV_SESSION_SECRET
+        ):
             raise ConfigurationError(
                 "TETHER_SESSION_SECRET must be set to a private value outside TETHER_ENV=dev"
             )

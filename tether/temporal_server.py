@@ -209,6 +209,7 @@ def time_skipping_server_lib() -> Path:
 async def start_time_skipping_environment() -> WorkflowEnvironment:
     """Start a time-skipping environment on the Java test server, or the SDK's download."""
     wrapper = await asyncio.to_thread(ensure_time_skipping_server)
+    cache_root().mkdir(parents=True, exist_ok=True)
     return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(wrapper) if wrapper else None,
         test_server_startup_timeout=TIME_SKIPPING_STARTUP_TIMEOUT,
@@ -242,7 +243,8 @@ class DevServer:
             db_filename: SQLite file holding the server's state; its folder also gets the log.
             port: Frontend gRPC port; a free one when omitted.
             ui: Whether to serve the Temporal Web UI.
-            ui_port: Web UI port; a free one when omitted and ``ui`` is set.
+            ui_port: Web UI port; when omitted, ``port`` + 1000 if ``port`` was given and that
+                is free, else a free one.
             namespace: Namespace to create and wait for.
             search_attributes: Custom search attributes, name → type (e.g. ``Keyword``).
             startup_timeout: Seconds to wait for the frontend to answer.
@@ -324,9 +326,13 @@ class DevServer:
         if self._process is not None or self._sdk_server is not None:
             raise RuntimeError("this DevServer is already running")
         self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        chosen_port = self._port
         self._port = self._port or _free_port()
-        if self._ui:
-            self._ui_port = self._ui_port or _free_port()
+        if self._ui and not self._ui_port:
+            # Like the CLI: a fixed frontend port P gets its UI on P + 1000 (7233 → 8233).
+            beside = self._port + 1000 if chosen_port else None
+            free = beside is not None and beside < 65536 and not _is_port_open(_HOST, beside)
+            self._ui_port = beside if free else _free_port()
         if _is_port_open(_HOST, self._port):
             raise ServerUnreachableError(f"port {self._port} on {_HOST} is already in use")
         extra = [f"--search-attribute={k}={v}" for k, v in self._search_attributes.items()]

@@ -51,7 +51,9 @@ async def running_worker(
     """Run a worker until the block exits; shuts down gracefully and closes the HTTP pool."""
     http = create_http_client(settings)
     policy = policy or load_policy(settings.policy_file)
-    deps = ActivityDeps(settings=settings, policy=policy, providers=ProviderRegistry(settings, http))
+    deps = ActivityDeps(
+        settings=settings, policy=policy, providers=ProviderRegistry(settings, http)
+    )
     if notifier is None:
         notifier = _default_notifier(settings, http)
     worker = Worker(

@@ -7,7 +7,7 @@ and every side effect is an activity.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -81,7 +81,9 @@ class TetherWorkflow:
 
     def __init__(self) -> None:
         info = workflow.info()
-        self._status = RunStatus(run_id=info.workflow_id, workflow=info.workflow_type, state="running")
+        self._status = RunStatus(
+            run_id=info.workflow_id, workflow=info.workflow_type, state="running"
+        )
         self._context = _RunContext()
         self._pending: _PendingReview | None = None
         self._decided: dict[str, DecisionReceipt] = {}
@@ -110,7 +112,9 @@ class TetherWorkflow:
     def finish(self, result: ResultT) -> ResultT:
         """Stamp the run's outcome, cost and step confidence onto ``result``."""
         self._set_state("completed")
-        return result.model_copy(update={"cost_usd": self._status.cost_usd, "steps": self._status.steps})
+        return result.model_copy(
+            update={"cost_usd": self._status.cost_usd, "steps": self._status.steps}
+        )
 
     def halted(self, result: ResultT, halt: RunHalted) -> ResultT:
         """The result to return after catching ``RunHalted``."""
@@ -201,7 +205,11 @@ class TetherWorkflow:
                 return f"the edited output is invalid: {where}: {first['msg']}"
         if decision.kind == "retry" and decision.retry_mode is None:
             return "a retry needs a mode: strong_model or with_feedback"
-        if decision.kind == "retry" and decision.retry_mode == "with_feedback" and not decision.feedback:
+        if (
+            decision.kind == "retry"
+            and decision.retry_mode == "with_feedback"
+            and not decision.feedback
+        ):
             return "a retry with feedback needs the feedback"
         if decision.kind == "approve" and pending.reason == "invalid_output":
             return "the model output is invalid; edit it, reject it or retry the step"
@@ -259,11 +267,15 @@ class TetherWorkflow:
                 return self._step_result(step, result, result.output, "accepted", None)
             if result.status == "valid" and outcome == "block":
                 status.state = "failed"
-                raise RunHalted("blocked", step.name, _confidence_line(result.confidence, "blocked"))
+                raise RunHalted(
+                    "blocked", step.name, _confidence_line(result.confidence, "blocked")
+                )
             reason: ReviewReason = (
                 "invalid_output"
                 if result.status == "invalid_output"
-                else "escalated" if outcome == "escalate" else "low_confidence"
+                else "escalated"
+                if outcome == "escalate"
+                else "low_confidence"
             )
             status.state = "awaiting_review"
             decision, receipt = await self._review(
@@ -285,7 +297,9 @@ class TetherWorkflow:
                 return self._step_result(step, result, decision.edited_output, "edited", decision)
             if decision.kind == "reject":
                 status.state = "rejected"
-                raise RunHalted("rejected", step.name, f"rejected by {decision.reviewer}: {decision.reason}")
+                raise RunHalted(
+                    "rejected", step.name, f"rejected by {decision.reviewer}: {decision.reason}"
+                )
             status.state = "running"
             if decision.retry_mode == "strong_model":
                 tier, feedback = "strong", None
@@ -340,7 +354,11 @@ class TetherWorkflow:
             check = result.check
             if check.allowed or result.reservation_key is not None:
                 return result
-            if check.action == "downgrade" and check.downgrade_model and model != check.downgrade_model:
+            if (
+                check.action == "downgrade"
+                and check.downgrade_model
+                and model != check.downgrade_model
+            ):
                 model = check.downgrade_model
                 continue
             if check.action == "approve_spend":
@@ -420,8 +438,10 @@ class TetherWorkflow:
                             type="StepFailed",
                             non_retryable=True,
                         ) from err
-                    last_error = f"{model}: {cause.message if cause else err.message}"
-                    workflow.logger.warning("step %s: %s failed, trying the next model", step.name, model)
+                    last_error = f"{model}: {cause if cause else err.message}"
+                    workflow.logger.warning(
+                        "step %s: %s failed, trying the next model", step.name, model
+                    )
             # Every model in the route failed after its retries: hand it to a human.
             status.state = "awaiting_review"
             failure = {"error": last_error[:500], "models": route}
@@ -475,7 +495,9 @@ class TetherWorkflow:
                 raw_output=raw_output,
                 output_schema=output_model.model_json_schema() if output_model else None,
                 output_model=(
-                    f"{output_model.__module__}:{output_model.__qualname__}" if output_model else None
+                    f"{output_model.__module__}:{output_model.__qualname__}"
+                    if output_model
+                    else None
                 ),
                 output_digest=digest,
                 confidence=confidence,
@@ -542,12 +564,10 @@ class TetherWorkflow:
         for after, kind in nudges:
             remaining = (opened_at + after) - workflow.now()
             if remaining > timedelta(0):
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
                         lambda: pending.decision is not None, timeout=remaining
                     )
-                except asyncio.TimeoutError:
-                    pass
             if pending.decision is not None:
                 return
             await self._nudge(pending, kind, after)
@@ -559,7 +579,9 @@ class TetherWorkflow:
         ticket = pending.ticket
         waited = _human_duration(after)
         if kind == "expire" or (kind == "default" and ticket.default_action == "fail"):
-            await self._record_nudge(ticket.review_id, "default", f"no decision after {waited}: run fails")
+            await self._record_nudge(
+                ticket.review_id, "default", f"no decision after {waited}: run fails"
+            )
             raise RunHalted("expired", pending.step, f"no decision within {waited}")
         if kind == "default":
             action = "approve" if ticket.default_action == "approve" else "reject"
@@ -570,7 +592,7 @@ class TetherWorkflow:
             )
             decision = ReviewDecision(
                 review_id=ticket.review_id,
-                kind=action,  # type: ignore[arg-type]
+                kind=action,
                 reviewer="tether (timeout policy)",
                 reviewer_roles=[],
                 output_digest=pending.digest,
@@ -596,7 +618,7 @@ class TetherWorkflow:
     async def _record_nudge(self, review_id: str, kind: str, detail: str) -> list[str]:
         return await workflow.execute_activity(
             "tether.review_nudge",
-            ReviewNudgeInput(review_id=review_id, run_id=self.run_id, kind=kind, detail=detail),  # type: ignore[arg-type]
+            ReviewNudgeInput(review_id=review_id, run_id=self.run_id, kind=kind, detail=detail),
             result_type=list[str],
             start_to_close_timeout=SHORT_ACTIVITY,
         )

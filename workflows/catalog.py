@@ -22,6 +22,8 @@ CATALOG: dict[str, CatalogEntry] = {
     entry.name: entry
     for entry in (
         CatalogEntry("support_triage", SupportTriage, Ticket, "classify, extract, draft a reply"),
-        CatalogEntry("document_summary", DocumentSummary, Document, "chunk summaries -> final summary"),
+        CatalogEntry(
+            "document_summary", DocumentSummary, Document, "chunk summaries -> final summary"
+        ),
     )
 }

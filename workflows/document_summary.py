@@ -79,15 +79,23 @@ class DocumentSummary(TetherWorkflow):
         self.begin(
             tenant=doc.tenant,
             requester=doc.requester,
-            input_preview={"title": title, "chars": len(doc.document), "start": doc.document[:1000]},
+            input_preview={
+                "title": title,
+                "chars": len(doc.document),
+                "start": doc.document[:1000],
+            },
         )
         prepared = await workflow.execute_activity(
             "tether.prepare_document",
-            PrepareDocumentInput(run_id=self.run_id, workflow="document_summary", document=doc.document),
+            PrepareDocumentInput(
+                run_id=self.run_id, workflow="document_summary", document=doc.document
+            ),
             result_type=PreparedDocument,
             start_to_close_timeout=timedelta(seconds=60),
         )
-        result = SummaryResult(guard_action=prepared.guard_action, original_chars=prepared.original_chars)
+        result = SummaryResult(
+            guard_action=prepared.guard_action, original_chars=prepared.original_chars
+        )
         try:
             if prepared.guard_action == "escalate":
                 await self._approve_oversize(prepared)

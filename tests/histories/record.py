@@ -39,8 +39,11 @@ async def _decide_all(client: Client, run_id: str, kind: str = "approve", **extr
             await asyncio.sleep(0.1)
             continue
         decision = ReviewDecision(
-            review_id=status.pending.review_id, kind=kind, reviewer="bob",  # type: ignore[arg-type]
-            reviewer_roles=["reviewer", "lead", "support"], output_digest=status.pending.output_digest,
+            review_id=status.pending.review_id,
+            kind=kind,
+            reviewer="bob",  # type: ignore[arg-type]
+            reviewer_roles=["reviewer", "lead", "support"],
+            output_digest=status.pending.output_digest,
             **extra,  # type: ignore[arg-type]
         )
         await handle.execute_update("decide", decision, result_type=DecisionReceipt)
@@ -60,28 +63,55 @@ async def main() -> None:
             settings = make_settings(Path(tmp), server.address)
             client = await connect(settings)
             queue = settings.task_queue
-            async with running_worker(client, settings, policy=gated(policy, accept=0.0),
-                                      extra_workflows=TEST_WORKFLOWS):
+            async with running_worker(
+                client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
+            ):
                 rid = f"hist-{uuid.uuid4().hex[:6]}"
-                await client.start_workflow("support_triage", Ticket(subject="Refund", body="Refund order 7 please."), id=rid, task_queue=queue)
+                await client.start_workflow(
+                    "support_triage",
+                    Ticket(subject="Refund", body="Refund order 7 please."),
+                    id=rid,
+                    task_queue=queue,
+                )
                 await _save(client, rid, "support_triage_accepted")
                 rid = f"hist-{uuid.uuid4().hex[:6]}"
-                await client.start_workflow("document_summary", Document(document=sample_document(12), title="Report"), id=rid, task_queue=queue)
+                await client.start_workflow(
+                    "document_summary",
+                    Document(document=sample_document(12), title="Report"),
+                    id=rid,
+                    task_queue=queue,
+                )
                 await _save(client, rid, "document_summary_accepted")
-            async with running_worker(client, settings, policy=gated(policy, accept=1.0),
-                                      extra_workflows=TEST_WORKFLOWS):
+            async with running_worker(
+                client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
+            ):
                 rid = f"hist-{uuid.uuid4().hex[:6]}"
-                await client.start_workflow("support_triage", Ticket(subject="Login", body="Cannot log in since Monday."), id=rid, task_queue=queue)
+                await client.start_workflow(
+                    "support_triage",
+                    Ticket(subject="Login", body="Cannot log in since Monday."),
+                    id=rid,
+                    task_queue=queue,
+                )
                 await _decide_all(client, rid)
                 await _save(client, rid, "support_triage_reviewed")
                 rid = f"hist-{uuid.uuid4().hex[:6]}"
-                await client.start_workflow("test_one_step", Question(text="2+2?"), id=rid, task_queue=queue)
+                await client.start_workflow(
+                    "test_one_step", Question(text="2+2?"), id=rid, task_queue=queue
+                )
                 await _decide_all(client, rid, kind="reject", reason="wrong")
                 await _save(client, rid, "one_step_rejected")
-            async with running_worker(client, settings, policy=gated(with_budgets(policy, per_run_usd=0.0001, on_exceed="approve_spend"), accept=0.0),
-                                      extra_workflows=TEST_WORKFLOWS):
+            async with running_worker(
+                client,
+                settings,
+                policy=gated(
+                    with_budgets(policy, per_run_usd=0.0001, on_exceed="approve_spend"), accept=0.0
+                ),
+                extra_workflows=TEST_WORKFLOWS,
+            ):
                 rid = f"hist-{uuid.uuid4().hex[:6]}"
-                await client.start_workflow("test_one_step", Question(text="hi"), id=rid, task_queue=queue)
+                await client.start_workflow(
+                    "test_one_step", Question(text="hi"), id=rid, task_queue=queue
+                )
                 await _decide_all(client, rid)
                 await _save(client, rid, "one_step_spend_approved")
 

@@ -50,9 +50,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def entry(key: str, run_id: str, cost: float, **extra: object) -> LedgerEntry:
     fields: dict[str, object] = {
-        "key": key, "run_id": run_id, "workflow": "wf", "step": "s", "tenant": "acme",
-        "call": "main", "activity_attempt": 1, "model": "simulated/cheap",
-        "provider": "simulated", "cost_usd": cost, "outcome": "ok",
+        "key": key,
+        "run_id": run_id,
+        "workflow": "wf",
+        "step": "s",
+        "tenant": "acme",
+        "call": "main",
+        "activity_attempt": 1,
+        "model": "simulated/cheap",
+        "provider": "simulated",
+        "cost_usd": cost,
+        "outcome": "ok",
     }
     return LedgerEntry.model_validate(fields | extra)
 
@@ -75,14 +83,23 @@ def test_reservations_count_until_settled_and_scopes_filter(db_url: str) -> None
     with session_scope(db_url) as session:
         insert_once(session, entry(f"{run}/x", run, 0.5, end_user="u1"))
         insert_once(session, entry(f"{run}/y", run, 0.25, end_user="u2"))
-        insert_once(session, entry(f"{run}/old", run, 9.0, end_user="u1",
-                                   created_at=now - timedelta(days=40)))
-        insert_once(session, BudgetReservation(key=f"{run}/hold", run_id=run, tenant="acme",
-                                               end_user="u1", estimate_usd=0.1))
+        insert_once(
+            session,
+            entry(f"{run}/old", run, 9.0, end_user="u1", created_at=now - timedelta(days=40)),
+        )
+        insert_once(
+            session,
+            BudgetReservation(
+                key=f"{run}/hold", run_id=run, tenant="acme", end_user="u1", estimate_usd=0.1
+            ),
+        )
     with session_scope(db_url) as session:
-        assert scope_spend(session, since=now - timedelta(days=1), tenant="acme", end_user="u1") == (
-            pytest.approx(0.5), pytest.approx(0.1))
-        assert scope_spend(session, since=now - timedelta(days=1), tenant="acme")[0] == pytest.approx(0.75)
+        assert scope_spend(
+            session, since=now - timedelta(days=1), tenant="acme", end_user="u1"
+        ) == (pytest.approx(0.5), pytest.approx(0.1))
+        assert scope_spend(session, since=now - timedelta(days=1), tenant="acme")[
+            0
+        ] == pytest.approx(0.75)
         assert scope_spend(session, since=now - timedelta(days=1), tenant="other") == (0.0, 0.0)
         settle_reservation(session, f"{run}/hold")
     with Session(get_engine(db_url)) as session:
@@ -92,8 +109,14 @@ def test_reservations_count_until_settled_and_scopes_filter(db_url: str) -> None
 def test_the_audit_log_is_a_hash_chain_that_detects_tampering(db_url: str) -> None:
     with session_scope(db_url) as session:
         for n in range(5):
-            append_event(session, key=f"e{n}", kind="review_decided", actor="bob",
-                         run_id="r1", detail={"n": n})
+            append_event(
+                session,
+                key=f"e{n}",
+                kind="review_decided",
+                actor="bob",
+                run_id="r1",
+                detail={"n": n},
+            )
         again = append_event(session, key="e2", kind="review_decided", actor="bob", run_id="r1")
         assert again.detail == {"n": 2}, "the same key must not append a second event"
     with Session(get_engine(db_url)) as session:
@@ -112,7 +135,9 @@ def test_concurrent_writers_keep_one_linear_audit_chain(db_url: str) -> None:
         try:
             for n in range(10):
                 with session_scope(db_url) as session:
-                    append_event(session, key=f"w{worker}-{n}", kind="model_call", actor=f"w{worker}")
+                    append_event(
+                        session, key=f"w{worker}-{n}", kind="model_call", actor=f"w{worker}"
+                    )
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

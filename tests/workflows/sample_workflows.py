@@ -76,7 +76,9 @@ class OneStrongStep(TetherWorkflow):
             answered = await self.llm_step(ANSWER_STRONG, {"text": question.text})
         except RunHalted as halt:
             return self.halted(OneStepResult(), halt)
-        return self.finish(OneStepResult(answer=answered.output.answer, disposition=answered.disposition))
+        return self.finish(
+            OneStepResult(answer=answered.output.answer, disposition=answered.disposition)
+        )
 
 
 TEST_WORKFLOWS = [OneStep, OneStrongStep]

@@ -22,15 +22,22 @@ BELOW_ANY_STEP = 0.0001
 
 
 async def run_one(
-    client: Client, settings: Settings, policy: TetherPolicy, workflow: str = "test_one_step",
+    client: Client,
+    settings: Settings,
+    policy: TetherPolicy,
+    workflow: str = "test_one_step",
     question: Question | None = None,
 ) -> tuple[str, OneStepResult]:
     run_id = f"budget-{uuid.uuid4().hex[:8]}"
-    async with running_worker(client, settings, policy=gated(policy, accept=0.0),
-                              extra_workflows=TEST_WORKFLOWS):
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
+    ):
         result = await client.execute_workflow(
-            workflow, question or Question(text="What is the capital of France?", user="u1"),
-            id=run_id, task_queue=settings.task_queue, result_type=OneStepResult,
+            workflow,
+            question or Question(text="What is the capital of France?", user="u1"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
     return run_id, result
 
@@ -51,7 +58,9 @@ async def test_downgrade_runs_the_step_on_the_cheaper_model(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
     run_id, result = await run_one(
-        client, settings, with_budgets(policy, per_run_usd=0.002, on_exceed="downgrade"),
+        client,
+        settings,
+        with_budgets(policy, per_run_usd=0.002, on_exceed="downgrade"),
         workflow="test_one_strong_step",
     )
     assert result.status == "completed"
@@ -64,11 +73,18 @@ async def test_approve_spend_pauses_for_a_human(
     client: Client, settings: Settings, policy: TetherPolicy, verdict: str
 ) -> None:
     run_id = f"spend-{uuid.uuid4().hex[:8]}"
-    budget_policy = gated(with_budgets(policy, per_run_usd=BELOW_ANY_STEP, on_exceed="approve_spend"), accept=0.0)
-    async with running_worker(client, settings, policy=budget_policy, extra_workflows=TEST_WORKFLOWS):
+    budget_policy = gated(
+        with_budgets(policy, per_run_usd=BELOW_ANY_STEP, on_exceed="approve_spend"), accept=0.0
+    )
+    async with running_worker(
+        client, settings, policy=budget_policy, extra_workflows=TEST_WORKFLOWS
+    ):
         handle = await client.start_workflow(
-            "test_one_step", Question(text="Translate 'hello' to French"), id=run_id,
-            task_queue=settings.task_queue, result_type=OneStepResult,
+            "test_one_step",
+            Question(text="Translate 'hello' to French"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
         status = await wait_for_pending(client, run_id)
         assert status.pending is not None and status.pending.reason == "over_budget"
@@ -103,15 +119,24 @@ async def test_daily_user_budget_counts_earlier_runs_of_the_same_user(
             break
     assert runs[-1].status == "stopped_over_budget"
     assert "daily user budget" in (runs[-1].halted_reason or "")
-    _, other_user = await run_one(client, settings, limited, question=Question(text="hi", user="u2"))
+    _, other_user = await run_one(
+        client, settings, limited, question=Question(text="hi", user="u2")
+    )
     assert other_user.status == "completed", "another user's budget is separate"
 
 
 async def test_monthly_tenant_budget_stops_the_tenant(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
-    limited = with_budgets(policy, per_run_usd=None, per_user_daily_usd=None,
-                           per_tenant_monthly_usd=BELOW_ANY_STEP, on_exceed="stop")
-    _, result = await run_one(client, settings, limited, question=Question(text="hi", tenant="small-co"))
+    limited = with_budgets(
+        policy,
+        per_run_usd=None,
+        per_user_daily_usd=None,
+        per_tenant_monthly_usd=BELOW_ANY_STEP,
+        on_exceed="stop",
+    )
+    _, result = await run_one(
+        client, settings, limited, question=Question(text="hi", tenant="small-co")
+    )
     assert result.status == "stopped_over_budget"
     assert "monthly tenant budget" in (result.halted_reason or "")

@@ -37,7 +37,9 @@ def write_policy(policy: TetherPolicy, path: Path) -> Path:
     return path
 
 
-def worker_process(settings: Settings, policy_file: Path, latency_ms: int) -> subprocess.Popen[bytes]:
+def worker_process(
+    settings: Settings, policy_file: Path, latency_ms: int
+) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "TETHER_HOME": str(settings.home),
         "TETHER_TEMPORAL_ADDRESS": settings.temporal_address,
@@ -47,7 +49,10 @@ def worker_process(settings: Settings, policy_file: Path, latency_ms: int) -> su
     }
     log = open(settings.home / "worker.log", "wb")  # noqa: SIM115 (lives as long as the process)
     return subprocess.Popen(
-        [sys.executable, "-m", "tether.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "tether.cli", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -55,26 +60,36 @@ async def test_worker_killed_mid_step_a_new_worker_finishes_without_duplicate_le
     client: Client, settings: Settings, policy: TetherPolicy, tmp_path: Path
 ) -> None:
     accepting = gated(policy, accept=0.0)
-    proc = worker_process(settings, write_policy(accepting, tmp_path / "policy.yaml"), latency_ms=3000)
+    proc = worker_process(
+        settings, write_policy(accepting, tmp_path / "policy.yaml"), latency_ms=3000
+    )
     run_id = f"crash-{uuid.uuid4().hex[:8]}"
     try:
         handle = await client.start_workflow(
             "support_triage",
             Ticket(subject="Cannot log in", body="The app crashes after I type my password."),
-            id=run_id, task_queue=settings.task_queue, result_type=TriageResult,
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=TriageResult,
         )
         # Wait until the first step's checkpoint has reserved its cost: the model call is next.
         for _ in range(300):
             with Session(get_engine(settings.resolved_database_url)) as session:
-                if session.exec(select(BudgetReservation).where(BudgetReservation.run_id == run_id)).first():
+                if session.exec(
+                    select(BudgetReservation).where(BudgetReservation.run_id == run_id)
+                ).first():
                     break
             await asyncio.sleep(0.05)
         else:
-            raise AssertionError(f"the worker never started the run: {(settings.home / 'worker.log').read_text()[-2000:]}")
+            raise AssertionError(
+                f"the worker never started the run: {(settings.home / 'worker.log').read_text()[-2000:]}"
+            )
         await asyncio.sleep(1.0)  # inside the 3 s simulated model call
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        assert ledger(settings, run_id) == [], "the killed call never finished, so nothing was charged yet"
+        assert ledger(settings, run_id) == [], (
+            "the killed call never finished, so nothing was charged yet"
+        )
 
         async with running_worker(client, settings, policy=accepting):
             result = await asyncio.wait_for(handle.result(), timeout=90)
@@ -86,7 +101,9 @@ async def test_worker_killed_mid_step_a_new_worker_finishes_without_duplicate_le
     identities = [(r.step, r.activity_attempt, r.call) for r in rows]
     assert len(identities) == len(set(identities)), f"duplicated ledger rows: {identities}"
     classify_main = [r.activity_attempt for r in rows if r.step == "classify" and r.call == "main"]
-    assert classify_main == [2], "attempt 1 died with the worker; attempt 2 made the only charged call"
+    assert classify_main == [2], (
+        "attempt 1 died with the worker; attempt 2 made the only charged call"
+    )
     assert [s.name for s in result.steps] == ["classify", "extract", "draft_reply"]
     assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
 
@@ -100,10 +117,15 @@ async def test_a_paused_run_survives_a_server_restart_on_the_same_database(
     async with DevServer(db) as server:
         settings = make_settings(tmp_path, server.address)
         client = await connect(settings)
-        async with running_worker(client, settings, policy=reviewing, extra_workflows=TEST_WORKFLOWS):
+        async with running_worker(
+            client, settings, policy=reviewing, extra_workflows=TEST_WORKFLOWS
+        ):
             await client.start_workflow(
-                "test_one_step", Question(text="Should we ship on Friday?"), id=run_id,
-                task_queue=settings.task_queue, result_type=OneStepResult,
+                "test_one_step",
+                Question(text="Should we ship on Friday?"),
+                id=run_id,
+                task_queue=settings.task_queue,
+                result_type=OneStepResult,
             )
             before = await wait_for_pending(client, run_id)
         port = int(server.address.rpartition(":")[2])
@@ -112,7 +134,9 @@ async def test_a_paused_run_survives_a_server_restart_on_the_same_database(
     async with DevServer(db, port=port) as server:
         client = await connect(settings)
         handle = client.get_workflow_handle(run_id, result_type=OneStepResult)
-        async with running_worker(client, settings, policy=reviewing, extra_workflows=TEST_WORKFLOWS):
+        async with running_worker(
+            client, settings, policy=reviewing, extra_workflows=TEST_WORKFLOWS
+        ):
             after = await handle.query("status", result_type=RunStatus)
             assert after.pending == before.pending, "the same review is still waiting"
             await handle.execute_update("decide", decision_for(after), result_type=DecisionReceipt)

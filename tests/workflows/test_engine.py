@@ -59,7 +59,9 @@ async def test_three_step_workflow_completes_with_confidence_and_cost(
     async with running_worker(client, settings, policy=gated(policy, accept=0.0)):
         result = await client.execute_workflow(
             "support_triage",
-            Ticket(subject="Charged twice", body="I was billed twice for order 1234. Refund please."),
+            Ticket(
+                subject="Charged twice", body="I was billed twice for order 1234. Refund please."
+            ),
             id=f"triage-{uuid.uuid4().hex[:8]}",
             task_queue=settings.task_queue,
             result_type=TriageResult,
@@ -75,7 +77,11 @@ async def test_three_step_workflow_completes_with_confidence_and_cost(
 
 
 async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_ledger(
-    client: Client, tmp_path, temporal_address: str, policy: TetherPolicy, provider_server: FakeProviderServer
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
 ) -> None:
     from tests.conftest import make_settings
 
@@ -88,11 +94,17 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     provider_server.script(fail_with=503, times=2)
     run_id = f"retry-{uuid.uuid4().hex[:8]}"
     async with running_worker(
-        client, settings, policy=gated(routed(policy, [GPT]), accept=0.0), extra_workflows=TEST_WORKFLOWS
+        client,
+        settings,
+        policy=gated(routed(policy, [GPT]), accept=0.0),
+        extra_workflows=TEST_WORKFLOWS,
     ):
         result = await client.execute_workflow(
-            "test_one_step", Question(text="What is 2+2?"), id=run_id,
-            task_queue=settings.task_queue, result_type=OneStepResult,
+            "test_one_step",
+            Question(text="What is 2+2?"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
     assert result.status == "completed"
     rows = ledger(settings, run_id)
@@ -109,7 +121,11 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
 
 
 async def test_rejected_request_fails_fast_with_a_clear_message(
-    client: Client, tmp_path, temporal_address: str, policy: TetherPolicy, provider_server: FakeProviderServer
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
 ) -> None:
     from tests.conftest import make_settings
 
@@ -120,7 +136,9 @@ async def test_rejected_request_fails_fast_with_a_clear_message(
         OPENAI_BASE_URL=provider_server.openai_base_url,
     )
     run_id = f"reject-{uuid.uuid4().hex[:8]}"
-    async with running_worker(client, settings, policy=routed(policy, [GPT]), extra_workflows=TEST_WORKFLOWS):
+    async with running_worker(
+        client, settings, policy=routed(policy, [GPT]), extra_workflows=TEST_WORKFLOWS
+    ):
         with pytest.raises(WorkflowFailureError) as failure:
             await client.execute_workflow(
                 "test_one_step", Question(text="hi"), id=run_id, task_queue=settings.task_queue
@@ -140,8 +158,11 @@ async def test_low_confidence_pauses_until_a_decision_update_resumes_it(
         client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
     ):
         handle = await client.start_workflow(
-            "test_one_step", Question(text="Is the sky blue?", requester="alice"), id=run_id,
-            task_queue=settings.task_queue, result_type=OneStepResult,
+            "test_one_step",
+            Question(text="Is the sky blue?", requester="alice"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
         status = await wait_for_pending(client, run_id)
         assert status.state == "awaiting_review"
@@ -162,7 +183,9 @@ async def test_low_confidence_pauses_until_a_decision_update_resumes_it(
 
         edited = {"answer": "Yes, on a clear day.", "sure": True}
         receipt = await handle.execute_update(
-            "decide", decision_for(status, kind="edit", edited_output=edited), result_type=DecisionReceipt
+            "decide",
+            decision_for(status, kind="edit", edited_output=edited),
+            result_type=DecisionReceipt,
         )
         assert receipt.kind == "edit" and receipt.reviewer == "bob"
         with pytest.raises(WorkflowUpdateFailedError) as again:
@@ -179,14 +202,21 @@ async def test_reviewer_rejection_stops_the_run_with_the_reason(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
     run_id = f"gate-reject-{uuid.uuid4().hex[:8]}"
-    async with running_worker(client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS):
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
+    ):
         handle = await client.start_workflow(
-            "test_one_step", Question(text="Tell me a secret"), id=run_id,
-            task_queue=settings.task_queue, result_type=OneStepResult,
+            "test_one_step",
+            Question(text="Tell me a secret"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
         status = await wait_for_pending(client, run_id)
         await handle.execute_update(
-            "decide", decision_for(status, kind="reject", reason="off-topic"), result_type=DecisionReceipt
+            "decide",
+            decision_for(status, kind="reject", reason="off-topic"),
+            result_type=DecisionReceipt,
         )
         result = await handle.result()
     assert result.status == "rejected"
@@ -198,14 +228,21 @@ async def test_reviewer_retry_on_the_strong_model_reruns_the_step(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
     run_id = f"gate-retry-{uuid.uuid4().hex[:8]}"
-    async with running_worker(client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS):
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
+    ):
         handle = await client.start_workflow(
-            "test_one_step", Question(text="Summarise the plot of Hamlet"), id=run_id,
-            task_queue=settings.task_queue, result_type=OneStepResult,
+            "test_one_step",
+            Question(text="Summarise the plot of Hamlet"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
         )
         first = await wait_for_pending(client, run_id)
         await handle.execute_update(
-            "decide", decision_for(first, kind="retry", retry_mode="strong_model"), result_type=DecisionReceipt
+            "decide",
+            decision_for(first, kind="retry", retry_mode="strong_model"),
+            result_type=DecisionReceipt,
         )
         second = await wait_for_pending_new(client, run_id, first.pending.review_id)  # type: ignore[union-attr]
         assert second.steps[0].model == "simulated/strong"
@@ -235,5 +272,8 @@ def test_unpriced_models_are_refused_by_the_policy(policy: TetherPolicy) -> None
 
     with pytest.raises(ConfigurationError, match="openai/unknown"):
         cost_usd(policy.prices, "openai/unknown", Usage(input_tokens=1))
-    assert cost_usd({"m/x": ModelPrice(input_per_mtok=1, output_per_mtok=2)}, "m/x",
-                    Usage(input_tokens=1_000_000, output_tokens=500_000)) == pytest.approx(2.0)
+    assert cost_usd(
+        {"m/x": ModelPrice(input_per_mtok=1, output_per_mtok=2)},
+        "m/x",
+        Usage(input_tokens=1_000_000, output_tokens=500_000),
+    ) == pytest.approx(2.0)

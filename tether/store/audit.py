@@ -36,10 +36,29 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=80)
 
 
-def _event_hash(prev_hash: str, seq: int, key: str, kind: str, actor: str, at: datetime,
-                run_id: str | None, review_id: str | None, detail: dict[str, Any]) -> str:
+def _event_hash(
+    prev_hash: str,
+    seq: int,
+    key: str,
+    kind: str,
+    actor: str,
+    at: datetime,
+    run_id: str | None,
+    review_id: str | None,
+    detail: dict[str, Any],
+) -> str:
     body = json.dumps(
-        [prev_hash, seq, key, kind, actor, at.replace(tzinfo=None).isoformat(), run_id, review_id, detail],
+        [
+            prev_hash,
+            seq,
+            key,
+            kind,
+            actor,
+            at.replace(tzinfo=None).isoformat(),
+            run_id,
+            review_id,
+            detail,
+        ],
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -63,13 +82,22 @@ def append_event(
         existing = session.exec(select(AuditEvent).where(AuditEvent.key == key)).first()
         if existing is not None:
             return existing
-        head = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+        head = session.exec(
+            select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)
+        ).first()
         seq = head.seq + 1 if head else 1
         prev = head.hash if head else GENESIS
         at = datetime.now(UTC).replace(microsecond=0)
         event = AuditEvent(
-            seq=seq, key=key, at=at, kind=kind, actor=actor, run_id=run_id, review_id=review_id,
-            detail=detail, prev_hash=prev,
+            seq=seq,
+            key=key,
+            at=at,
+            kind=kind,
+            actor=actor,
+            run_id=run_id,
+            review_id=review_id,
+            detail=detail,
+            prev_hash=prev,
             hash=_event_hash(prev, seq, key, kind, actor, at, run_id, review_id, detail),
         )
         try:
@@ -86,8 +114,17 @@ def verify_chain(session: Session) -> int | None:
     prev = GENESIS
     expected_seq = 1
     for event in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
-        recomputed = _event_hash(prev, event.seq, event.key, event.kind, event.actor, event.at,
-                                 event.run_id, event.review_id, event.detail)
+        recomputed = _event_hash(
+            prev,
+            event.seq,
+            event.key,
+            event.kind,
+            event.actor,
+            event.at,
+            event.run_id,
+            event.review_id,
+            event.detail,
+        )
         if event.seq != expected_seq or event.prev_hash != prev or event.hash != recomputed:
             return event.seq
         prev = event.hash
@@ -95,7 +132,9 @@ def verify_chain(session: Session) -> int | None:
     return None
 
 
-def events_for(session: Session, *, run_id: str | None = None, review_id: str | None = None) -> list[AuditEvent]:
+def events_for(
+    session: Session, *, run_id: str | None = None, review_id: str | None = None
+) -> list[AuditEvent]:
     query = select(AuditEvent)
     if run_id is not None:
         query = query.where(AuditEvent.run_id == run_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -71,7 +71,9 @@ def insert_once(session: Session, row: SQLModel) -> bool:
 def run_spend(session: Session, run_id: str) -> tuple[float, float]:
     """(spent, still reserved) for one run."""
     spent = session.exec(
-        select(func.coalesce(func.sum(LedgerEntry.cost_usd), 0.0)).where(LedgerEntry.run_id == run_id)
+        select(func.coalesce(func.sum(LedgerEntry.cost_usd), 0.0)).where(
+            LedgerEntry.run_id == run_id
+        )
     ).one()
     reserved = session.exec(
         select(func.coalesce(func.sum(BudgetReservation.estimate_usd), 0.0)).where(
@@ -85,15 +87,18 @@ def scope_spend(
     session: Session, *, since: datetime, tenant: str, end_user: str | None = None
 ) -> tuple[float, float]:
     """(spent, still reserved) since ``since`` for a tenant, or for one end user when given."""
-    entry_filter = [col(LedgerEntry.created_at) >= since, LedgerEntry.tenant == tenant]
-    hold_filter = [
+    entry_filter: list[ColumnElement[bool]] = [
+        col(LedgerEntry.created_at) >= since,
+        col(LedgerEntry.tenant) == tenant,
+    ]
+    hold_filter: list[ColumnElement[bool]] = [
         col(BudgetReservation.created_at) >= since,
-        BudgetReservation.tenant == tenant,
+        col(BudgetReservation.tenant) == tenant,
         col(BudgetReservation.settled).is_(False),
     ]
     if end_user is not None:
-        entry_filter.append(LedgerEntry.end_user == end_user)
-        hold_filter.append(BudgetReservation.end_user == end_user)
+        entry_filter.append(col(LedgerEntry.end_user) == end_user)
+        hold_filter.append(col(BudgetReservation.end_user) == end_user)
     spent = session.exec(
         select(func.coalesce(func.sum(LedgerEntry.cost_usd), 0.0)).where(*entry_filter)
     ).one()

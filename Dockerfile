@@ -1,0 +1,25 @@
+# The Tether image: one image for workers (`tether worker`, the default) and the UI (`tether ui`).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tether ./tether
+COPY workflows ./workflows
+COPY activities ./activities
+COPY policies ./policies
+COPY review_ui ./review_ui
+RUN pip install '.[postgres]'
+
+RUN useradd --create-home --uid 10001 --user-group tether
+USER tether
+WORKDIR /home/tether
+ENV TETHER_HOME=/home/tether/.tether \
+    TETHER_UI_HOST=0.0.0.0
+
+EXPOSE 8000
+CMD ["tether", "worker"]

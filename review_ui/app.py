@@ -1,0 +1,127 @@
+"""The review app: ``create_app`` assembles pages, the JSON API, Slack (when present), the
+redelivery of saved decisions, and serves on http://127.0.0.1:8000 by default (``tether ui``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlmodel import text
+from temporalio.client import Client
+
+from policies.loader import load_policy
+from policies.models import TetherPolicy
+from review_ui import api, pages
+from review_ui.auth import LoginRequired
+from review_ui.context import STATIC_DIR, TEMPLATES_DIR, Desk, ReviewDesk, TemporalLink
+from review_ui.decisions import redelivery_loop
+from review_ui.display import install_filters
+from tether.settings import Settings
+from tether.store.engine import get_engine, session_scope
+
+log = logging.getLogger(__name__)
+
+_HTML_ERROR_TITLES = {403: "Not allowed", 404: "Not found", 400: "Bad request"}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    policy: TetherPolicy | None = None,
+) -> FastAPI:
+    """The review app.
+
+    Args:
+        settings: Default ``Settings.from_env()``.
+        client: A connected Temporal client; by default the app connects on first use, so the
+            queue is readable while Temporal is down.
+        policy: Default: the policy file the settings name (or the embedded default).
+    """
+    settings = settings or Settings.from_env()
+    policy = policy or load_policy(settings.policy_file)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    install_filters(templates)
+    desk = ReviewDesk(
+        settings=settings,
+        policy=policy,
+        temporal=TemporalLink(settings, client),
+        templates=templates,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(get_engine, desk.database_url)  # creates the tables once
+        courier = asyncio.create_task(
+            redelivery_loop(desk.temporal.get, database_url=desk.database_url),
+            name="decision-redelivery",
+        )
+        try:
+            yield
+        finally:
+            courier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await courier
+
+    app = FastAPI(
+        title="Tether review",
+        summary="Review queue and integration API of Tether's human review gate.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.desk = desk
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.runs)
+    app.include_router(api.reviews)
+    _include_slack(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(desk: Desk) -> dict[str, str]:
+        """Liveness: the app answers and its store is readable."""
+        with session_scope(desk.database_url) as session:
+            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        connected = desk.temporal.client is not None
+        return {"status": "ok", "store": "ok", "temporal": "connected" if connected else "lazy"}
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={_quote(exc.next_path)}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        path = request.url.path
+        if path.startswith(("/api", "/slack", "/healthz", "/docs", "/openapi")):
+            return await http_exception_handler(request, exc)
+        context = {"title": _HTML_ERROR_TITLES.get(exc.status_code, "Error"), "message": exc.detail}
+        return templates.TemplateResponse(
+            request, "error.html", context, status_code=exc.status_code
+        )
+
+    return app
+
+
+def _include_slack(app: FastAPI) -> None:
+    # The Slack front-end lives in its own module; the app works without it.
+    if importlib.util.find_spec("review_ui.slack_interactions") is None:
+        return
+    module = importlib.import_module("review_ui.slack_interactions")
+    router = getattr(module, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")

@@ -1,0 +1,451 @@
+"""The reviewer's HTML pages: login, the queue, an item's detail page and its decision forms."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from review_ui.auth import (
+    CSRF_FIELD,
+    CurrentUser,
+    PageUser,
+    anonymous_session,
+    check_password,
+    csrf_matches,
+    read_session,
+    session_reviewer,
+    signed_in_session,
+    write_session,
+)
+from review_ui.context import Desk, ReviewDesk
+from review_ui.deciding import DecisionRequest, allowed_kinds, decide, may_decide
+from review_ui.decisions import decision_update_id
+from review_ui.queue import (
+    REASONS,
+    STATUSES,
+    ClaimFilter,
+    ClaimRefused,
+    QueueQuery,
+    QueueSort,
+    claim,
+    find_intent,
+    list_queue,
+    pending_intents,
+    release,
+    run_timeline,
+    workflow_counts,
+)
+from review_ui.run_state import run_snapshot
+from review_ui.schema_form import FormField, build_fields, read_form, validate_output
+from tether.store.audit import AuditEvent
+from tether.store.engine import session_scope
+from tether.store.reviews import DecisionIntent, ReviewItem, get_review
+
+router = APIRouter(include_in_schema=False)
+
+FLASH_COOKIE = "tether_flash"
+
+
+# --- login ----------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, desk: Desk, next: str = "/") -> Response:
+    session = read_session(desk, request)
+    if session_reviewer(desk, session) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    session = session or anonymous_session()
+    response = _render(desk, request, "login.html", {"csrf": session.csrf, "next": next})
+    write_session(desk, response, session)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, desk: Desk) -> Response:
+    form = await request.form()
+    session = read_session(desk, request)
+    if not csrf_matches(session, _text(form, CSRF_FIELD)):
+        raise HTTPException(403, "the login form's security token is missing or out of date")
+    assert session is not None
+    name, next_path = _text(form, "name").strip(), _text(form, "next") or "/"
+    reviewer = check_password(desk.policy, name, _text(form, "password"))
+    if reviewer is None:
+        context = {
+            "csrf": session.csrf,
+            "next": next_path,
+            "name": name,
+            "error": "Wrong name or password.",
+        }
+        return _render(desk, request, "login.html", context, status_code=401)
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    write_session(desk, response, signed_in_session(desk, reviewer))
+    return response
+
+
+@router.post("/logout")
+async def logout(desk: Desk, user: CurrentUser) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    write_session(desk, response, anonymous_session())
+    return response
+
+
+# --- the queue ------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    desk: Desk,
+    user: CurrentUser,
+    workflow: str | None = None,
+    status: str = "pending",
+    reason: str | None = None,
+    claimed: ClaimFilter = "any",
+    sort: QueueSort = "due",
+    page: int = Query(default=1, ge=1, le=100_000),
+) -> Response:
+    query = QueueQuery(
+        workflow=workflow or None,
+        status=status if status in (*STATUSES, "all") else "pending",
+        reason=reason if reason in REASONS else None,
+        claimed=claimed,
+        sort=sort,
+        page=page,
+    )
+    with session_scope(desk.database_url) as session:
+        result = list_queue(session, query, me=user.reviewer.name)
+        workflows = workflow_counts(session, query.status)
+    context = {
+        "user": user,
+        "page": result,
+        "query": query,
+        "workflows": workflows,
+        "statuses": STATUSES,
+        "reasons": REASONS,
+        "now": datetime.now(UTC),
+        "flash": _read_flash(desk, request),
+        "self_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+    }
+    return _render(desk, request, "queue.html", context, clear_flash=True)
+
+
+# --- one item ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DetailView:
+    """Everything the detail page shows besides the forms."""
+
+    item: ReviewItem
+    timeline: list[AuditEvent]
+    intent: DecisionIntent | None = None
+    waiting: list[DecisionIntent] = field(default_factory=list)
+
+
+def _load_detail(desk: ReviewDesk, review_id: str, update_id: str | None) -> DetailView:
+    with session_scope(desk.database_url) as session:
+        item = get_review(session, review_id)
+        if item is None:
+            raise HTTPException(404, f"no review item {review_id}")
+        return DetailView(
+            item=item,
+            timeline=run_timeline(session, item.run_id),
+            intent=find_intent(session, review_id, update_id) if update_id else None,
+            waiting=pending_intents(session, review_id),
+        )
+
+
+@router.get("/reviews/{review_id}", response_class=HTMLResponse)
+async def review_page(
+    request: Request, desk: Desk, user: CurrentUser, review_id: str, decision: str | None = None
+) -> Response:
+    view = await asyncio.to_thread(_load_detail, desk, review_id, decision)
+    notice = _intent_notice(view.intent)
+    return _render_detail(desk, request, user, view, notice=notice)
+
+
+@router.get("/reviews/{review_id}/outcome", response_class=HTMLResponse)
+async def outcome_fragment(
+    request: Request, desk: Desk, user: CurrentUser, review_id: str
+) -> Response:
+    view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+    run = await run_snapshot(desk, view.item.run_id) if view.item.status != "pending" else None
+    context = {"item": view.item, "waiting": view.waiting, "run": run}
+    return _render(desk, request, "_outcome.html", context)
+
+
+@router.post("/reviews/{review_id}/decide", response_class=HTMLResponse)
+async def decide_from_form(
+    request: Request, desk: Desk, user: CurrentUser, review_id: str
+) -> Response:
+    form = await request.form()
+    view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+    item = view.item
+    kind = _text(form, "kind")
+    if kind not in allowed_kinds(item):
+        return _render_detail(
+            desk,
+            request,
+            user,
+            view,
+            status_code=400,
+            notice=("error", f"“{kind}” is not a decision this item accepts"),
+        )
+    edited: dict[str, Any] | None = None
+    if kind == "edit":
+        assert item.output_schema is not None
+        submitted = {key: _text(form, key) for key in form}
+        edited, errors = read_form(item.output_schema, submitted)
+        if not errors:
+            edited, errors = validate_output(item.output_model, edited)
+        if errors:
+            fields = build_fields(item.output_schema, None, submitted=submitted, errors=errors)
+            return _render_detail(
+                desk,
+                request,
+                user,
+                view,
+                status_code=422,
+                fields=fields,
+                open_form="edit",
+                submitted=submitted,
+                notice=(
+                    "error",
+                    "The edited output is not valid yet; see the fields marked below.",
+                ),
+            )
+    if kind == "reject" and not _text(form, "reason").strip():
+        return _render_detail(
+            desk,
+            request,
+            user,
+            view,
+            status_code=422,
+            open_form="reject",
+            submitted={"reason": ""},
+            field_errors={"reason": "a rejection needs a reason"},
+        )
+    if (
+        kind == "retry"
+        and _text(form, "retry_mode") == "with_feedback"
+        and not _text(form, "feedback").strip()
+    ):
+        return _render_detail(
+            desk,
+            request,
+            user,
+            view,
+            status_code=422,
+            open_form="retry",
+            submitted={"retry_mode": "with_feedback"},
+            field_errors={"feedback": "say what the model should do differently"},
+        )
+    try:
+        request_body = DecisionRequest.model_validate(
+            {
+                "kind": kind,
+                "output_digest": _text(form, "output_digest"),
+                "reason": _text(form, "reason") or None,
+                "edited_output": edited,
+                "retry_mode": (_text(form, "retry_mode") or None) if kind == "retry" else None,
+                "feedback": _text(form, "feedback") or None,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _render_detail(
+            desk, request, user, view, status_code=400, notice=("error", f"{where}: {first['msg']}")
+        )
+    nonce = _text(form, "nonce") or secrets.token_urlsafe(12)
+    outcome = await decide(
+        desk,
+        user.reviewer,
+        item,
+        request_body,
+        channel="web",
+        update_id=decision_update_id(review_id, nonce),
+    )
+    if outcome.state == "refused":
+        view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+        return _render_detail(
+            desk,
+            request,
+            user,
+            view,
+            status_code=409,
+            notice=("error", _refusal_notice(outcome.message)),
+        )
+    target = f"/reviews/{review_id}?decision={outcome.update_id}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/reviews/{review_id}/claim")
+async def claim_item(request: Request, desk: Desk, user: CurrentUser, review_id: str) -> Response:
+    return await _change_claim(request, desk, user, review_id, take=True)
+
+
+@router.post("/reviews/{review_id}/release")
+async def release_item(request: Request, desk: Desk, user: CurrentUser, review_id: str) -> Response:
+    return await _change_claim(request, desk, user, review_id, take=False)
+
+
+async def _change_claim(
+    request: Request, desk: Desk, user: PageUser, review_id: str, *, take: bool
+) -> Response:
+    form = await request.form()
+    target = _safe_next(_text(form, "next") or f"/reviews/{review_id}")
+
+    def _apply() -> tuple[str, str]:
+        with session_scope(desk.database_url) as session:
+            if take:
+                claim(session, review_id, user.reviewer.name)
+                return "ok", "You claimed this item; other reviewers see it as yours."
+            release(session, review_id, user.reviewer.name)
+            return "ok", "You released this item."
+
+    try:
+        flash = await asyncio.to_thread(_apply)
+    except ClaimRefused as exc:
+        flash = ("error", f"Not {'claimed' if take else 'released'}: {exc}.")
+    except LookupError:
+        raise HTTPException(404, f"no review item {review_id}") from None
+    response = RedirectResponse(target, status_code=303)
+    _write_flash(desk, response, flash)
+    return response
+
+
+# --- rendering --------------------------------------------------------------------------------------
+
+
+def _render_detail(
+    desk: ReviewDesk,
+    request: Request,
+    user: PageUser,
+    view: DetailView,
+    *,
+    status_code: int = 200,
+    notice: tuple[str, str] | None = None,
+    fields: list[FormField] | None = None,
+    open_form: str | None = None,
+    submitted: dict[str, str] | None = None,
+    field_errors: dict[str, str] | None = None,
+) -> Response:
+    item = view.item
+    kinds = allowed_kinds(item)
+    if fields is None and "edit" in kinds and item.output_schema is not None:
+        fields = build_fields(item.output_schema, _edit_prefill(item))
+    problem = may_decide(user.reviewer, item) if item.status == "pending" else None
+    context = {
+        "user": user,
+        "item": item,
+        "view": view,
+        "kinds": kinds,
+        "can_decide": item.status == "pending" and problem is None,
+        "problem": problem,
+        "fields": fields or [],
+        "nonces": {kind: secrets.token_urlsafe(12) for kind in kinds},
+        "open_form": open_form,
+        "submitted": submitted or {},
+        "field_errors": field_errors or {},
+        "notice": notice or _read_flash(desk, request),
+        "now": datetime.now(UTC),
+        "confidence": item.confidence or {},
+    }
+    return _render(desk, request, "detail.html", context, status_code=status_code, clear_flash=True)
+
+
+def _render(
+    desk: ReviewDesk,
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    clear_flash: bool = False,
+) -> Response:
+    response = desk.templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    if clear_flash and FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def _edit_prefill(item: ReviewItem) -> dict[str, Any] | None:
+    if item.output is not None:
+        return item.output
+    if item.raw_output:
+        import json
+
+        try:
+            parsed = json.loads(item.raw_output)
+        except json.JSONDecodeError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _intent_notice(intent: DecisionIntent | None) -> tuple[str, str] | None:
+    if intent is None:
+        return None
+    if intent.status == "delivered":
+        return "ok", "Your decision was taken by the run."
+    if intent.status == "refused":
+        return "error", _refusal_notice(intent.last_error or "the run refused the decision")
+    return "wait", (
+        "Your decision is saved and will reach the run as soon as a worker is running. "
+        "This page shows the outcome once it does."
+    )
+
+
+def _refusal_notice(message: str) -> str:
+    return f"Your decision was not taken: {message}."
+
+
+def _flash_serializer(desk: ReviewDesk) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        desk.settings.session_secret.get_secret_value(), salt="tether-flash"
+    )
+
+
+def _write_flash(desk: ReviewDesk, response: Response, flash: tuple[str, str]) -> None:
+    response.set_cookie(
+        FLASH_COOKIE,
+        _flash_serializer(desk).dumps(list(flash)),
+        max_age=60,
+        httponly=True,
+        samesite="lax",
+        path="/",
+    )
+
+
+def _read_flash(desk: ReviewDesk, request: Request) -> tuple[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        kind, text = _flash_serializer(desk).loads(raw, max_age=60)
+    except (BadSignature, ValueError):
+        return None
+    return str(kind), str(text)
+
+
+def _text(form: FormData, key: str) -> str:
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _safe_next(path: str) -> str:
+    # Only same-site paths: never redirect a reviewer to another host after login.
+    if path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return "/"
