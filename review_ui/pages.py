@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -45,7 +47,13 @@ from review_ui.queue import (
     workflow_counts,
 )
 from review_ui.run_state import run_snapshot
-from review_ui.schema_form import FormField, build_fields, read_form, validate_output
+from review_ui.schema_form import (
+    FormField,
+    build_fields,
+    field_paths,
+    read_form,
+    validate_output,
+)
 from tether.store.audit import AuditEvent
 from tether.store.engine import session_scope
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
@@ -134,6 +142,7 @@ def queue_page(
         "now": datetime.now(UTC),
         "flash": _read_flash(desk, request),
         "self_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        "link": lambda **changes: _queue_link(query, **changes),
     }
     return _render(desk, request, "queue.html", context, clear_flash=True)
 
@@ -209,6 +218,9 @@ async def decide_from_form(
             edited, errors = validate_output(item.output_model, edited)
         if errors:
             fields = build_fields(item.output_schema, None, submitted=submitted, errors=errors)
+            elsewhere = [
+                f"{p or 'output'}: {m}" for p, m in errors.items() if p not in field_paths(fields)
+            ]
             return _render_detail(
                 desk,
                 request,
@@ -220,7 +232,8 @@ async def decide_from_form(
                 submitted=submitted,
                 notice=(
                     "error",
-                    "The edited output is not valid yet; see the fields marked below.",
+                    "The edited output is not valid yet; see the fields marked below. "
+                    + "; ".join(elsewhere),
                 ),
             )
     if kind == "reject" and not _text(form, "reason").strip():
@@ -285,8 +298,26 @@ async def decide_from_form(
             status_code=409,
             notice=("error", _refusal_notice(outcome.message)),
         )
+    if outcome.state == "accepted":
+        await _until_recorded(desk, review_id)
     target = f"/reviews/{review_id}?decision={outcome.update_id}"
     return RedirectResponse(target, status_code=303)
+
+
+async def _until_recorded(desk: ReviewDesk, review_id: str, within_s: float = 1.5) -> None:
+    # The run records a taken decision in the store right after taking it; waiting a moment
+    # here means the page the reviewer lands on already shows it (else the page polls).
+    def _status() -> str | None:
+        with session_scope(desk.database_url) as session:
+            item = get_review(session, review_id)
+            return item.status if item else None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while loop.time() < deadline:
+        if await asyncio.to_thread(_status) != "pending":
+            return
+        await asyncio.sleep(0.05)
 
 
 @router.post("/reviews/{review_id}/claim")
@@ -380,12 +411,23 @@ def _render(
     return response
 
 
+def _queue_link(query: QueueQuery, **changes: object) -> str:
+    params: dict[str, object] = {
+        "workflow": query.workflow,
+        "status": query.status,
+        "reason": query.reason,
+        "claimed": query.claimed,
+        "sort": query.sort,
+        "page": query.page,
+    }
+    params.update(changes)
+    return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
 def _edit_prefill(item: ReviewItem) -> dict[str, Any] | None:
     if item.output is not None:
         return item.output
     if item.raw_output:
-        import json
-
         try:
             parsed = json.loads(item.raw_output)
         except json.JSONDecodeError:

@@ -62,6 +62,15 @@ def build_fields(
     )
 
 
+def field_paths(fields: list[FormField]) -> set[str]:
+    """Every path a control of ``fields`` edits (to spot errors no control can show)."""
+    paths: set[str] = set()
+    for control in fields:
+        paths.add(control.path)
+        paths |= field_paths(control.children)
+    return paths
+
+
 def read_form(
     schema: dict[str, Any], form: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:

@@ -44,9 +44,11 @@ __all__ = [
     "PostedMessage",
     "ResponseUrlPost",
     "SlackCall",
+    "block_problems",
     "interaction_body",
     "signed_headers",
     "slack_signature",
+    "view_problems",
 ]
 
 JsonObject = dict[str, Any]
@@ -98,6 +100,8 @@ class SlackCall:
     content_type: str
     ok: bool
     error: str | None = None
+    response: JsonObject = field(default_factory=dict)
+    """What the fake answered (``{"ok": true, ...}`` or the error body)."""
 
 
 @dataclass
@@ -278,9 +282,11 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).extend([(error, status)] * times)
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 15.0) -> list[SlackCall]:
+    async def wait_for(
+        self, method: str, count: int = 1, within_s: float = 15.0
+    ) -> list[SlackCall]:
         """Wait until ``method`` was called successfully ``count`` times; return those calls."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while True:
             done = [call for call in self.calls_to(method) if call.ok]
             if len(done) >= count:
@@ -290,9 +296,10 @@ class FakeSlack:
             await asyncio.sleep(0.05)
 
     async def wait_for_response_posts(
-        self, count: int = 1, timeout: float = 15.0
+        self, count: int = 1, within_s: float = 15.0
     ) -> list[ResponseUrlPost]:
-        deadline = time.monotonic() + timeout
+        """Wait until ``count`` messages were posted to response_urls; return them."""
+        deadline = time.monotonic() + within_s
         while len(posts := self.response_posts()) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(posts)} response_url posts, expected {count}")
@@ -339,7 +346,7 @@ class FakeSlack:
                 "message_ts": ts,
                 "channel_id": message.channel,
                 "is_ephemeral": False,
-            },  # fmt: skip
+            },
             "trigger_id": self.new_trigger_id(),
             "team": {"id": TEAM_ID, "domain": "tether-test"},
             "enterprise": None,
@@ -411,15 +418,16 @@ class FakeSlack:
                 raise _SlackError("unknown_method", status=404)
             answer = handler(self, args)
         except _SlackError as err:
-            self._record(SlackCall(method, args, content_type, ok=False, error=err.error))
             body: JsonObject = {"ok": False, "error": err.error}
             if err.detail:
                 body["errors"] = err.detail
                 body["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in err.detail]}
+            self._record(SlackCall(method, args, content_type, False, err.error, body))
             headers = {"Retry-After": "1"} if err.status == 429 else None
             return JSONResponse(body, status_code=err.status, headers=headers)
-        self._record(SlackCall(method, args, content_type, ok=True))
-        return JSONResponse({"ok": True, **answer})
+        body = {"ok": True, **answer}
+        self._record(SlackCall(method, args, content_type, True, None, body))
+        return JSONResponse(body)
 
     def _record(self, call: SlackCall) -> None:
         with self._lock:
@@ -471,7 +479,7 @@ class FakeSlack:
                 raise _SlackError("exchanged_trigger_id")
             if time.monotonic() - trigger.issued_at > TRIGGER_TTL_S:
                 raise _SlackError("expired_trigger_id")
-        problems = _view_problems(view)
+        problems = view_problems(view)
         if problems:
             raise _SlackError("invalid_arguments", detail=problems)
         view_id = "V" + secrets.token_hex(5).upper()
@@ -568,7 +576,7 @@ def _message_content(args: JsonObject, method: str) -> tuple[str, list[JsonObjec
         raise _SlackError("no_text")
     if len(text) > 40_000:
         raise _SlackError("msg_too_long")
-    problems = _block_problems(blocks, limit=50, inputs=False)
+    problems = block_problems(blocks, limit=50, inputs=False)
     if problems:
         raise _SlackError("invalid_blocks", detail=problems)
     return str(text), list(blocks)
@@ -582,7 +590,8 @@ _INTERACTIVE = {"button", "static_select", "checkboxes", "plain_text_input", "ov
                 "datepicker", "radio_buttons", "number_input", "multi_static_select"}  # fmt: skip
 
 
-def _view_problems(view: JsonObject) -> list[str]:
+def view_problems(view: JsonObject) -> list[str]:
+    """What Slack would reject in a modal view (empty when ``views.open`` would accept it)."""
     problems = []
     if view.get("type") != "modal":
         problems.append("view.type must be modal")
@@ -595,20 +604,20 @@ def _view_problems(view: JsonObject) -> list[str]:
     if len(str(view.get("callback_id", ""))) > 255:
         problems.append("view.callback_id must be at most 255 characters")
     blocks = view.get("blocks") or []
-    problems += _block_problems(blocks, limit=100, inputs=True)
+    problems += block_problems(blocks, limit=100, inputs=True)
     if any(b.get("type") == "input" for b in blocks) and view.get("submit") is None:
         problems.append("view.submit is required when the view has input blocks")
     return problems
 
 
-def _block_problems(blocks: Any, *, limit: int, inputs: bool) -> list[str]:
+def block_problems(blocks: Any, *, limit: int = 50, inputs: bool = False) -> list[str]:
+    """What Slack would reject in a message's blocks (``invalid_blocks`` errors)."""
     if not isinstance(blocks, list):
         return ["blocks must be an array"]
     problems: list[str] = []
     if len(blocks) > limit:
         problems.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
     block_ids: set[str] = set()
-    action_ids: set[str] = set()
     allowed = _MESSAGE_BLOCKS | ({"input"} if inputs else set())
     for index, block in enumerate(blocks):
         where = f"/blocks/{index}"
@@ -644,13 +653,14 @@ def _block_problems(blocks: Any, *, limit: int, inputs: bool) -> list[str]:
             elements = block.get("elements") or []
             if not 1 <= len(elements) <= 25:
                 problems.append(f"must have 1 to 25 elements [json-pointer:{where}/elements]")
+            action_ids: set[str] = set()  # unique within their block, as Slack requires
             for n, element in enumerate(elements):
                 problems += _element_problems(element, f"{where}/elements/{n}", action_ids)
         elif kind == "input":
             problems += _text_problems(block.get("label"), f"{where}/label", 2000, plain=True)
             if block.get("hint") is not None:
                 problems += _text_problems(block["hint"], f"{where}/hint", 2000, plain=True)
-            problems += _element_problems(block.get("element"), f"{where}/element", action_ids)
+            problems += _element_problems(block.get("element"), f"{where}/element", set())
     return problems
 
 
