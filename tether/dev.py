@@ -50,8 +50,11 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
     try:
         client = await connect(settings)
         async with running_worker(client, settings, policy=policy):
-            ui_task = await _start_ui(settings, client, policy)
+            ui = await _start_ui(settings, client, policy)
             _print_banner(settings, policy)
+            waiting = _waiting_reviews(settings)
+            if waiting:
+                print(f"{waiting} runs from earlier sessions are waiting for review", flush=True)
             run_ids = await _start_demo_runs(client, settings, demo_runs) if demo_runs else []
             if exit_when_idle:
                 await _wait_until_idle(client, settings, run_ids, stop)
@@ -61,14 +64,26 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
             print(
                 "\nstopping: worker, UI and Temporal dev server (paused runs are kept)", flush=True
             )
-            if ui_task is not None:
-                ui_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ui_task
+            if ui is not None:
+                ui_server, ui_task = ui
+                ui_server.should_exit = True
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(ui_task, timeout=10)
     finally:
         if server is not None:
             await server.__aexit__(None, None, None)
     return 0
+
+
+def _waiting_reviews(settings: Settings) -> int:
+    from sqlmodel import Session, func, select
+
+    from tether.store.engine import get_engine
+    from tether.store.reviews import ReviewItem
+
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        query = select(func.count()).select_from(ReviewItem).where(ReviewItem.status == "pending")
+        return int(session.exec(query).one())
 
 
 def _listening(host: str, port: int) -> bool:
@@ -79,9 +94,10 @@ def _listening(host: str, port: int) -> bool:
 
 async def _start_ui(
     settings: Settings, client: Client, policy: TetherPolicy
-) -> asyncio.Task[Any] | None:
+) -> tuple[Any, asyncio.Task[Any]] | None:
     try:
         import uvicorn
+
         from review_ui.app import create_app
     except ImportError:
         log.warning("review UI not available in this build")
@@ -94,7 +110,7 @@ async def _start_ui(
     server = uvicorn.Server(config)
     # tether dev owns SIGINT/SIGTERM and stops the UI itself.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    return asyncio.create_task(server.serve())
+    return server, asyncio.create_task(server.serve())
 
 
 def _print_banner(settings: Settings, policy: TetherPolicy) -> None:
