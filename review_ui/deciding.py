@@ -7,12 +7,19 @@ authentication, never from the request body.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel, Field
 
 from activities.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
-from review_ui.decisions import DecisionOutcome, keep_decision, submit_decision
+from review_ui.decisions import (
+    DecisionOutcome,
+    intent_exists,
+    keep_decision,
+    submit_decision,
+)
 from tether.errors import ServerUnreachableError
 from tether.store.reviews import ReviewItem
 
@@ -75,7 +82,9 @@ async def decide(
     update_id: str,
 ) -> DecisionOutcome:
     """Check, write to the outbox and send ``request`` as ``reviewer``'s decision on ``item``."""
-    problem = may_decide(reviewer, item)
+    # A resubmitted form goes straight to the outbox, which answers with the first outcome.
+    resubmitted = await asyncio.to_thread(intent_exists, desk.database_url, update_id)
+    problem = None if resubmitted else may_decide(reviewer, item)
     if problem is not None:
         return DecisionOutcome(
             accepted=False, message=problem, state="refused", update_id=update_id

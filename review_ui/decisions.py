@@ -36,6 +36,7 @@ __all__ = [
     "DELIVERY_TIMEOUT",
     "DecisionOutcome",
     "decision_update_id",
+    "intent_exists",
     "keep_decision",
     "redeliver_pending",
     "redelivery_loop",
@@ -73,6 +74,12 @@ def decision_update_id(review_id: str, nonce: str) -> str:
     The same form submitted twice yields the same id, hence one decision.
     """
     return f"decide:{review_id}:{nonce}"
+
+
+def intent_exists(database_url: str, update_id: str) -> bool:
+    """Whether a decision was already submitted under ``update_id`` (a resubmitted form)."""
+    with session_scope(database_url) as session:
+        return _find(session, update_id) is not None
 
 
 async def submit_decision(

@@ -29,9 +29,6 @@ class Settings(BaseModel):
     policy_file: Path | None = Field(
         default=None, description="TETHER_POLICY_FILE; default: the embedded policies/default.yaml"
     )
-    payload_key: SecretStr | None = Field(
-        default=None, description="TETHER_PAYLOAD_KEY: encrypts payloads in Temporal history."
-    )
     openai_api_key: SecretStr | None = Field(default=None, description="OPENAI_API_KEY")
     openai_base_url: str = Field(default="https://api.openai.com/v1", description="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(default=None, description="ANTHROPIC_API_KEY")
@@ -70,7 +67,6 @@ class Settings(BaseModel):
             "task_queue": "TETHER_TASK_QUEUE",
             "database_url": "TETHER_DATABASE_URL",
             "policy_file": "TETHER_POLICY_FILE",
-            "payload_key": "TETHER_PAYLOAD_KEY",
             "openai_api_key": "OPENAI_API_KEY",
             "openai_base_url": "OPENAI_BASE_URL",
             "anthropic_api_key": "ANTHROPIC_API_KEY",
