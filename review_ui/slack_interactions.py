@@ -144,10 +144,10 @@ def _on_block_action(
     if action_id not in (ACTION_APPROVE, ACTION_REJECT, ACTION_EDIT):
         return
     value = parse_button_value(str(action.get("value", "")))
-    user_id = str((payload.get("user") or {}).get("id", ""))
-    reply = _Reply(desk, user_id, response_url=payload.get("response_url"))
     if value is None:
         return
+    user_id = str((payload.get("user") or {}).get("id", ""))
+    reply = _Reply(desk, user_id, response_url=payload.get("response_url"))
     reviewer = reviewer_by_slack_id(desk.policy, user_id) if user_id else None
     if reviewer is None:
         background.add_task(reply.send, "You are not a Tether reviewer, so nothing was changed. "
@@ -305,7 +305,11 @@ class _Reply:
         try:
             if self.response_url:
                 webhook = AsyncWebhookClient(self.response_url, timeout=10)
-                await webhook.send(text=text, response_type="ephemeral", replace_original=False)
+                answer = await webhook.send(
+                    text=text, response_type="ephemeral", replace_original=False
+                )
+                if answer.status_code != 200:  # response_urls expire after 30 min / 5 uses
+                    log.warning("Slack response_url answered %s", answer.status_code)
                 return
             client = slack_client(self.desk.settings)
             if client is not None and self.channel and self.user_id:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import quote
@@ -22,13 +22,13 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from sqlmodel import Session, select
 from temporalio.client import Client
 
 from activities.contracts import RunStatus
 from activities.notify import SilentNotifier
-from activities.slack import SlackNotifier, notifier_from_settings
+from activities.slack import SlackNotifier, notifier_from_settings, slack_client
 from policies.models import ReviewPolicy, ReviewTimeouts, TetherPolicy
 from review_ui.app import create_app
 from tests.conftest import make_settings
@@ -494,3 +494,22 @@ def test_without_a_token_slack_is_off_with_one_log_line(
     notifier = notifier_from_settings(settings)
     assert isinstance(notifier, SilentNotifier)
     assert [r.getMessage() for r in caplog.records] == ["Slack is off: SLACK_BOT_TOKEN is not set"]
+
+
+async def test_a_wrong_bot_token_is_logged_by_slacks_error_code_and_nothing_is_posted(
+    fake_slack: FakeSlack, slack_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = slack_client(slack_settings)
+    assert good is not None
+    assert (await good.auth_test())["bot_id"] == "B0TETHER"
+    wrong = slack_settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-revoked")})
+    item = ReviewItem(
+        review_id="r-1:answer:1", run_id="r-1", workflow="test_one_step", step="answer",
+        tenant="default", reason="low_confidence", summary="answer: secret customer words",
+        output_digest="sha256:" + "0" * 64, expires_at=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    assert await SlackNotifier(wrong).review_opened(item) is None
+    [call] = fake_slack.calls_to("chat.postMessage")
+    assert call.error == "invalid_auth"
+    [line] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line == "Slack chat.postMessage failed for review r-1:answer:1: invalid_auth"

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -47,7 +47,11 @@ def _create(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     import tether.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 
-    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Workers and the UI start together in production; one creates, the others wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7423011)"))
+        SQLModel.metadata.create_all(conn)
     return engine
 
 
