@@ -63,7 +63,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def figures(name: str, samples_ms: Sequence[float], target_p95: float | None = None) -> dict[str, Any]:
+def figures(
+    name: str, samples_ms: Sequence[float], target_p95: float | None = None
+) -> dict[str, Any]:
     result = {
         "n": len(samples_ms),
         "p50_ms": round(percentile(samples_ms, 50), 1),
@@ -88,7 +90,11 @@ def write_policy(path: Path) -> Path:
         for step in (section.get("steps") or {}).values():
             step.pop("thresholds", None)
     steps = data["workflows"]["support_triage"].setdefault("steps", {})
-    steps.setdefault(PAUSED_STEP, {})["thresholds"] = {"accept": 1.0, "review": 0.0, "escalate": 0.0}
+    steps.setdefault(PAUSED_STEP, {})["thresholds"] = {
+        "accept": 1.0,
+        "review": 0.0,
+        "escalate": 0.0,
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_policy(path)
     return path
@@ -112,12 +118,20 @@ class UiProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI", "ANTHROPIC"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "OPENAI", "ANTHROPIC"))
+        }
         env |= self._env | {"PYTHONPATH": str(SOURCE_ROOT)}
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "tether.cli", "ui"],
-                cwd=SOURCE_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=SOURCE_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -148,15 +162,20 @@ async def pause_runs(client: Client, settings: Settings, count: int) -> list[tup
     """Start ``count`` runs and wait until each waits for review: (run id, review id, digest)."""
     run_ids = [f"bench-review-{uuid.uuid4().hex[:10]}" for _ in range(count)]
     for start in range(0, count, 25):
-        await asyncio.gather(*(
-            client.start_workflow(
-                "support_triage",
-                Ticket(subject=f"Refund for order {n}", body=f"I was charged twice for order A-{n}."),
-                id=run_id,
-                task_queue=settings.task_queue,
+        await asyncio.gather(
+            *(
+                client.start_workflow(
+                    "support_triage",
+                    Ticket(
+                        subject=f"Refund for order {n}",
+                        body=f"I was charged twice for order A-{n}.",
+                    ),
+                    id=run_id,
+                    task_queue=settings.task_queue,
+                )
+                for n, run_id in enumerate(run_ids[start : start + 25], start)
             )
-            for n, run_id in enumerate(run_ids[start : start + 25], start)
-        ))
+        )
     engine = get_engine(settings.resolved_database_url)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -187,7 +206,9 @@ async def decision_round_trip(
         )
         answered = time.perf_counter()
         if response.status_code != 200:
-            raise RuntimeError(f"decision on {review_id} failed: {response.status_code} {response.text}")
+            raise RuntimeError(
+                f"decision on {review_id} failed: {response.status_code} {response.text}"
+            )
         await handle.result()
         done = time.perf_counter()
         round_trips.append((done - started) * 1000)
@@ -205,24 +226,30 @@ def seed_pending(settings: Settings, count: int) -> None:
     rows = []
     for n in range(count):
         review_id = f"seed-{n:05d}-{uuid.uuid4().hex[:6]}:classify:1"
-        rows.append(ReviewItem(
-            review_id=review_id,
-            run_id=review_id.split(":")[0],
-            workflow=workflows[n % 2],
-            step="classify",
-            tenant="default",
-            reason=reasons[n % 4],
-            summary=f"classify: confidence 0.{50 + n % 40} needs review (score below the accept threshold)",
-            input_preview={"subject": f"Ticket {n}", "body": "I was charged twice. " * 40},
-            output={"category": "billing", "priority": "high", "rationale": "Duplicate charge. " * 8},
-            output_digest="sha256:" + f"{n:064d}",
-            confidence_score=0.5 + (n % 40) / 100,
-            cost_usd=0.0012,
-            allowed_roles=["support", "lead"],
-            opened_at=now - timedelta(minutes=n % 5000),
-            due_at=now + timedelta(hours=72) - timedelta(minutes=n % 6000),
-            expires_at=now + timedelta(days=7),
-        ))
+        rows.append(
+            ReviewItem(
+                review_id=review_id,
+                run_id=review_id.split(":")[0],
+                workflow=workflows[n % 2],
+                step="classify",
+                tenant="default",
+                reason=reasons[n % 4],
+                summary=f"classify: confidence 0.{50 + n % 40} needs review (score below the accept threshold)",
+                input_preview={"subject": f"Ticket {n}", "body": "I was charged twice. " * 40},
+                output={
+                    "category": "billing",
+                    "priority": "high",
+                    "rationale": "Duplicate charge. " * 8,
+                },
+                output_digest="sha256:" + f"{n:064d}",
+                confidence_score=0.5 + (n % 40) / 100,
+                cost_usd=0.0012,
+                allowed_roles=["support", "lead"],
+                opened_at=now - timedelta(minutes=n % 5000),
+                due_at=now + timedelta(hours=72) - timedelta(minutes=n % 6000),
+                expires_at=now + timedelta(days=7),
+            )
+        )
     engine = get_engine(settings.resolved_database_url)
     with Session(engine) as session:
         for start in range(0, count, 2000):
@@ -239,12 +266,16 @@ async def sign_in(http: httpx.AsyncClient, name: str, password: str) -> None:
     marker = 'name="csrf_token" value="'
     start = page.text.index(marker) + len(marker)
     token = page.text[start : page.text.index('"', start)]
-    response = await http.post("/login", data={"name": name, "password": password, "csrf_token": token})
+    response = await http.post(
+        "/login", data={"name": name, "password": password, "csrf_token": token}
+    )
     if response.status_code != 303:
         raise RuntimeError(f"login failed: {response.status_code}")
 
 
-async def timed_gets(http: httpx.AsyncClient, path: str, count: int, warmup: int = 10) -> list[float]:
+async def timed_gets(
+    http: httpx.AsyncClient, path: str, count: int, warmup: int = 10
+) -> list[float]:
     samples = []
     for n in range(warmup + count):
         started = time.perf_counter()

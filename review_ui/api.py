@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.contracts import JsonObject, ReviewReason
+from policies.models import Reviewer
 from review_ui.auth import ApiReviewer
 from review_ui.context import Desk
 from review_ui.deciding import DecisionRequest, decide, is_role_refusal
@@ -255,19 +256,23 @@ class ClaimResult(BaseModel):
 @reviews.post("/{review_id}/claim", response_model=ClaimResult)
 def claim_review(review_id: str, desk: Desk, reviewer: ApiReviewer) -> ClaimResult:
     """Claim an item; 409 when another reviewer holds it."""
-    return _claim_change(desk, review_id, reviewer.name, take=True)
+    return _claim_change(desk, review_id, reviewer, take=True)
 
 
 @reviews.post("/{review_id}/release", response_model=ClaimResult)
 def release_review(review_id: str, desk: Desk, reviewer: ApiReviewer) -> ClaimResult:
     """Release your claim on an item."""
-    return _claim_change(desk, review_id, reviewer.name, take=False)
+    return _claim_change(desk, review_id, reviewer, take=False)
 
 
-def _claim_change(desk: Desk, review_id: str, name: str, *, take: bool) -> ClaimResult:
+def _claim_change(desk: Desk, review_id: str, reviewer: Reviewer, *, take: bool) -> ClaimResult:
+    name = reviewer.name
     try:
         with session_scope(desk.database_url) as session:
-            item = claim(session, review_id, name) if take else release(session, review_id, name)
+            if take:
+                item = claim(session, review_id, name, reviewer.roles)
+            else:
+                item = release(session, review_id, name)
             return ClaimResult(review_id=review_id, claimed_by=item.claimed_by)
     except ClaimRefused as exc:
         raise HTTPException(409, str(exc)) from None

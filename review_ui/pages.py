@@ -339,7 +339,7 @@ async def _change_claim(
     def _apply() -> tuple[str, str]:
         with session_scope(desk.database_url) as session:
             if take:
-                claim(session, review_id, user.reviewer.name)
+                claim(session, review_id, user.reviewer.name, user.reviewer.roles)
                 return "ok", "You claimed this item; other reviewers see it as yours."
             release(session, review_id, user.reviewer.name)
             return "ok", "You released this item."

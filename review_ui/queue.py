@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -55,6 +56,7 @@ class QueueRow:
     reviewer: str | None
     decision: str | None
     escalated: bool
+    allowed_roles: list[str]
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ _ROW_COLUMNS = [
     col(ReviewItem.reviewer),
     col(ReviewItem.decision),
     col(ReviewItem.escalated),
+    col(ReviewItem.allowed_roles),
 ]
 
 
@@ -142,13 +145,26 @@ class ClaimRefused(Exception):
     """A claim or release was refused; the message says why, for the reviewer."""
 
 
-def claim(session: Session, review_id: str, reviewer: str) -> ReviewItem:
+def claim(
+    session: Session, review_id: str, reviewer: str, roles: Sequence[str] | None = None
+) -> ReviewItem:
     """Claim a pending item for ``reviewer``; refused when another reviewer holds it.
 
+    Args:
+        roles: The reviewer's roles; when given, only someone who may decide the item claims it.
+
     Raises:
-        ClaimRefused: the item is unknown, decided, or held by someone else.
+        ClaimRefused: the item is decided, held by someone else, or not the reviewer's to decide.
         LookupError: no such item.
     """
+    if roles is not None:
+        current = get_review(session, review_id)
+        if current is None:
+            raise LookupError(review_id)
+        if not set(roles) & set(current.allowed_roles):
+            raise ClaimRefused(
+                f"{reviewer} may not decide {current.workflow} reviews, so cannot claim them"
+            )
     now = datetime.now(UTC)
     # One conditional UPDATE, so two reviewers claiming at once cannot both win.
     result = session.exec(

@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -245,5 +246,18 @@ def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def run() -> NoReturn:
+    """Console entry point.
+
+    Exits without interpreter finalization: the Temporal SDK's native runtime can crash
+    (``PyGILState_Release``) while Python finalizes after an RPC error, turning a clean exit 2
+    into an abort. All work, output and cleanup are finished by the time ``main`` returns.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -96,7 +96,9 @@ async def test_a_viewer_is_refused_and_nothing_is_sent(
     await wait_for_item(settings, status.pending.review_id)
 
     response = await decide(
-        ui, CAROL, status.pending.review_id,
+        ui,
+        CAROL,
+        status.pending.review_id,
         {"kind": "approve", "output_digest": status.pending.output_digest},
     )
 
@@ -117,7 +119,9 @@ async def test_a_stale_digest_and_a_reject_without_reason_are_refused_with_clear
     review_id, digest = status.pending.review_id, status.pending.output_digest
     await wait_for_item(settings, review_id)
 
-    stale = await decide(ui, BOB, review_id, {"kind": "approve", "output_digest": "sha256:" + "1" * 64})
+    stale = await decide(
+        ui, BOB, review_id, {"kind": "approve", "output_digest": "sha256:" + "1" * 64}
+    )
     assert stale.status_code == 409
     assert stale.json()["message"] == (
         "the output changed since it was shown to you (stale digest); reload and decide again"
@@ -146,7 +150,9 @@ async def test_a_decision_made_while_no_worker_runs_is_kept_and_a_new_worker_com
     # The worker is gone (as if killed): nothing can take the decision now.
 
     response = await decide(
-        ui, BOB, status.pending.review_id,
+        ui,
+        BOB,
+        status.pending.review_id,
         {"kind": "approve", "output_digest": status.pending.output_digest},
     )
     assert response.status_code == 202, response.text
@@ -176,13 +182,18 @@ async def test_start_a_run_through_the_api_and_read_its_status(
     unknown = await api.post("/api/runs", json={"workflow": "nope", "input": {}})
     assert unknown.status_code == 400
     assert "unknown workflow 'nope'" in unknown.json()["detail"]
-    invalid = await api.post("/api/runs", json={"workflow": "support_triage", "input": {"subject": ""}})
+    invalid = await api.post(
+        "/api/runs", json={"workflow": "support_triage", "input": {"subject": ""}}
+    )
     assert invalid.status_code == 422
     assert invalid.json()["detail"].startswith("support_triage input is invalid: subject:")
 
     started = await api.post(
         "/api/runs",
-        json={"workflow": "support_triage", "input": {"subject": "Refund", "body": "Refund order 9."}},
+        json={
+            "workflow": "support_triage",
+            "input": {"subject": "Refund", "body": "Refund order 9."},
+        },
     )
     assert started.status_code == 201, started.text
     run_id = started.json()["run_id"]

@@ -87,7 +87,9 @@ async def test_decision_is_kept_while_no_worker_runs_and_delivered_to_the_next_w
                     session.add(row)
                     session.commit()
             await redeliver_pending(
-                client, database_url=settings.resolved_database_url, attempt_wait=timedelta(seconds=3)
+                client,
+                database_url=settings.resolved_database_url,
+                attempt_wait=timedelta(seconds=3),
             )
             if intents(settings)[0].status != "pending":
                 break

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from sqlmodel import Session, select
@@ -10,6 +12,7 @@ from temporalio.worker import Worker
 
 from tests.review_ui.conftest import (
     ALICE,
+    BOB,
     CAROL,
     UiServer,
     form_value,
@@ -38,7 +41,7 @@ def item(settings: Settings, review_id: str) -> ReviewItem:
 
 
 @pytest.fixture
-async def browser_like(ui: UiServer) -> httpx.AsyncClient:
+async def browser_like(ui: UiServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as http:
         yield http
 
@@ -109,8 +112,12 @@ async def test_a_viewer_sees_the_item_but_no_decision_forms(
     assert "You can view this item but not decide it" in page.text
     forced = await browser_like.post(
         f"/reviews/{status.pending.review_id}/decide",
-        data={"csrf_token": csrf, "kind": "approve", "nonce": "x",
-              "output_digest": status.pending.output_digest},
+        data={
+            "csrf_token": csrf,
+            "kind": "approve",
+            "nonce": "x",
+            "output_digest": status.pending.output_digest,
+        },
     )
     assert forced.status_code == 409
     assert "carol may not decide support_triage reviews" in forced.text
@@ -130,8 +137,13 @@ async def test_form_errors_are_shown_inline_and_nothing_typed_is_lost(
     too_long = "x" * 301
     edit = await browser_like.post(
         f"/reviews/{review_id}/decide",
-        data=base | {"kind": "edit", "f.category": "account", "f.priority": "urgent",
-                     "f.rationale": too_long},
+        data=base
+        | {
+            "kind": "edit",
+            "f.category": "account",
+            "f.priority": "urgent",
+            "f.rationale": too_long,
+        },
     )
     assert edit.status_code == 422
     assert "String should have at most 300 characters" in edit.text
@@ -175,3 +187,41 @@ async def test_a_double_submitted_form_is_one_decision(
     assert "Approved" in landed.text and "alice" in landed.text
     result = await client.get_workflow_handle(run_id).result()
     assert result["status"] == "completed"
+
+
+async def test_deciding_after_someone_else_did_shows_who_decided_first(
+    client: Client,
+    settings: Settings,
+    review_worker: Worker,
+    ui: UiServer,
+    browser_like: httpx.AsyncClient,
+) -> None:
+    run_id, status = await start_paused_run(client, settings)
+    assert status.pending is not None
+    review_id, digest = status.pending.review_id, status.pending.output_digest
+    await wait_for_item(settings, review_id)
+    await login(browser_like, *ALICE)
+    page = await browser_like.get(f"/reviews/{review_id}")  # alice reads the item...
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=30) as bob:
+        taken = await bob.post(  # ...while bob approves it through the API
+            f"/api/reviews/{review_id}/decision", json={"kind": "approve", "output_digest": digest}
+        )
+    assert taken.status_code == 200
+    await client.get_workflow_handle(run_id).result()
+
+    late = await browser_like.post(
+        f"/reviews/{review_id}/decide",
+        data={
+            "csrf_token": form_value(page.text, "csrf_token", 1),
+            "kind": "reject",
+            "output_digest": digest,
+            "nonce": form_value(page.text, "nonce", 3),
+            "reason": "too late",
+        },
+    )
+
+    assert late.status_code == 409
+    assert f"review {review_id} was already decided (approve) by bob" in late.text
+    assert "Approve output" not in late.text
+    assert "<strong>Approved</strong>" in late.text and "<strong>bob</strong>" in late.text
+    assert [i.status for i in intents(settings)] == ["delivered"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.review_ui.conftest import ALICE, BOB, UiServer, login, seed_items
+from tests.review_ui.conftest import ALICE, BOB, CAROL, UiServer, login, seed_items
 from tether.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ def review_links(html: str) -> list[str]:
 
 
 @pytest.fixture
-async def alice(ui: UiServer) -> httpx.AsyncClient:
+async def alice(ui: UiServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as http:
         http.headers["X-Test-Csrf"] = await login(http, *ALICE)
         yield http
@@ -41,7 +42,7 @@ async def test_the_queue_filters_pages_and_puts_overdue_items_first(
     assert len(links) == 50
     assert links[0] == overdue.replace(":", "%3A")
     assert "overdue 2h 10m" in first.text
-    assert "1–50 of 128" in first.text
+    assert "1\u201350 of 128" in first.text  # an en dash
 
     last = await alice.get("/?page=3")
     assert len(review_links(last.text)) == 28
@@ -56,12 +57,15 @@ async def test_the_queue_filters_pages_and_puts_overdue_items_first(
     assert len(review_links(decided.text)) == 3
 
     api = await alice.get(
-        "/api/reviews", params={"workflow": "support_triage", "per_page": 100, "page": 2},
+        "/api/reviews",
+        params={"workflow": "support_triage", "per_page": 100, "page": 2},
         auth=BOB,
     )
     body = api.json()
     assert (body["total"], body["pages"], len(body["items"])) == (121, 2, 21)
-    assert (await alice.get("/api/reviews", params={"reason": "bogus"}, auth=BOB)).status_code == 422
+    assert (
+        await alice.get("/api/reviews", params={"reason": "bogus"}, auth=BOB)
+    ).status_code == 422
 
 
 async def test_claiming_an_item_another_reviewer_holds_is_refused_with_a_clear_message(
@@ -70,7 +74,9 @@ async def test_claiming_an_item_another_reviewer_holds_is_refused_with_a_clear_m
     [review_id] = seed_items(settings, 1)
     csrf = alice.headers["X-Test-Csrf"]
 
-    claimed = await alice.post(f"/reviews/{review_id}/claim", data={"csrf_token": csrf, "next": "/"})
+    claimed = await alice.post(
+        f"/reviews/{review_id}/claim", data={"csrf_token": csrf, "next": "/"}
+    )
     assert claimed.status_code == 303
     queue = await alice.get("/")
     assert "You claimed this item" in queue.text
@@ -86,6 +92,13 @@ async def test_claiming_an_item_another_reviewer_holds_is_refused_with_a_clear_m
         assert not_his.status_code == 409
         assert not_his.json()["detail"] == "only alice, who claimed this item, can release it"
 
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=CAROL, timeout=10) as carol:
+        viewer = await carol.post(f"/api/reviews/{review_id}/claim")
+        assert viewer.status_code == 409
+        assert viewer.json()["detail"] == (
+            "carol may not decide support_triage reviews, so cannot claim them"
+        )
+
     released = await alice.post(f"/reviews/{review_id}/release", data={"csrf_token": csrf})
     assert released.status_code == 303
     async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=10) as bob:
@@ -93,7 +106,9 @@ async def test_claiming_an_item_another_reviewer_holds_is_refused_with_a_clear_m
         assert now_bobs.json() == {"review_id": review_id, "claimed_by": "bob"}
         detail = (await bob.get(f"/api/reviews/{review_id}")).json()
     assert [e["kind"] for e in detail["timeline"]] == [
-        "review_claimed", "review_released", "review_claimed",
+        "review_claimed",
+        "review_released",
+        "review_claimed",
     ]
     again = await alice.post(f"/reviews/{review_id}/claim", data={"csrf_token": csrf, "next": "/"})
     assert again.status_code == 303

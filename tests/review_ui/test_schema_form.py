@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from review_ui.schema_form import build_fields, read_form, validate_output
+from review_ui.schema_form import FormField, build_fields, read_form, validate_output
 
 
 class Address(BaseModel):
@@ -41,26 +41,49 @@ OUTPUT = {
 }
 
 
-def by_path(fields: list, path: str):  # type: ignore[no-untyped-def]
-    for field in fields:
-        if field.path == path:
-            return field
-        found = by_path(field.children, path)
-        if found is not None:
-            return found
-    return None
+def by_path(fields: list[FormField], path: str) -> FormField:
+    def find(controls: list[FormField]) -> FormField | None:
+        for control in controls:
+            if control.path == path:
+                return control
+            found = find(control.children)
+            if found is not None:
+                return found
+        return None
+
+    found = find(fields)
+    assert found is not None, f"no control for {path}"
+    return found
 
 
 def test_each_schema_type_gets_the_control_a_reviewer_expects() -> None:
     fields = build_fields(SCHEMA, OUTPUT)
-    kinds = {path: by_path(fields, path).widget for path in (
-        "summary", "status", "urgent", "items", "score", "tags", "ship_to", "ship_to.city",
-        "bill_to", "extra",
-    )}
+    kinds = {
+        path: by_path(fields, path).widget
+        for path in (
+            "summary",
+            "status",
+            "urgent",
+            "items",
+            "score",
+            "tags",
+            "ship_to",
+            "ship_to.city",
+            "bill_to",
+            "extra",
+        )
+    }
     assert kinds == {
-        "summary": "textarea", "status": "select", "urgent": "checkbox", "items": "number",
-        "score": "number", "tags": "lines", "ship_to": "fieldset", "ship_to.city": "text",
-        "bill_to": "fieldset", "extra": "json",
+        "summary": "textarea",
+        "status": "select",
+        "urgent": "checkbox",
+        "items": "number",
+        "score": "number",
+        "tags": "lines",
+        "ship_to": "fieldset",
+        "ship_to.city": "text",
+        "bill_to": "fieldset",
+        "extra": "json",
     }
     assert by_path(fields, "status").options == ["open", "closed"]
     assert by_path(fields, "tags").value == "furniture\ngift"
@@ -87,7 +110,10 @@ def test_a_submitted_form_reads_back_into_the_same_json() -> None:
     data, errors = read_form(SCHEMA, form)
     assert errors == {}
     assert data == OUTPUT
-    assert validate_output(MODEL_PATH, data) == (Order.model_validate(OUTPUT).model_dump(mode="json"), {})
+    assert validate_output(MODEL_PATH, data) == (
+        Order.model_validate(OUTPUT).model_dump(mode="json"),
+        {},
+    )
 
 
 def test_bad_values_are_reported_on_their_field() -> None:
@@ -99,7 +125,10 @@ def test_bad_values_are_reported_on_their_field() -> None:
         "f.extra": "[oops",
     }
     data, errors = read_form(SCHEMA, form)
-    assert errors == {"items": "enter a whole number", "extra": "not valid JSON: Expecting value (line 1)"}
+    assert errors == {
+        "items": "enter a whole number",
+        "extra": "not valid JSON: Expecting value (line 1)",
+    }
     data |= {"items": 2, "extra": []}
     _, model_errors = validate_output(MODEL_PATH, data)
     assert set(model_errors) == {"status", "ship_to.city"}
