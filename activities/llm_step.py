@@ -309,6 +309,10 @@ class LlmStepActivities:
             response = await log.call(f"sample-{n}", model_id, sample_request)
             parsed, _ = parse_output(response.text, output_model)
             samples.append(parsed if parsed is not None else {})
+        fields = categorical_fields(output_model)
+        if fields:
+            # Free text never matches word for word; samples agree on what they decide.
+            return agreement(_project(output, fields), [_project(x, fields) for x in samples])
         return agreement(output, samples)
 
     async def _judge(
@@ -347,6 +351,30 @@ class LlmStepActivities:
         if verdict is None:
             return None
         return min(1.0, max(0.0, float(verdict["score"])))  # type: ignore[arg-type]
+
+
+def categorical_fields(model: type[BaseModel]) -> list[str]:
+    """Top-level fields holding decisions (enums, literals, booleans, numbers), not free text."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    found = []
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf", [prop])
+        for option in options:
+            ref = option.get("$ref", "")
+            target = defs.get(ref.rsplit("/", 1)[-1], option) if ref else option
+            if (
+                "enum" in target
+                or "const" in target
+                or target.get("type") in ("boolean", "integer", "number")
+            ):
+                found.append(name)
+                break
+    return found
+
+
+def _project(output: dict[str, object], fields: list[str]) -> dict[str, object]:
+    return {name: output.get(name) for name in fields}
 
 
 def _mean(values: list[float] | None) -> float | None:

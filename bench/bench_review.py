@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -342,6 +343,7 @@ async def main(runs: int, queue_items: int, requests: int) -> dict[str, Any]:
         worker.stop()
         dispose_all()
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
     results["config"] = {"runs": runs, "queue_items": queue_items, "requests": requests}
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     return results

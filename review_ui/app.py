@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from policies.loader import load_policy
 from policies.models import TetherPolicy
-from review_ui import api, pages
+from review_ui import api, login, pages
 from review_ui.auth import LoginRequired
 from review_ui.context import STATIC_DIR, TEMPLATES_DIR, Desk, ReviewDesk, TemporalLink
 from review_ui.decisions import redelivery_loop
@@ -81,6 +81,7 @@ def create_app(
     )
     app.state.desk = desk
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(api.runs)
     app.include_router(api.reviews)

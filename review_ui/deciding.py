@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from activities.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from policies.models import Reviewer
@@ -27,7 +27,13 @@ ALL_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "retry", "reject")
 
 
 class DecisionRequest(BaseModel):
-    """A decision as a reviewer submits it (the API body; the web form maps onto it)."""
+    """A decision as a reviewer submits it (the API body; the web form maps onto it).
+
+    Who decides is never part of it: reviewer and roles come from authentication, and a body
+    that tries to name them is refused (unknown fields are errors).
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: DecisionKind
     output_digest: str = Field(

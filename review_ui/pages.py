@@ -1,4 +1,4 @@
-"""The reviewer's HTML pages: login, the queue, an item's detail page and its decision forms."""
+"""The reviewer's HTML pages: the queue, an item's detail page, its decision forms, claims."""
 
 from __future__ import annotations
 
@@ -12,22 +12,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import ValidationError
-from starlette.datastructures import FormData
 
-from review_ui.auth import (
-    CSRF_FIELD,
-    CurrentUser,
-    PageUser,
-    anonymous_session,
-    check_password,
-    csrf_matches,
-    read_session,
-    session_reviewer,
-    signed_in_session,
-    write_session,
-)
+from review_ui.auth import CurrentUser, PageUser
 from review_ui.context import Desk, ReviewDesk
 from review_ui.deciding import DecisionRequest, allowed_kinds, decide, may_decide
 from review_ui.decisions import decision_update_id
@@ -46,6 +33,7 @@ from review_ui.queue import (
     run_timeline,
     workflow_counts,
 )
+from review_ui.rendering import form_text, read_flash, render, safe_next, write_flash
 from review_ui.run_state import run_snapshot
 from review_ui.schema_form import (
     FormField,
@@ -59,51 +47,6 @@ from tether.store.engine import session_scope
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 
 router = APIRouter(include_in_schema=False)
-
-FLASH_COOKIE = "tether_flash"
-
-
-# --- login ----------------------------------------------------------------------------------------
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, desk: Desk, next: str = "/") -> Response:
-    session = read_session(desk, request)
-    if session_reviewer(desk, session) is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)
-    session = session or anonymous_session()
-    response = _render(desk, request, "login.html", {"csrf": session.csrf, "next": next})
-    write_session(desk, response, session)
-    return response
-
-
-@router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, desk: Desk) -> Response:
-    form = await request.form()
-    session = read_session(desk, request)
-    if not csrf_matches(session, _text(form, CSRF_FIELD)):
-        raise HTTPException(403, "the login form's security token is missing or out of date")
-    assert session is not None
-    name, next_path = _text(form, "name").strip(), _text(form, "next") or "/"
-    reviewer = check_password(desk.policy, name, _text(form, "password"))
-    if reviewer is None:
-        context = {
-            "csrf": session.csrf,
-            "next": next_path,
-            "name": name,
-            "error": "Wrong name or password.",
-        }
-        return _render(desk, request, "login.html", context, status_code=401)
-    response = RedirectResponse(_safe_next(next_path), status_code=303)
-    write_session(desk, response, signed_in_session(desk, reviewer))
-    return response
-
-
-@router.post("/logout")
-async def logout(desk: Desk, user: CurrentUser) -> Response:
-    response = RedirectResponse("/login", status_code=303)
-    write_session(desk, response, anonymous_session())
-    return response
 
 
 # --- the queue ------------------------------------------------------------------------------------
@@ -140,11 +83,11 @@ def queue_page(
         "statuses": STATUSES,
         "reasons": REASONS,
         "now": datetime.now(UTC),
-        "flash": _read_flash(desk, request),
+        "flash": read_flash(desk, request),
         "self_url": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
         "link": lambda **changes: _queue_link(query, **changes),
     }
-    return _render(desk, request, "queue.html", context, clear_flash=True)
+    return render(desk, request, "queue.html", context, clear_flash=True)
 
 
 # --- one item ---------------------------------------------------------------------------------------
@@ -189,7 +132,7 @@ async def outcome_fragment(
     view = await asyncio.to_thread(_load_detail, desk, review_id, None)
     run = await run_snapshot(desk, view.item.run_id) if view.item.status != "pending" else None
     context = {"item": view.item, "waiting": view.waiting, "run": run}
-    return _render(desk, request, "_outcome.html", context)
+    return render(desk, request, "_outcome.html", context)
 
 
 @router.post("/reviews/{review_id}/decide", response_class=HTMLResponse)
@@ -199,7 +142,7 @@ async def decide_from_form(
     form = await request.form()
     view = await asyncio.to_thread(_load_detail, desk, review_id, None)
     item = view.item
-    kind = _text(form, "kind")
+    kind = form_text(form, "kind")
     if kind not in allowed_kinds(item):
         return _render_detail(
             desk,
@@ -212,7 +155,7 @@ async def decide_from_form(
     edited: dict[str, Any] | None = None
     if kind == "edit":
         assert item.output_schema is not None
-        submitted = {key: _text(form, key) for key in form}
+        submitted = {key: form_text(form, key) for key in form}
         edited, errors = read_form(item.output_schema, submitted)
         if not errors:
             edited, errors = validate_output(item.output_model, edited)
@@ -236,7 +179,7 @@ async def decide_from_form(
                     + "; ".join(elsewhere),
                 ),
             )
-    if kind == "reject" and not _text(form, "reason").strip():
+    if kind == "reject" and not form_text(form, "reason").strip():
         return _render_detail(
             desk,
             request,
@@ -249,8 +192,8 @@ async def decide_from_form(
         )
     if (
         kind == "retry"
-        and _text(form, "retry_mode") == "with_feedback"
-        and not _text(form, "feedback").strip()
+        and form_text(form, "retry_mode") == "with_feedback"
+        and not form_text(form, "feedback").strip()
     ):
         return _render_detail(
             desk,
@@ -266,11 +209,11 @@ async def decide_from_form(
         request_body = DecisionRequest.model_validate(
             {
                 "kind": kind,
-                "output_digest": _text(form, "output_digest"),
-                "reason": _text(form, "reason") or None,
+                "output_digest": form_text(form, "output_digest"),
+                "reason": form_text(form, "reason") or None,
                 "edited_output": edited,
-                "retry_mode": (_text(form, "retry_mode") or None) if kind == "retry" else None,
-                "feedback": _text(form, "feedback") or None,
+                "retry_mode": (form_text(form, "retry_mode") or None) if kind == "retry" else None,
+                "feedback": form_text(form, "feedback") or None,
             }
         )
     except ValidationError as exc:
@@ -279,7 +222,7 @@ async def decide_from_form(
         return _render_detail(
             desk, request, user, view, status_code=400, notice=("error", f"{where}: {first['msg']}")
         )
-    nonce = _text(form, "nonce") or secrets.token_urlsafe(12)
+    nonce = form_text(form, "nonce") or secrets.token_urlsafe(12)
     outcome = await decide(
         desk,
         user.reviewer,
@@ -334,7 +277,7 @@ async def _change_claim(
     request: Request, desk: Desk, user: PageUser, review_id: str, *, take: bool
 ) -> Response:
     form = await request.form()
-    target = _safe_next(_text(form, "next") or f"/reviews/{review_id}")
+    target = safe_next(form_text(form, "next") or f"/reviews/{review_id}")
 
     def _apply() -> tuple[str, str]:
         with session_scope(desk.database_url) as session:
@@ -351,7 +294,7 @@ async def _change_claim(
     except LookupError:
         raise HTTPException(404, f"no review item {review_id}") from None
     response = RedirectResponse(target, status_code=303)
-    _write_flash(desk, response, flash)
+    write_flash(desk, response, flash)
     return response
 
 
@@ -388,27 +331,11 @@ def _render_detail(
         "open_form": open_form,
         "submitted": submitted or {},
         "field_errors": field_errors or {},
-        "notice": notice or _read_flash(desk, request),
+        "notice": notice or read_flash(desk, request),
         "now": datetime.now(UTC),
         "confidence": item.confidence or {},
     }
-    return _render(desk, request, "detail.html", context, status_code=status_code, clear_flash=True)
-
-
-def _render(
-    desk: ReviewDesk,
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    *,
-    status_code: int = 200,
-    clear_flash: bool = False,
-) -> Response:
-    response = desk.templates.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    if clear_flash and FLASH_COOKIE in request.cookies:
-        response.delete_cookie(FLASH_COOKIE, path="/")
-    return response
+    return render(desk, request, "detail.html", context, status_code=status_code, clear_flash=True)
 
 
 def _queue_link(query: QueueQuery, **changes: object) -> str:
@@ -451,43 +378,3 @@ def _intent_notice(intent: DecisionIntent | None) -> tuple[str, str] | None:
 
 def _refusal_notice(message: str) -> str:
     return f"Your decision was not taken: {message}."
-
-
-def _flash_serializer(desk: ReviewDesk) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        desk.settings.session_secret.get_secret_value(), salt="tether-flash"
-    )
-
-
-def _write_flash(desk: ReviewDesk, response: Response, flash: tuple[str, str]) -> None:
-    response.set_cookie(
-        FLASH_COOKIE,
-        _flash_serializer(desk).dumps(list(flash)),
-        max_age=60,
-        httponly=True,
-        samesite="lax",
-        path="/",
-    )
-
-
-def _read_flash(desk: ReviewDesk, request: Request) -> tuple[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        kind, text = _flash_serializer(desk).loads(raw, max_age=60)
-    except (BadSignature, ValueError):
-        return None
-    return str(kind), str(text)
-
-
-def _text(form: FormData, key: str) -> str:
-    value = form.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _safe_next(path: str) -> str:
-    # Only same-site paths: never redirect a reviewer to another host after login.
-    if path.startswith("/") and not path.startswith("//") and "\\" not in path:
-        return path
-    return "/"

@@ -227,3 +227,31 @@ async def test_the_openapi_document_lists_the_api(ui: UiServer) -> None:
         "/api/reviews/{review_id}/decision",
     } <= set(spec["paths"])
     assert not any(path.startswith("/reviews") for path in spec["paths"])
+
+
+async def test_the_body_cannot_name_the_reviewer_and_an_idempotency_key_makes_one_decision(
+    client: Client, settings: Settings, review_worker: Worker, ui: UiServer
+) -> None:
+    run_id, status = await start_paused_run(client, settings)
+    assert status.pending is not None
+    review_id, digest = status.pending.review_id, status.pending.output_digest
+    await wait_for_item(settings, review_id)
+    approve = {"kind": "approve", "output_digest": digest}
+
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=ALICE, timeout=30) as alice:
+        spoofed = await alice.post(
+            f"/api/reviews/{review_id}/decision", json=approve | {"reviewer": "bob"}
+        )
+        assert spoofed.status_code == 422
+        assert intents(settings) == []
+
+        key = {"Idempotency-Key": "ticket-42-approval"}
+        first = await alice.post(f"/api/reviews/{review_id}/decision", json=approve, headers=key)
+        again = await alice.post(f"/api/reviews/{review_id}/decision", json=approve, headers=key)
+
+    assert first.status_code == again.status_code == 200
+    assert first.json()["receipt"] == again.json()["receipt"]
+    assert first.json()["receipt"]["reviewer"] == "alice"
+    assert [i.status for i in intents(settings)] == ["delivered"]
+    result = await client.get_workflow_handle(run_id, result_type=TriageResult).result()
+    assert result.status == "completed"

@@ -99,3 +99,30 @@ async def test_decision_is_kept_while_no_worker_runs_and_delivered_to_the_next_w
         result = await client.get_workflow_handle(run_id, result_type=TriageResult).result()
     assert result.status == "completed"
     assert result.steps[0].decision == "approve"
+
+
+async def test_a_decision_for_an_unknown_or_finished_run_is_refused_with_a_clear_message(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    ghost = ReviewDecision(
+        review_id="ghost-run:classify:1",
+        kind="approve",
+        reviewer="bob",
+        reviewer_roles=["lead"],
+        output_digest="sha256:" + "0" * 64,
+    )
+    unknown = await submit_decision(
+        client, ghost, run_id="ghost-run", database_url=settings.resolved_database_url
+    )
+    assert (unknown.accepted, unknown.state) == (False, "refused")
+    assert unknown.message == "no run ghost-run is known to Temporal"
+
+    async with running_worker(client, settings, policy=gated(policy, accept=1.0)):
+        run_id, status = await paused_run(client, settings)
+        await client.get_workflow_handle(run_id).terminate("test: the run ends early")
+    late = await submit_decision(
+        client, approval(status), run_id=run_id, database_url=settings.resolved_database_url
+    )
+    assert (late.accepted, late.state) == (False, "refused")
+    assert late.message == f"run {run_id} has already finished; the decision was not needed"
+    assert sorted(i.status for i in intents(settings)) == ["refused", "refused"]

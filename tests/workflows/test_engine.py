@@ -74,6 +74,12 @@ async def test_three_step_workflow_completes_with_confidence_and_cost(
     assert result.reply
     assert result.cost_usd > 0
     assert result.cost_usd == pytest.approx(sum(s.cost_usd for s in result.steps), rel=1e-6)
+    classify = result.steps[0].confidence
+    assert classify is not None
+    signals = {c.name: c.value for c in classify.components}
+    # The default policy samples classify three times and asks an LLM judge.
+    assert {"schema_validity", "logprobs", "self_consistency", "judge", "rules"} <= set(signals)
+    assert signals["rules"] == 1.0, "category and priority come from the rule's allowed values"
 
 
 async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_ledger(
