@@ -102,12 +102,17 @@ class WorkerProcess:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the worker exited during startup; see {self._log_path}")
+                raise RuntimeError(f"the worker exited during startup:\n{self._log_tail()}")
             if READY_LINE in self._log_path.read_text(errors="replace"):
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"the worker did not start polling in time; see {self._log_path}")
+        raise RuntimeError(f"the worker did not start polling in time:\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        # The log lives in the bench's temporary folder, gone by the time anyone looks.
+        text = self._log_path.read_text(errors="replace").strip()
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
     def memory(self) -> MemoryReading:
         return read_memory(self.pid)
