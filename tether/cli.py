@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "dev", help="local stack: Temporal dev server, worker, review UI, demo runs"
     )
     dev.add_argument("--no-demo", action="store_true", help="start the stack without demo runs")
-    dev.add_argument("--runs", type=int, default=6, help="demo runs to start (default 6)")
+    dev.add_argument("--runs", type=int, default=8, help="demo runs to start (default 8)")
     dev.add_argument(
         "--exit-when-idle",
         action="store_true",
