@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
@@ -59,6 +60,12 @@ def resolve_output_model(path: str) -> type[BaseModel]:
     if not (isinstance(target, type) and issubclass(target, BaseModel)):
         raise ConfigurationError(f"output model {path!r} is not a pydantic model")
     return target
+
+
+@lru_cache(maxsize=256)
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, built once per model: pydantic rebuilds it on every call."""
+    return model.model_json_schema()
 
 
 def render_messages(inp: LlmStepInput, variables: dict[str, str]) -> list[ChatMessage]:
@@ -220,7 +227,7 @@ class LlmStepActivities:
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
         log = _CallLog(self.deps, inp, activity.info().attempt)
-        schema = output_model.model_json_schema()
+        schema = output_schema(output_model)
         started = time.perf_counter()
 
         request = ChatRequest(
@@ -342,7 +349,7 @@ class LlmStepActivities:
                     content=f"Task:\n{task[:8000]}\n\nAnswer:\n{json.dumps(output)[:8000]}",
                 ),
             ],
-            json_schema=JudgeVerdict.model_json_schema(),
+            json_schema=output_schema(JudgeVerdict),
             schema_name="JudgeVerdict",
             max_output_tokens=200,
         )
@@ -353,9 +360,10 @@ class LlmStepActivities:
         return min(1.0, max(0.0, float(verdict["score"])))  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=256)
 def categorical_fields(model: type[BaseModel]) -> list[str]:
     """Top-level fields holding decisions (enums, literals, booleans, numbers), not free text."""
-    schema = model.model_json_schema()
+    schema = output_schema(model)
     defs = schema.get("$defs", {})
     found = []
     for name, prop in schema.get("properties", {}).items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -28,7 +28,6 @@ from review_ui.queue import (
     ClaimFilter,
     ClaimRefused,
     QueueQuery,
-    QueueRow,
     QueueSort,
     StatusFilter,
     claim,
@@ -104,6 +103,10 @@ async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, A
 
 
 class ReviewSummary(BaseModel):
+    """The API's view of a queue row (read straight from ``QueueRow``'s attributes)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     review_id: str
     run_id: str
     workflow: str
@@ -193,7 +196,7 @@ def list_reviews(
     with session_scope(desk.database_url) as session:
         result = list_queue(session, query, me=reviewer.name)
     return ReviewList(
-        items=[_summary(row) for row in result.rows],
+        items=[ReviewSummary.model_validate(row) for row in result.rows],
         total=result.total,
         page=page,
         per_page=per_page,
@@ -295,22 +298,3 @@ def _item_or_404(session: Any, review_id: str) -> ReviewItem:
     if item is None:
         raise HTTPException(404, f"no review item {review_id}")
     return item
-
-
-def _summary(row: QueueRow) -> ReviewSummary:
-    return ReviewSummary(
-        review_id=row.review_id,
-        run_id=row.run_id,
-        workflow=row.workflow,
-        step=row.step,
-        reason=row.reason,
-        summary=row.summary,
-        status=row.status,
-        confidence_score=row.confidence_score,
-        cost_usd=row.cost_usd,
-        claimed_by=row.claimed_by,
-        opened_at=row.opened_at,
-        due_at=row.due_at,
-        decision=row.decision,
-        reviewer=row.reviewer,
-    )

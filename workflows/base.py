@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import (
         LlmStep,
         RunHalted,
+        StepDisposition,
         StepResult,
         TetherResult,
     )
@@ -278,7 +279,7 @@ class TetherWorkflow:
                 else "low_confidence"
             )
             status.state = "awaiting_review"
-            decision, receipt = await self._review(
+            decision, _ = await self._review(
                 step_name=step.name,
                 reason=reason,
                 summary=_review_summary(step.name, reason, result),
@@ -305,14 +306,13 @@ class TetherWorkflow:
                 tier, feedback = "strong", None
             else:
                 feedback = decision.feedback
-            del receipt
 
     def _step_result(
         self,
         step: LlmStep[OutputT],
         result: LlmStepResult,
         output: dict[str, Any] | None,
-        disposition: Any,
+        disposition: StepDisposition,
         decision: ReviewDecision | None,
     ) -> StepResult[OutputT]:
         return StepResult(
