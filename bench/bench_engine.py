@@ -31,8 +31,6 @@ from temporalio.client import Client, WorkflowHandle
 from activities.contracts import RunStatus
 from bench.direct_steps import DirectSteps
 from bench.scenario import (
-    TUNED_SERVER_ARGS,
-    cli_with_extra_args,
     gather_in_batches,
     percentile,
     ticket,
@@ -43,8 +41,8 @@ from tether.client import connect
 from tether.settings import Settings
 from tether.store.engine import dispose_all, session_scope
 from tether.store.reviews import ReviewItem
-from tether.temporal_server import DevServer
-from workflows.support_triage import TriageResult
+from tether.temporal_server import SERVER_TUNING, DevServer
+from workflows.support_triage_steps import TriageResult
 
 RESULTS_PATH = SOURCE_ROOT / "bench" / "results" / "engine.json"
 STEPS_PER_RUN = 3
@@ -200,9 +198,8 @@ class EngineBench:
         return worker
 
     def _server_cpu(self) -> float | None:
-        # The dev server's pid is not public API; its CPU time is only a diagnostic.
-        process = getattr(self.server, "_process", None)
-        return read_cpu_seconds(process.pid) if process is not None else None
+        pid = self.server.pid
+        return read_cpu_seconds(pid) if pid is not None else None
 
     async def _start_runs(
         self, client: Client, env: dict[str, str], name: str, count: int
@@ -303,8 +300,7 @@ async def run_bench(
     """Start a dev server in a temporary folder and run ``phases`` against it, in order."""
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
         root = Path(tmp)
-        cli = cli_with_extra_args(root, server_args) if server_args else None
-        async with DevServer(root / "temporal.db", cli_path=cli) as server:
+        async with DevServer(root / "temporal.db", tuning=server_args) as server:
             bench = EngineBench(root, server, config)
             results: dict[str, Any] = {}
             for phase in phases:
@@ -332,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         help="turn off the default policy's judge and self-consistency samples",
     )  # fmt: skip
     parser.add_argument(
-        "--tuned-server", action="store_true",
-        help="start the dev server with the proposed tuning (bench/scenario.py)",
+        "--untuned-server", action="store_true",
+        help="start the dev server without tether's SERVER_TUNING, on the CLI's defaults",
     )  # fmt: skip
     parser.add_argument("--phases", default="overhead,throughput,paused")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
@@ -351,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         one_call_per_step=args.one_call_per_step,
     )
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    server_args = list(TUNED_SERVER_ARGS) if args.tuned_server else []
+    server_args = [] if args.untuned_server else list(SERVER_TUNING)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     results = asyncio.run(run_bench(config, phases, server_args))

@@ -1,9 +1,8 @@
-"""What the engine benchmarks run: the tickets, the policy variants and the dev server tuning."""
+"""What the engine benchmarks run: the tickets and the policy variants."""
 
 from __future__ import annotations
 
 import asyncio
-import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -12,23 +11,9 @@ from typing import TypeVar
 import yaml
 
 from policies.loader import load_policy
-from tether.temporal_server import find_temporal_cli
-from workflows.support_triage import Ticket
+from workflows.support_triage_steps import Ticket
 
 T = TypeVar("T")
-
-# The proposed DevServer tuning, measured with ``--tuned-server``: SQLite in WAL mode without an
-# fsync per commit (still safe against a killed process, which is what a dev server must
-# survive); the history service reading its transfer queue more than 20 times a second (that
-# limit delays every workflow and activity task by up to 50 ms); eager activities (the first
-# activity a workflow task schedules starts in the reply to that task).
-TUNED_SERVER_ARGS = (
-    "--sqlite-pragma", "journal_mode=wal",
-    "--sqlite-pragma", "synchronous=normal",
-    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-    "--dynamic-config-value", "history.transferProcessorMaxPollHostRPS=1000",
-    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
-)  # fmt: skip
 
 _TICKETS = (
     ("Refund for order {n}", "I was charged twice for order A-{n}. Please refund the duplicate."),
@@ -77,24 +62,6 @@ def write_policy(path: Path, *, accept: float, one_call: bool = False) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_policy(path)
     return path
-
-
-def cli_with_extra_args(folder: Path, extra: Sequence[str]) -> Path | None:
-    """Write a wrapper around the Temporal CLI that appends ``extra`` to its command line.
-
-    It lets the bench measure a server tuning through ``DevServer``'s public ``cli_path``.
-
-    Returns:
-        The wrapper, or None when there is no CLI binary to wrap (the SDK's download is used).
-    """
-    cli = find_temporal_cli()
-    if cli is None:
-        return None
-    wrapper = folder / "temporal"
-    args = " ".join(shlex.quote(arg) for arg in extra)
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(str(cli))} "$@" {args}\n')
-    wrapper.chmod(0o755)
-    return wrapper
 
 
 def percentile(values: Sequence[float], q: float) -> float:
