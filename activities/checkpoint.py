@@ -15,7 +15,7 @@ from policies.effective import effective_for
 from policies.pricing import estimate_cost_usd
 from policies.routing import downgrade_for, route_model
 from tether.errors import TetherError
-from tether.store.ledger import BudgetReservation, insert_once, run_spend, scope_spend
+from tether.store.ledger import BudgetReservation, SpendScope, insert_once, spend_by_scope
 
 
 class CheckpointActivities:
@@ -42,22 +42,20 @@ class CheckpointActivities:
         model = route[0]
         estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
         now = datetime.now(UTC)
-        run = _spend(run_spend(session, inp.run_id))
-        user = (
-            _spend(
-                scope_spend(
-                    session, since=period_start_day(now), tenant=inp.tenant, end_user=inp.end_user
-                )
+        scopes = [
+            SpendScope(run_id=inp.run_id),
+            SpendScope(tenant=inp.tenant, since=period_start_month(now)),
+        ]
+        if inp.end_user:
+            scopes.append(
+                SpendScope(tenant=inp.tenant, end_user=inp.end_user, since=period_start_day(now))
             )
-            if inp.end_user
-            else None
-        )
-        tenant = _spend(scope_spend(session, since=period_start_month(now), tenant=inp.tenant))
+        run, tenant, *user = (_spend(pair) for pair in spend_by_scope(session, scopes))
         check = check_budget(
             budgets,
             estimate,
             run=run,
-            user_daily=user,
+            user_daily=user[0] if user else None,
             tenant_monthly=tenant,
             extra_run_budget_usd=inp.extra_run_budget_usd,
             downgrade_model=downgrade_for(policy.routing, model),

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
 from temporalio import activity
 
 from activities.contracts import AttemptRecord, LlmStepInput, LlmStepResult
@@ -198,13 +199,16 @@ class LlmStepActivities:
         heartbeat = asyncio.create_task(_heartbeat_forever())
         try:
             return await self._run(inp)
-        except TetherError as exc:
-            raise to_application_error(exc) from exc
-        finally:
-            heartbeat.cancel()
+        except BaseException as exc:
+            # A step that ends without a result releases its hold; _run settles on success.
             if inp.reservation_key:
                 key = inp.reservation_key
                 await self.deps.in_session(lambda session: settle_reservation(session, key))
+            if isinstance(exc, TetherError):
+                raise to_application_error(exc) from exc
+            raise
+        finally:
+            heartbeat.cancel()
 
     async def _run(self, inp: LlmStepInput) -> LlmStepResult:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
@@ -276,7 +280,7 @@ class LlmStepActivities:
         report = score_confidence(signals, policy)
 
         usage = sum((r.usage for r in log.records), Usage())
-        run_spent, _ = await self.deps.in_session(lambda session: run_spend(session, inp.run_id))
+        run_spent = await self.deps.in_session(lambda session: _settle(session, inp))
         return LlmStepResult(
             step=inp.step,
             status="valid" if output is not None else "invalid_output",
@@ -397,3 +401,11 @@ async def _heartbeat_forever() -> None:
     while True:
         activity.heartbeat()
         await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+
+def _settle(session: Session, inp: LlmStepInput) -> float:
+    """Release the step's reservation and return what its run has spent, in one transaction."""
+    if inp.reservation_key:
+        settle_reservation(session, inp.reservation_key)
+    spent, _ = run_spend(session, inp.run_id)
+    return spent

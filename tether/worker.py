@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.checkpoint import CheckpointActivities
-from activities.deps import ActivityDeps
+from activities.deps import ActivityDeps, store_executor_for
 from activities.documents import DocumentActivities
 from activities.llm_step import LlmStepActivities
 from activities.notify import ReviewNotifier, SilentNotifier
@@ -49,26 +49,26 @@ async def running_worker(
     extra_workflows: Sequence[type] = (),
 ) -> AsyncIterator[Worker]:
     """Run a worker until the block exits; shuts down gracefully and closes the HTTP pool."""
-    http = create_http_client(settings)
     policy = policy or load_policy(settings.policy_file)
-    deps = ActivityDeps(
-        settings=settings, policy=policy, providers=ProviderRegistry(settings, http)
-    )
-    if notifier is None:
-        notifier = _default_notifier(settings, http)
-    worker = Worker(
-        client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=[entry.workflow for entry in CATALOG.values()] + list(extra_workflows),
-        activities=activities_for(deps, notifier),
-        max_concurrent_activities=200,
-        max_concurrent_workflow_tasks=100,
-    )
-    try:
+    async with AsyncExitStack() as stack:
+        http = create_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        deps = ActivityDeps(
+            settings=settings,
+            policy=policy,
+            providers=ProviderRegistry(settings, http),
+            store_executor=stack.enter_context(store_executor_for(settings.resolved_database_url)),
+        )
+        worker = Worker(
+            client,
+            task_queue=task_queue or settings.task_queue,
+            workflows=[entry.workflow for entry in CATALOG.values()] + list(extra_workflows),
+            activities=activities_for(deps, notifier or _default_notifier(settings, http)),
+            max_concurrent_activities=200,
+            max_concurrent_workflow_tasks=100,
+        )
         async with worker:
             yield worker
-    finally:
-        await http.aclose()
 
 
 def _default_notifier(settings: Settings, http: Any) -> ReviewNotifier:

@@ -6,10 +6,14 @@ writing the same key twice is a no-op, so a retried activity never counts a call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 
@@ -59,67 +63,88 @@ class BudgetReservation(SQLModel, table=True):
 
 
 def insert_once(session: Session, row: SQLModel) -> bool:
-    """Insert ``row`` unless a row with its unique key exists. Returns True when inserted."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return False
-    return True
+    """Insert ``row`` unless a row with one of its unique keys exists. Returns True when inserted.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL): no savepoint, no flush,
+    and ``row`` is not added to the session (read it back with a query when needed).
+    """
+    table = type(row).__table__  # type: ignore[attr-defined]
+    values = {
+        column.name: getattr(row, column.name)
+        for column in table.columns
+        if not (column.primary_key and getattr(row, column.name) is None)
+    }
+    insert = _INSERTS[session.get_bind().dialect.name]
+    statement = insert(table).values(values).on_conflict_do_nothing()
+    # RETURNING names the inserted row; rowcount is not reliable across drivers for this.
+    inserted = session.execute(statement.returning(*table.primary_key.columns)).first()
+    return inserted is not None
+
+
+_INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
+@dataclass(frozen=True)
+class SpendScope:
+    """Which ledger rows and reservations a budget counts; ``None`` fields do not filter."""
+
+    run_id: str | None = None
+    tenant: str | None = None
+    end_user: str | None = None
+    since: datetime | None = None
+
+
+def spend_by_scope(session: Session, scopes: Sequence[SpendScope]) -> list[tuple[float, float]]:
+    """(spent, still reserved) for each scope, all read by one SELECT."""
+    columns = []
+    for scope in scopes:
+        columns.append(_total(LedgerEntry.cost_usd, _where(LedgerEntry, scope)))
+        holds = [*_where(BudgetReservation, scope), col(BudgetReservation.settled).is_(False)]
+        columns.append(_total(BudgetReservation.estimate_usd, holds))
+    row = session.execute(select(*columns)).one()
+    return [(float(row[i]), float(row[i + 1])) for i in range(0, len(columns), 2)]
 
 
 def run_spend(session: Session, run_id: str) -> tuple[float, float]:
     """(spent, still reserved) for one run."""
-    spent = session.exec(
-        select(func.coalesce(func.sum(LedgerEntry.cost_usd), 0.0)).where(
-            LedgerEntry.run_id == run_id
-        )
-    ).one()
-    reserved = session.exec(
-        select(func.coalesce(func.sum(BudgetReservation.estimate_usd), 0.0)).where(
-            BudgetReservation.run_id == run_id, col(BudgetReservation.settled).is_(False)
-        )
-    ).one()
-    return float(spent), float(reserved)
+    return spend_by_scope(session, [SpendScope(run_id=run_id)])[0]
 
 
 def scope_spend(
     session: Session, *, since: datetime, tenant: str, end_user: str | None = None
 ) -> tuple[float, float]:
     """(spent, still reserved) since ``since`` for a tenant, or for one end user when given."""
-    entry_filter: list[ColumnElement[bool]] = [
-        col(LedgerEntry.created_at) >= since,
-        col(LedgerEntry.tenant) == tenant,
-    ]
-    hold_filter: list[ColumnElement[bool]] = [
-        col(BudgetReservation.created_at) >= since,
-        col(BudgetReservation.tenant) == tenant,
-        col(BudgetReservation.settled).is_(False),
-    ]
-    if end_user is not None:
-        entry_filter.append(col(LedgerEntry.end_user) == end_user)
-        hold_filter.append(col(BudgetReservation.end_user) == end_user)
-    spent = session.exec(
-        select(func.coalesce(func.sum(LedgerEntry.cost_usd), 0.0)).where(*entry_filter)
-    ).one()
-    reserved = session.exec(
-        select(func.coalesce(func.sum(BudgetReservation.estimate_usd), 0.0)).where(*hold_filter)
-    ).one()
-    return float(spent), float(reserved)
+    scope = SpendScope(tenant=tenant, end_user=end_user, since=since)
+    return spend_by_scope(session, [scope])[0]
+
+
+def _where(table: type[LedgerEntry] | type[BudgetReservation], scope: SpendScope) -> list[Any]:
+    where: list[Any] = []
+    if scope.run_id is not None:
+        where.append(col(table.run_id) == scope.run_id)
+    if scope.tenant is not None:
+        where.append(col(table.tenant) == scope.tenant)
+    if scope.end_user is not None:
+        where.append(col(table.end_user) == scope.end_user)
+    if scope.since is not None:
+        where.append(col(table.created_at) >= scope.since)
+    return where
+
+
+def _total(amount: Any, where: list[Any]) -> Any:
+    return select(func.coalesce(func.sum(amount), 0.0)).where(*where).scalar_subquery()
 
 
 def settle_reservation(session: Session, key: str) -> None:
-    hold = session.exec(select(BudgetReservation).where(BudgetReservation.key == key)).first()
-    if hold is not None and not hold.settled:
-        hold.settled = True
-        session.add(hold)
+    session.execute(
+        update(BudgetReservation)
+        .where(col(BudgetReservation.key) == key, col(BudgetReservation.settled).is_(False))
+        .values(settled=True)
+    )
 
 
 def set_outcome(session: Session, key: str, outcome: str) -> None:
-    row = session.exec(select(LedgerEntry).where(LedgerEntry.key == key)).first()
-    if row is not None:
-        row.outcome = outcome
-        session.add(row)
+    session.execute(update(LedgerEntry).where(col(LedgerEntry.key) == key).values(outcome=outcome))
 
 
 def entries_for_run(session: Session, run_id: str) -> list[LedgerEntry]:
