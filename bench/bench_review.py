@@ -46,7 +46,7 @@ from tether.settings import Settings
 from tether.store.engine import dispose_all, get_engine
 from tether.store.reviews import ReviewItem
 from tether.temporal_server import DevServer
-from workflows.support_triage import Ticket
+from workflows.support_triage_steps import Ticket
 
 RESULTS_PATH = SOURCE_ROOT / "bench" / "results" / "review.json"
 TARGET_ROUND_TRIP_P95_MS = 250.0

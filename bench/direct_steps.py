@@ -18,7 +18,7 @@ from activities.providers.registry import ProviderRegistry
 from policies.loader import load_policy
 from tether.settings import Settings
 from workflows.steps import LlmStep
-from workflows.support_triage import CLASSIFY, DRAFT_REPLY, EXTRACT, Ticket
+from workflows.support_triage_steps import CLASSIFY, DRAFT_REPLY, EXTRACT, Ticket
 
 WORKFLOW = "support_triage"
 

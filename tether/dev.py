@@ -137,8 +137,8 @@ def _print_banner(settings: Settings, policy: TetherPolicy) -> None:
 
 
 async def _start_demo_runs(client: Client, settings: Settings, count: int) -> list[str]:
-    from workflows.document_summary import Document
-    from workflows.support_triage import Ticket
+    from workflows.document_summary_steps import Document
+    from workflows.support_triage_steps import Ticket
 
     stamp = time.strftime("%H%M%S")
     run_ids = []

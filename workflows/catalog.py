@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from workflows.document_summary import Document, DocumentSummary
-from workflows.support_triage import SupportTriage, Ticket
+from workflows.document_summary import DocumentSummary
+from workflows.document_summary_steps import Document
+from workflows.support_triage import SupportTriage
+from workflows.support_triage_steps import Ticket
 
 
 @dataclass(frozen=True)

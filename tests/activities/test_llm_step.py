@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from activities.llm_step import categorical_fields, parse_output
-from workflows.support_triage import Classification, DraftReply
+from workflows.support_triage_steps import Classification, DraftReply
 
 
 class Mixed(BaseModel):

@@ -22,8 +22,8 @@ from tether.client import connect
 from tether.demo_data import sample_document
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
-from workflows.document_summary import Document
-from workflows.support_triage import Ticket
+from workflows.document_summary_steps import Document
+from workflows.support_triage_steps import Ticket
 
 HERE = Path(__file__).parent
 

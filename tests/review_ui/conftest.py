@@ -26,7 +26,7 @@ from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import ReviewItem
 from tether.worker import running_worker
-from workflows.support_triage import Ticket
+from workflows.support_triage_steps import Ticket
 
 ALICE = ("alice", "alice-dev")  # roles reviewer, support: may decide support_triage
 BOB = ("bob", "bob-dev")  # roles reviewer, lead: may decide support_triage

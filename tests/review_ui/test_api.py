@@ -24,7 +24,7 @@ from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import DecisionIntent
 from tether.worker import running_worker
-from workflows.support_triage import TriageResult
+from workflows.support_triage_steps import TriageResult
 
 pytestmark = pytest.mark.integration
 

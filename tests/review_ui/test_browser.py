@@ -19,7 +19,7 @@ from tests.review_ui.conftest import ALICE, UiServer, start_paused_run, wait_for
 from tether.settings import Settings
 from tether.store.audit import events_for, verify_chain
 from tether.store.engine import get_engine
-from workflows.support_triage import TriageResult
+from workflows.support_triage_steps import TriageResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

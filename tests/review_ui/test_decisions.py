@@ -18,7 +18,7 @@ from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import DecisionIntent
 from tether.worker import running_worker
-from workflows.support_triage import Ticket, TriageResult
+from workflows.support_triage_steps import Ticket, TriageResult
 
 pytestmark = pytest.mark.integration
 

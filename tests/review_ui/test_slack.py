@@ -40,7 +40,7 @@ from tether.store.audit import AuditEvent
 from tether.store.engine import dispose_all, get_engine
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 from tether.worker import running_worker
-from workflows.support_triage import Classification, Ticket
+from workflows.support_triage_steps import Classification, Ticket
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5-tether-test"
 ALICE, BOB, CAROL, STRANGER = "U0ALICE", "U0BOB", "U0CAROL", "U0NOBODY"

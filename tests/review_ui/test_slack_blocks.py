@@ -21,7 +21,7 @@ from review_ui.slack_blocks import (
 from review_ui.slack_interactions import signature_problem
 from tests.fakes.slack_api import block_problems, signed_headers, view_problems
 from tether.store.reviews import ReviewItem
-from workflows.support_triage import DraftReply, TicketFacts
+from workflows.support_triage_steps import DraftReply, TicketFacts
 
 SECRET = "a-signing-secret"
 PUBLIC_URL = "https://tether.example.test/"

@@ -27,7 +27,7 @@ from tether.store.engine import dispose_all, get_engine
 from tether.store.ledger import BudgetReservation
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
-from workflows.support_triage import Ticket, TriageResult
+from workflows.support_triage_steps import Ticket, TriageResult
 
 pytestmark = pytest.mark.integration
 

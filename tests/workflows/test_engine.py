@@ -17,7 +17,7 @@ from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.ledger import entries_for_run
 from tether.worker import running_worker
-from workflows.support_triage import Ticket, TriageResult
+from workflows.support_triage_steps import Ticket, TriageResult
 
 pytestmark = pytest.mark.integration
 
