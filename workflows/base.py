@@ -51,6 +51,8 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=TetherResult)
 
 SHORT_ACTIVITY = timedelta(seconds=30)
+# Patch ids (workflow.patched) of changes that alter the commands a run issues.
+CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 
 
 @dataclass
@@ -325,14 +327,34 @@ class TetherWorkflow:
             decision=decision,
         )
 
+    async def _run_checkpoint(self, step: LlmStep[Any], inp: CheckpointInput) -> CheckpointResult:
+        # A checkpoint is a short store transaction: as a local activity it runs in this
+        # workflow task instead of three server round trips. Runs started before the change
+        # scheduled it as a normal activity and must replay that way.
+        if workflow.patched(CHECKPOINT_AS_LOCAL_ACTIVITY):
+            return await workflow.execute_local_activity(
+                "tether.cost_checkpoint",
+                inp,
+                result_type=CheckpointResult,
+                start_to_close_timeout=SHORT_ACTIVITY,
+                retry_policy=step.options.retry_policy(),
+            )
+        return await workflow.execute_activity(
+            "tether.cost_checkpoint",
+            inp,
+            result_type=CheckpointResult,
+            start_to_close_timeout=SHORT_ACTIVITY,
+            retry_policy=step.options.retry_policy(),
+        )
+
     async def _checkpoint(
         self, step: LlmStep[Any], status: StepStatus, tier: Any, input_chars: int, key: str
     ) -> CheckpointResult:
         model: str | None = None
         force = False
         while True:
-            result = await workflow.execute_activity(
-                "tether.cost_checkpoint",
+            result = await self._run_checkpoint(
+                step,
                 CheckpointInput(
                     run_id=self.run_id,
                     workflow=self._status.workflow,
@@ -347,9 +369,6 @@ class TetherWorkflow:
                     reservation_key=key,
                     force=force,
                 ),
-                result_type=CheckpointResult,
-                start_to_close_timeout=SHORT_ACTIVITY,
-                retry_policy=step.options.retry_policy(),
             )
             check = result.check
             if check.allowed or result.reservation_key is not None:

@@ -1,12 +1,15 @@
-"""Record workflow histories for the replay test: `python -m tests.histories.record`.
+"""Record workflow histories for the replay test: `python -m tests.histories.record TAG`.
 
-Run it when a workflow gains a new shape worth protecting, and commit the JSON it writes; never
-regenerate old files after changing a workflow, since they are what proves old runs still replay.
+Run it when a workflow change alters the commands a run issues (and is behind
+``workflow.patched``), with a TAG naming the change; it writes ``<shape>.<TAG>.json`` and commit
+those. It never overwrites a file: the old histories are what proves old runs still replay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -26,6 +29,7 @@ from workflows.document_summary_steps import Document
 from workflows.support_triage_steps import Ticket
 
 HERE = Path(__file__).parent
+TAG = ""  # set from the command line
 
 
 async def _decide_all(client: Client, run_id: str, kind: str = "approve", **extra: object) -> None:
@@ -52,8 +56,10 @@ async def _decide_all(client: Client, run_id: str, kind: str = "approve", **extr
 async def _save(client: Client, run_id: str, name: str) -> None:
     await client.get_workflow_handle(run_id).result()
     history = await client.get_workflow_handle(run_id).fetch_history()
-    (HERE / f"{name}.json").write_text(history.to_json())
-    print(f"wrote {name}.json")
+    path = HERE / f"{name}.{TAG}.json"
+    with path.open("x") as out:  # never replaces a recorded history
+        out.write(history.to_json())
+    print(f"wrote {path.name}")
 
 
 async def main() -> None:
@@ -117,4 +123,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not re.fullmatch(r"[a-z0-9_]+", sys.argv[1]):
+        sys.exit("usage: python -m tests.histories.record TAG  (TAG: a-z, 0-9, _)")
+    TAG = sys.argv[1]
+    taken = sorted(p.name for p in HERE.glob(f"*.{TAG}.json"))
+    if taken:
+        sys.exit(f"histories tagged {TAG!r} exist already: {', '.join(taken)}")
     asyncio.run(main())
