@@ -14,10 +14,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import PreparedDocument, PrepareDocumentInput
     from tether.digests import output_digest
     from workflows.base import TetherWorkflow
-    from workflows.document_summary_steps import (
+
+    # ChunkSummary and FinalSummary stay importable from here: steps scheduled and review items
+    # opened before the models moved to the _steps module name them by this module's path.
+    from workflows.document_summary_steps import (  # noqa: F401
         FINAL_SUMMARY,
         SUMMARIZE_CHUNK,
+        ChunkSummary,
         Document,
+        FinalSummary,
         SummaryResult,
     )
     from workflows.steps import RunHalted

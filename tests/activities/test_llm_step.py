@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pytest
 from pydantic import BaseModel
 
-from activities.llm_step import categorical_fields, parse_output
+from activities.llm_step import categorical_fields, parse_output, resolve_output_model
 from workflows.support_triage_steps import Classification, DraftReply
 
 
@@ -28,3 +29,21 @@ def test_parse_output_accepts_fenced_json_and_names_the_bad_field() -> None:
     assert error is None and good == {"label": "a", "note": "x", "count": None, "tags": []}
     bad, error = parse_output('{"label": "c", "note": "x"}', Mixed)
     assert bad is None and error is not None and error.startswith("label:")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "workflows.support_triage:Classification",
+            "workflows.support_triage_steps:Classification",
+        ),
+        (
+            "workflows.document_summary:FinalSummary",
+            "workflows.document_summary_steps:FinalSummary",
+        ),
+    ],
+)
+def test_output_models_named_by_their_old_module_still_resolve(old: str, new: str) -> None:
+    # Steps scheduled before the models moved to the _steps modules carry the old path.
+    assert resolve_output_model(old) is resolve_output_model(new)
