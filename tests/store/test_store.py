@@ -20,7 +20,9 @@ from tether.store.ledger import (
     LedgerEntry,
     insert_once,
     run_spend,
+    entries_for_run,
     scope_spend,
+    set_outcome,
     settle_reservation,
 )
 
@@ -75,6 +77,21 @@ def test_a_ledger_row_is_written_once_per_key(db_url: str) -> None:
         spent, reserved = run_spend(session, run)
     assert spent == pytest.approx(0.03)
     assert reserved == 0
+
+
+def test_a_call_answered_with_invalid_output_is_marked_and_still_charged(db_url: str) -> None:
+    run = f"run-{uuid.uuid4().hex[:6]}"
+    with session_scope(db_url) as session:
+        insert_once(session, entry(f"{run}/a1/main", run, 0.01))
+        insert_once(session, entry(f"{run}/a1/repair-1", run, 0.02, call="repair-1"))
+        set_outcome(session, f"{run}/a1/repair-1", "invalid_output")
+    with Session(get_engine(db_url)) as session:
+        rows = entries_for_run(session, run)
+        assert [(r.call, r.outcome) for r in rows] == [
+            ("main", "ok"),
+            ("repair-1", "invalid_output"),
+        ]
+        assert run_spend(session, run) == (pytest.approx(0.03), 0.0)
 
 
 def test_reservations_count_until_settled_and_scopes_filter(db_url: str) -> None:

@@ -6,12 +6,13 @@ writing the same key twice is a no-op, so a retried activity never counts a call
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -62,6 +63,10 @@ class BudgetReservation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+# Statements below are built once and executed with parameters: SQLAlchemy then reuses their
+# cache keys and compiled forms, which matters at a few statements per model call.
+
+
 def insert_once(session: Session, row: SQLModel) -> bool:
     """Insert ``row`` unless a row with one of its unique keys exists. Returns True when inserted.
 
@@ -74,14 +79,15 @@ def insert_once(session: Session, row: SQLModel) -> bool:
         for column in table.columns
         if not (column.primary_key and getattr(row, column.name) is None)
     }
-    insert = _INSERTS[session.get_bind().dialect.name]
-    statement = insert(table).values(values).on_conflict_do_nothing()
+    statement = _insert_statement(table, session.get_bind().dialect.name)
+    return session.execute(statement, values).first() is not None
+
+
+@lru_cache(maxsize=32)
+def _insert_statement(table: Table, dialect: str) -> Any:
+    insert: Any = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
     # RETURNING names the inserted row; rowcount is not reliable across drivers for this.
-    inserted = session.execute(statement.returning(*table.primary_key.columns)).first()
-    return inserted is not None
-
-
-_INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 @dataclass(frozen=True)
@@ -94,15 +100,43 @@ class SpendScope:
     since: datetime | None = None
 
 
+_SCOPE_FILTERS: dict[str, Callable[[Any, Any], Any]] = {
+    "run_id": lambda table, value: col(table.run_id) == value,
+    "tenant": lambda table, value: col(table.tenant) == value,
+    "end_user": lambda table, value: col(table.end_user) == value,
+    "since": lambda table, value: col(table.created_at) >= value,
+}
+
+
 def spend_by_scope(session: Session, scopes: Sequence[SpendScope]) -> list[tuple[float, float]]:
     """(spent, still reserved) for each scope, all read by one SELECT."""
+    shapes = tuple(
+        tuple(name for name in _SCOPE_FILTERS if getattr(scope, name) is not None)
+        for scope in scopes
+    )
+    params = {
+        f"{name}_{index}": getattr(scope, name)
+        for index, (scope, shape) in enumerate(zip(scopes, shapes, strict=True))
+        for name in shape
+    }
+    row = session.execute(_spend_statement(shapes), params).one()
+    return [(float(row[i]), float(row[i + 1])) for i in range(0, len(row), 2)]
+
+
+@lru_cache(maxsize=32)
+def _spend_statement(shapes: tuple[tuple[str, ...], ...]) -> Any:
     columns = []
-    for scope in scopes:
-        columns.append(_total(LedgerEntry.cost_usd, _where(LedgerEntry, scope)))
-        holds = [*_where(BudgetReservation, scope), col(BudgetReservation.settled).is_(False)]
-        columns.append(_total(BudgetReservation.estimate_usd, holds))
-    row = session.execute(select(*columns)).one()
-    return [(float(row[i]), float(row[i + 1])) for i in range(0, len(columns), 2)]
+    for index, shape in enumerate(shapes):
+        for table, amount in (
+            (LedgerEntry, LedgerEntry.cost_usd),
+            (BudgetReservation, BudgetReservation.estimate_usd),
+        ):
+            where = [_SCOPE_FILTERS[name](table, bindparam(f"{name}_{index}")) for name in shape]
+            if table is BudgetReservation:
+                where.append(col(BudgetReservation.settled).is_(False))
+            total = select(func.coalesce(func.sum(amount), 0.0)).where(*where)
+            columns.append(total.scalar_subquery())
+    return select(*columns)
 
 
 def run_spend(session: Session, run_id: str) -> tuple[float, float]:
@@ -118,33 +152,25 @@ def scope_spend(
     return spend_by_scope(session, [scope])[0]
 
 
-def _where(table: type[LedgerEntry] | type[BudgetReservation], scope: SpendScope) -> list[Any]:
-    where: list[Any] = []
-    if scope.run_id is not None:
-        where.append(col(table.run_id) == scope.run_id)
-    if scope.tenant is not None:
-        where.append(col(table.tenant) == scope.tenant)
-    if scope.end_user is not None:
-        where.append(col(table.end_user) == scope.end_user)
-    if scope.since is not None:
-        where.append(col(table.created_at) >= scope.since)
-    return where
-
-
-def _total(amount: Any, where: list[Any]) -> Any:
-    return select(func.coalesce(func.sum(amount), 0.0)).where(*where).scalar_subquery()
+_SETTLE = (
+    update(BudgetReservation)
+    .where(col(BudgetReservation.key) == bindparam("hold_key"))
+    .where(col(BudgetReservation.settled).is_(False))
+    .values(settled=True)
+)
+_SET_OUTCOME = (
+    update(LedgerEntry)
+    .where(col(LedgerEntry.key) == bindparam("entry_key"))
+    .values(outcome=bindparam("new_outcome"))
+)
 
 
 def settle_reservation(session: Session, key: str) -> None:
-    session.execute(
-        update(BudgetReservation)
-        .where(col(BudgetReservation.key) == key, col(BudgetReservation.settled).is_(False))
-        .values(settled=True)
-    )
+    session.execute(_SETTLE, {"hold_key": key})
 
 
 def set_outcome(session: Session, key: str, outcome: str) -> None:
-    session.execute(update(LedgerEntry).where(col(LedgerEntry.key) == key).values(outcome=outcome))
+    session.execute(_SET_OUTCOME, {"entry_key": key, "new_outcome": outcome})
 
 
 def entries_for_run(session: Session, run_id: str) -> list[LedgerEntry]:
