@@ -221,13 +221,18 @@ async def start_time_skipping_environment() -> WorkflowEnvironment:
 # against a killed server process (what a dev server must survive); only an OS crash or power loss
 # can drop the last commits. The history service reads its transfer queue at up to 1000/s instead
 # of 20/s (that limit delays every workflow and activity task by up to 50 ms). Eager activities:
-# the first activity a workflow task schedules starts in the reply to that task.
+# the first activity a workflow task schedules starts in the reply to that task. Tasks are
+# written to one partition of each task queue: with the default four, a task and the poll waiting
+# for it often sit in different partitions and meet only through forwarding, which costs time
+# and CPU on every task. Polls still read all four, so a backlog an older server left in the
+# other partitions is still delivered.
 SERVER_TUNING = (
     "--sqlite-pragma", "journal_mode=wal",
     "--sqlite-pragma", "synchronous=normal",
     "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
     "--dynamic-config-value", "history.transferProcessorMaxPollHostRPS=1000",
     "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
 )  # fmt: skip
 
 

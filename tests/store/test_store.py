@@ -18,9 +18,9 @@ from tether.store.engine import dispose_all, get_engine, session_scope
 from tether.store.ledger import (
     BudgetReservation,
     LedgerEntry,
+    entries_for_run,
     insert_once,
     run_spend,
-    entries_for_run,
     scope_spend,
     set_outcome,
     settle_reservation,
