@@ -125,13 +125,13 @@ class EngineBench:
         try:
             client = await connect(Settings.from_env(env))
             idle = worker.memory()
-            cpu_before = (worker.cpu_seconds(), self._server_cpu())
+            cpu_before = (worker.cpu_seconds(), self._server_cpu(), time.process_time())
             started = time.perf_counter()
             handles = await self._start_runs(client, env, "throughput", cfg.throughput_runs)
             results = await asyncio.gather(*(h.result() for h in handles))
             elapsed = time.perf_counter() - started
             memory = worker.memory()
-            cpu_after = (worker.cpu_seconds(), self._server_cpu())
+            cpu_after = (worker.cpu_seconds(), self._server_cpu(), time.process_time())
         finally:
             worker.stop()
         completed = sum(1 for r in results if r.status == "completed")
@@ -145,6 +145,8 @@ class EngineBench:
             "worker_peak_rss_mib": memory.peak_mib,
             "worker_cpu_ms_per_run": (cpu_after[0] - cpu_before[0]) * 1000 / len(handles),
             "server_cpu_ms_per_run": _cpu_per_run(cpu_before[1], cpu_after[1], len(handles)),
+            # This process starts the runs and awaits their results, on the same 2 cores.
+            "client_cpu_ms_per_run": (cpu_after[2] - cpu_before[2]) * 1000 / len(handles),
         }
 
     async def paused(self) -> dict[str, Any]:
@@ -265,8 +267,10 @@ def report(results: dict[str, Any]) -> str:
     if "throughput" in results:
         t = results["throughput"]
         server_cpu = t["server_cpu_ms_per_run"]
-        cpu = f"{t['worker_cpu_ms_per_run']:.0f} / " + (
-            f"{server_cpu:.0f} ms" if server_cpu is not None else "? ms"
+        cpu = (
+            f"{t['worker_cpu_ms_per_run']:.0f} / "
+            + (f"{server_cpu:.0f}" if server_cpu is not None else "?")
+            + f" / {t['client_cpu_ms_per_run']:.0f} ms"
         )
         rows += [
             (f"throughput ({t['runs']} runs, {t['sim_latency_ms']:g} ms)",
@@ -274,7 +278,7 @@ def report(results: dict[str, Any]) -> str:
              t["runs_per_s"] >= TARGET_RUNS_PER_S),
             ("  completed / wall time", f"{t['completed']} / {t['seconds']:.1f} s", "", None),
             ("  worker peak RSS", f"{t['worker_peak_rss_mib']:.0f} MiB", "", None),
-            ("  CPU per run: worker / server", cpu, "", None),
+            ("  CPU per run: worker / server / client", cpu, "", None),
         ]  # fmt: skip
     if "paused" in results:
         p = results["paused"]
