@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -180,6 +181,9 @@ async def test_dev_server_runs_a_workflow(tmp_path: Path):
             result = await client.execute_workflow(
                 Greet.run, "tether", id=f"greet-{uuid.uuid4()}", task_queue=queue
             )
+        # SERVER_TUNING is applied: the database runs in WAL mode.
+        assert (tmp_path / "temporal.db-wal").exists()
+        assert server.pid is not None
 
     assert result == "hello tether"
     assert server.address.startswith("127.0.0.1:")
@@ -187,7 +191,8 @@ async def test_dev_server_runs_a_workflow(tmp_path: Path):
 
 
 @pytest.mark.integration
-async def test_waiting_workflow_survives_a_server_restart(tmp_path: Path):
+@pytest.mark.parametrize("ending", ["stopped", "killed"])
+async def test_waiting_workflow_survives_a_server_restart(tmp_path: Path, ending: str):
     db = tmp_path / "temporal.db"
     workflow_id = f"approval-{uuid.uuid4()}"
     queue = f"q-{uuid.uuid4()}"
@@ -202,6 +207,9 @@ async def test_waiting_workflow_survives_a_server_restart(tmp_path: Path):
                 if await _first_task_completed(client, workflow_id):
                     break
                 await asyncio.sleep(0.05)
+            if ending == "killed":  # no shutdown at all: SIGKILL, as in a crash
+                assert first.pid is not None
+                os.killpg(first.pid, signal.SIGKILL)
 
     async with DevServer(db) as second:
         client = await Client.connect(second.address)
