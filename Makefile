@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Bytecode for the project's own modules even under PYTHONDONTWRITEBYTECODE=1 (as in this
+# machine's image): Temporal's sandbox imports a workflow's module afresh for every run, and
+# without a .pyc that means compiling its source every time.
 install: $(STAMP) temporal
+	@$(PY) -m compileall -q tether workflows activities policies review_ui
 
 temporal: $(STAMP)
 	@$(PY) -m tether.temporal_server ensure
