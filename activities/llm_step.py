@@ -11,9 +11,10 @@ import asyncio
 import importlib
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
@@ -43,6 +44,8 @@ from tether.store.texts import get_text
 
 REPAIR_PREFIX = "Your previous answer was invalid"
 HEARTBEAT_EVERY_S = 2.0
+
+T = TypeVar("T")
 
 
 class JudgeVerdict(BaseModel):
@@ -272,10 +275,13 @@ class LlmStepActivities:
             mean_logprob=_mean(response.token_logprobs),
         )
         if output is not None:
-            signals.self_consistency = await self._self_consistency(
-                log, policy, model_id, request, output, output_model
+            # Samples and the judge only read the answer: they run at once, so a step waits for
+            # one model latency after its answer instead of one per call. A failing call cancels
+            # the others, and Temporal retries the step.
+            signals.self_consistency, signals.judge_score = await _concurrently(
+                self._self_consistency(log, policy, model_id, request, output, output_model),
+                self._judge(log, policy, inp, messages, output),
             )
-            signals.judge_score = await self._judge(log, policy, inp, messages, output)
             signals.rule_results = check_rules(policy.rules, output)
         report = score_confidence(signals, policy)
 
@@ -312,14 +318,16 @@ class LlmStepActivities:
     ) -> float | None:
         if policy.samples <= 1:
             return None
-        samples: list[dict[str, object]] = []
-        for n in range(1, policy.samples):
+
+        async def sample(n: int) -> dict[str, object]:
             sample_request = request.model_copy(
                 update={"temperature": 0.7, "seed": n, "logprobs": False}
             )
             response = await log.call(f"sample-{n}", model_id, sample_request)
             parsed, _ = parse_output(response.text, output_model)
-            samples.append(parsed if parsed is not None else {})
+            return parsed if parsed is not None else {}
+
+        samples = await _concurrently(*(sample(n) for n in range(1, policy.samples)))
         fields = categorical_fields(output_model)
         if fields:
             # Free text never matches word for word; samples agree on what they decide.
@@ -393,6 +401,20 @@ def _mean(values: list[float] | None) -> float | None:
     if not values:
         return None
     return sum(values) / len(values)
+
+
+async def _concurrently(*calls: Coroutine[Any, Any, T]) -> list[T]:
+    """Await ``calls`` at once; the first failure cancels the rest and is raised as itself (not
+    wrapped in an ExceptionGroup), so provider errors keep their retry classification."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [task.result() for task in tasks]
 
 
 async def _heartbeat_forever() -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel
 
-from activities.llm_step import categorical_fields, parse_output, resolve_output_model
+from activities.llm_step import (
+    _concurrently,
+    categorical_fields,
+    parse_output,
+    resolve_output_model,
+)
+from tether.errors import ProviderError
 from workflows.support_triage_steps import Classification, DraftReply
 
 
@@ -47,3 +54,22 @@ def test_parse_output_accepts_fenced_json_and_names_the_bad_field() -> None:
 def test_output_models_named_by_their_old_module_still_resolve(old: str, new: str) -> None:
     # Steps scheduled before the models moved to the _steps modules carry the old path.
     assert resolve_output_model(old) is resolve_output_model(new)
+
+
+async def test_a_failing_concurrent_call_is_raised_as_itself_and_cancels_the_others() -> None:
+    # Samples and the judge run at once; a provider error must keep its type (and so its retry
+    # classification) instead of arriving wrapped in an ExceptionGroup.
+    slow_call_finished = False
+
+    async def slow() -> int:
+        nonlocal slow_call_finished
+        await asyncio.sleep(5)
+        slow_call_finished = True
+        return 1
+
+    async def rejected() -> int:
+        raise ProviderError("401 invalid api key", provider="openai", status_code=401)
+
+    with pytest.raises(ProviderError, match="401 invalid api key"):
+        await _concurrently(slow(), rejected())
+    assert not slow_call_finished

@@ -95,6 +95,8 @@ class FakeProviderServer:
         self._lock = threading.Lock()
         self._scripts: deque[ScriptedReply] = deque()
         self._requests: list[RecordedRequest] = []
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
@@ -228,11 +230,18 @@ class FakeProviderServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests that were being delayed (``delay_s``) at the same moment."""
+        with self._lock:
+            return self._max_in_flight
+
     def reset(self) -> None:
-        """Forget recorded requests and queued scripts."""
+        """Forget recorded requests, queued scripts and the in-flight high-water mark."""
         with self._lock:
             self._requests.clear()
             self._scripts.clear()
+            self._max_in_flight = 0
 
     # --- OpenAI --------------------------------------------------------------------------
 
@@ -352,9 +361,16 @@ class FakeProviderServer:
         with self._lock:
             scripted = self._scripts.popleft() if self._scripts else ScriptedReply()
         if scripted.delay_s > 0:
-            # Wait on the stop signal rather than sleeping, so stop() never waits out a delay.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_signal().wait(), timeout=scripted.delay_s)
+            with self._lock:
+                self._in_flight += 1
+                self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            try:
+                # Wait on the stop signal rather than sleeping, so stop() never waits out a delay.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_signal().wait(), timeout=scripted.delay_s)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
         return scripted
 
     def _stop_signal(self) -> asyncio.Event:

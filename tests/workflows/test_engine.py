@@ -9,9 +9,9 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
-from policies.models import ModelPrice, TetherPolicy
+from policies.models import ModelPrice, TetherPolicy, WorkflowPolicy
 from tests.fakes.provider_server import FakeProviderServer
-from tests.policy_variants import gated, routed
+from tests.policy_variants import for_workflow, gated, routed, step_policy
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tether.settings import Settings
 from tether.store.engine import get_engine
@@ -124,6 +124,45 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     assert "503" in (rows[0].error or "")
     assert len(provider_server.requests) == 4
     assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
+
+
+async def test_samples_and_judge_are_asked_at_once(
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path,
+        temporal_address,
+        OPENAI_API_KEY=provider_server.openai_api_key,
+        OPENAI_BASE_URL=provider_server.openai_base_url,
+    )
+    # Every answer takes a while: calls asked one after another never overlap.
+    provider_server.script(delay_s=0.3, times=4)
+    sampled = for_workflow(
+        gated(routed(policy, [GPT]), accept=0.0),
+        "test_one_step",
+        WorkflowPolicy(steps={"answer": step_policy(samples=3, judge=True)}),
+    )
+    run_id = f"sampled-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=sampled, extra_workflows=TEST_WORKFLOWS):
+        result = await client.execute_workflow(
+            "test_one_step",
+            Question(text="What is 2+2?"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+    assert result.status == "completed"
+    # The answer first, then its 2 extra samples and the judge together.
+    assert len(provider_server.requests) == 4
+    assert provider_server.max_in_flight == 3
+    calls = sorted(r.call for r in ledger(settings, run_id))
+    assert calls == ["judge", "main", "sample-1", "sample-2"]
 
 
 async def test_rejected_request_fails_fast_with_a_clear_message(
