@@ -18,12 +18,13 @@ from tether.store.engine import dispose_all, get_engine, session_scope
 from tether.store.ledger import (
     BudgetReservation,
     LedgerEntry,
+    SpendScope,
     entries_for_run,
     insert_once,
     run_spend,
-    scope_spend,
     set_outcome,
     settle_reservation,
+    spend_by_scope,
 )
 
 
@@ -111,13 +112,18 @@ def test_reservations_count_until_settled_and_scopes_filter(db_url: str) -> None
             ),
         )
     with session_scope(db_url) as session:
-        assert scope_spend(
-            session, since=now - timedelta(days=1), tenant="acme", end_user="u1"
-        ) == (pytest.approx(0.5), pytest.approx(0.1))
-        assert scope_spend(session, since=now - timedelta(days=1), tenant="acme")[
-            0
-        ] == pytest.approx(0.75)
-        assert scope_spend(session, since=now - timedelta(days=1), tenant="other") == (0.0, 0.0)
+        day = now - timedelta(days=1)
+        user_u1, acme, other = spend_by_scope(
+            session,
+            [
+                SpendScope(tenant="acme", end_user="u1", since=day),
+                SpendScope(tenant="acme", since=day),
+                SpendScope(tenant="other", since=day),
+            ],
+        )
+        assert user_u1 == (pytest.approx(0.5), pytest.approx(0.1))
+        assert acme[0] == pytest.approx(0.75)
+        assert other == (0.0, 0.0)
         settle_reservation(session, f"{run}/hold")
     with Session(get_engine(db_url)) as session:
         assert run_spend(session, run) == (pytest.approx(9.75), 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session
@@ -22,6 +23,23 @@ from workflows.support_triage_steps import Ticket, TriageResult
 pytestmark = pytest.mark.integration
 
 GPT = "openai/gpt-4o-mini"
+
+
+def openai_settings(
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+    key: str | None = None,
+) -> Settings:
+    """Settings whose OpenAI provider is the fake server (with its key, unless ``key``)."""
+    from tests.conftest import make_settings
+
+    return make_settings(
+        tmp_path,
+        temporal_address,
+        OPENAI_API_KEY=key or provider_server.openai_api_key,
+        OPENAI_BASE_URL=provider_server.openai_base_url,
+    )
 
 
 def ledger(settings: Settings, run_id: str) -> list:
@@ -89,14 +107,7 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     policy: TetherPolicy,
     provider_server: FakeProviderServer,
 ) -> None:
-    from tests.conftest import make_settings
-
-    settings = make_settings(
-        tmp_path,
-        temporal_address,
-        OPENAI_API_KEY=provider_server.openai_api_key,
-        OPENAI_BASE_URL=provider_server.openai_base_url,
-    )
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
     provider_server.script(fail_with=503, times=2)
     run_id = f"retry-{uuid.uuid4().hex[:8]}"
     async with running_worker(
@@ -133,14 +144,7 @@ async def test_samples_and_judge_are_asked_at_once(
     policy: TetherPolicy,
     provider_server: FakeProviderServer,
 ) -> None:
-    from tests.conftest import make_settings
-
-    settings = make_settings(
-        tmp_path,
-        temporal_address,
-        OPENAI_API_KEY=provider_server.openai_api_key,
-        OPENAI_BASE_URL=provider_server.openai_base_url,
-    )
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
     # Every answer takes a while: calls asked one after another never overlap.
     provider_server.script(delay_s=0.3, times=4)
     sampled = for_workflow(
@@ -172,14 +176,7 @@ async def test_rejected_request_fails_fast_with_a_clear_message(
     policy: TetherPolicy,
     provider_server: FakeProviderServer,
 ) -> None:
-    from tests.conftest import make_settings
-
-    settings = make_settings(
-        tmp_path,
-        temporal_address,
-        OPENAI_API_KEY="sk-wrong-key",
-        OPENAI_BASE_URL=provider_server.openai_base_url,
-    )
+    settings = openai_settings(tmp_path, temporal_address, provider_server, key="sk-wrong-key")
     run_id = f"reject-{uuid.uuid4().hex[:8]}"
     async with running_worker(
         client, settings, policy=routed(policy, [GPT]), extra_workflows=TEST_WORKFLOWS

@@ -144,14 +144,6 @@ def run_spend(session: Session, run_id: str) -> tuple[float, float]:
     return spend_by_scope(session, [SpendScope(run_id=run_id)])[0]
 
 
-def scope_spend(
-    session: Session, *, since: datetime, tenant: str, end_user: str | None = None
-) -> tuple[float, float]:
-    """(spent, still reserved) since ``since`` for a tenant, or for one end user when given."""
-    scope = SpendScope(tenant=tenant, end_user=end_user, since=since)
-    return spend_by_scope(session, [scope])[0]
-
-
 _SETTLE = (
     update(BudgetReservation)
     .where(col(BudgetReservation.key) == bindparam("hold_key"))
