@@ -10,12 +10,13 @@ from temporalio import activity
 from activities.contracts import CheckpointInput, CheckpointResult
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
-from policies.budgets import SpendSoFar, check_budget, period_start_day, period_start_month
+from policies.budgets import SpendSoFar, check_budget
 from policies.effective import effective_for
 from policies.pricing import estimate_cost_usd
 from policies.routing import downgrade_for, route_model
 from tether.errors import TetherError
-from tether.store.ledger import BudgetReservation, SpendScope, insert_once, spend_by_scope
+from tether.store.ledger import BudgetReservation, reserve
+from tether.store.spend import scopes_charged, spend_by_scope
 
 
 class CheckpointActivities:
@@ -41,15 +42,7 @@ class CheckpointActivities:
         )
         model = route[0]
         estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
-        now = datetime.now(UTC)
-        scopes = [
-            SpendScope(run_id=inp.run_id),
-            SpendScope(tenant=inp.tenant, since=period_start_month(now)),
-        ]
-        if inp.end_user:
-            scopes.append(
-                SpendScope(tenant=inp.tenant, end_user=inp.end_user, since=period_start_day(now))
-            )
+        scopes = scopes_charged(inp.run_id, inp.tenant, inp.end_user, datetime.now(UTC))
         run, tenant, *user = (_spend(pair) for pair in spend_by_scope(session, scopes))
         check = check_budget(
             budgets,
@@ -62,7 +55,7 @@ class CheckpointActivities:
         )
         if not (check.allowed or inp.force):
             return CheckpointResult(check=check, model=model, route=route)
-        insert_once(
+        reserve(
             session,
             BudgetReservation(
                 key=inp.reservation_key,

@@ -35,7 +35,7 @@ from tether.digests import output_digest
 from tether.errors import ConfigurationError, ProviderError, TetherError
 from tether.store.ledger import (
     LedgerEntry,
-    insert_once,
+    record_call,
     run_spend,
     set_outcome,
     settle_reservation,
@@ -188,7 +188,7 @@ class _CallLog:
             outcome=record.outcome,
             error=record.error,
         )
-        await self.deps.in_session(lambda session: insert_once(session, row))
+        await self.deps.in_session(lambda session: record_call(session, row))
 
 
 class LlmStepActivities:

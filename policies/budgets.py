@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,8 +13,6 @@ __all__ = [
     "SpendSoFar",
     "check_budget",
     "format_usd",
-    "period_start_day",
-    "period_start_month",
 ]
 
 _EPSILON_USD = 1e-9
@@ -100,16 +97,6 @@ def check_budget(
     )
 
 
-def period_start_day(now: datetime) -> datetime:
-    """Returns the start (00:00 UTC) of the UTC day containing ``now``: the user-daily period."""
-    return _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def period_start_month(now: datetime) -> datetime:
-    """Returns the start of the UTC month containing ``now``: the tenant-monthly period."""
-    return period_start_day(now).replace(day=1)
-
-
 def format_usd(amount: float) -> str:
     """Formats dollars for people: ``$0.50``; sub-cent amounts keep their significant digits."""
     if amount != 0 and abs(amount) < 0.01:
@@ -137,10 +124,3 @@ def _exceeded_message(status: BudgetScopeStatus, extra_usd: float, estimate_usd:
     parts.append(f"estimate {format_usd(estimate_usd)}")
     label = _SCOPE_LABELS.get(status.scope, status.scope)
     return f"{label} budget {limit} would be exceeded: {' + '.join(parts)}"
-
-
-def _utc(now: datetime) -> datetime:
-    if now.tzinfo is None or now.utcoffset() is None:
-        # A naive time is ambiguous; guessing its zone would shift budget periods silently.
-        raise ValueError("now must be timezone-aware (use workflow.now() or datetime.now(UTC))")
-    return now.astimezone(UTC)

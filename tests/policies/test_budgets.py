@@ -10,8 +10,6 @@ from policies.budgets import (
     SpendSoFar,
     check_budget,
     format_usd,
-    period_start_day,
-    period_start_month,
 )
 from policies.models import BudgetPolicy, OverBudgetAction
 
@@ -158,32 +156,3 @@ def test_sub_cent_amounts_stay_readable() -> None:
 def test_negative_estimate_is_a_bug() -> None:
     with pytest.raises(ValueError, match="estimate_usd"):
         check_budget(POLICY, -0.01, run=NOTHING, user_daily=None, tenant_monthly=NOTHING)
-
-
-@pytest.mark.parametrize(
-    ("now", "day", "month"),
-    [
-        (
-            datetime(2025, 3, 17, 15, 42, 7, 123, tzinfo=UTC),
-            datetime(2025, 3, 17, tzinfo=UTC),
-            datetime(2025, 3, 1, tzinfo=UTC),
-        ),
-        # 01:30 in UTC+2 is still the previous day (and month) in UTC.
-        (
-            datetime(2025, 4, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))),
-            datetime(2025, 3, 31, tzinfo=UTC),
-            datetime(2025, 3, 1, tzinfo=UTC),
-        ),
-    ],
-)
-def test_budget_periods_start_at_utc_midnight(
-    now: datetime, day: datetime, month: datetime
-) -> None:
-    assert period_start_day(now) == day
-    assert period_start_day(now).tzinfo == UTC
-    assert period_start_month(now) == month
-
-
-def test_naive_times_are_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        period_start_day(datetime(2025, 1, 1))

@@ -6,7 +6,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,14 +18,14 @@ from tether.store.engine import dispose_all, get_engine, session_scope
 from tether.store.ledger import (
     BudgetReservation,
     LedgerEntry,
-    SpendScope,
     entries_for_run,
-    insert_once,
+    record_call,
+    reserve,
     run_spend,
     set_outcome,
     settle_reservation,
-    spend_by_scope,
 )
+from tether.store.spend import SpendScope, spend_by_scope
 
 
 def _postgres_url() -> str:
@@ -45,7 +45,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = _postgres_url()
         engine = get_engine(url)
         with engine.begin() as conn:
-            for table in ("ledger_entries", "budget_reservations", "audit_events", "review_items"):
+            for table in (
+                "ledger_entries",
+                "budget_reservations",
+                "spend_totals",
+                "audit_events",
+                "review_items",
+            ):
                 conn.execute(text(f"DELETE FROM {table}"))
         yield url
     dispose_all()
@@ -71,11 +77,12 @@ def entry(key: str, run_id: str, cost: float, **extra: object) -> LedgerEntry:
 def test_a_ledger_row_is_written_once_per_key(db_url: str) -> None:
     run = f"run-{uuid.uuid4().hex[:6]}"
     with session_scope(db_url) as session:
-        assert insert_once(session, entry(f"{run}/a1/main", run, 0.01))
-        assert not insert_once(session, entry(f"{run}/a1/main", run, 0.01))
-        assert insert_once(session, entry(f"{run}/a2/main", run, 0.02))
+        assert record_call(session, entry(f"{run}/a1/main", run, 0.01))
+        assert not record_call(session, entry(f"{run}/a1/main", run, 0.01))
+        assert record_call(session, entry(f"{run}/a2/main", run, 0.02))
     with Session(get_engine(db_url)) as session:
         spent, reserved = run_spend(session, run)
+        assert len(entries_for_run(session, run)) == 2
     assert spent == pytest.approx(0.03)
     assert reserved == 0
 
@@ -83,8 +90,8 @@ def test_a_ledger_row_is_written_once_per_key(db_url: str) -> None:
 def test_a_call_answered_with_invalid_output_is_marked_and_still_charged(db_url: str) -> None:
     run = f"run-{uuid.uuid4().hex[:6]}"
     with session_scope(db_url) as session:
-        insert_once(session, entry(f"{run}/a1/main", run, 0.01))
-        insert_once(session, entry(f"{run}/a1/repair-1", run, 0.02, call="repair-1"))
+        record_call(session, entry(f"{run}/a1/main", run, 0.01))
+        record_call(session, entry(f"{run}/a1/repair-1", run, 0.02, call="repair-1"))
         set_outcome(session, f"{run}/a1/repair-1", "invalid_output")
     with Session(get_engine(db_url)) as session:
         rows = entries_for_run(session, run)
@@ -95,38 +102,168 @@ def test_a_call_answered_with_invalid_output_is_marked_and_still_charged(db_url:
         assert run_spend(session, run) == (pytest.approx(0.03), 0.0)
 
 
-def test_reservations_count_until_settled_and_scopes_filter(db_url: str) -> None:
-    run = f"run-{uuid.uuid4().hex[:6]}"
-    now = datetime.now(UTC)
+NOW = datetime(2026, 3, 17, 15, 42, tzinfo=UTC)
+
+
+def test_spend_counts_per_run_tenant_month_and_user_day(db_url: str) -> None:
+    run, tenant = f"run-{uuid.uuid4().hex[:6]}", f"t-{uuid.uuid4().hex[:6]}"
     with session_scope(db_url) as session:
-        insert_once(session, entry(f"{run}/x", run, 0.5, end_user="u1"))
-        insert_once(session, entry(f"{run}/y", run, 0.25, end_user="u2"))
-        insert_once(
-            session,
-            entry(f"{run}/old", run, 9.0, end_user="u1", created_at=now - timedelta(days=40)),
+        record_call(
+            session, entry(f"{run}/x", run, 0.5, tenant=tenant, end_user="u1", created_at=NOW)
         )
-        insert_once(
+        record_call(
+            session, entry(f"{run}/y", run, 0.25, tenant=tenant, end_user="u2", created_at=NOW)
+        )
+        # Yesterday still counts for the month, not for today; last month counts for neither.
+        record_call(
             session,
-            BudgetReservation(
-                key=f"{run}/hold", run_id=run, tenant="acme", end_user="u1", estimate_usd=0.1
+            entry(
+                f"{run}/d",
+                run,
+                2.0,
+                tenant=tenant,
+                end_user="u1",
+                created_at=NOW - timedelta(days=1),
             ),
         )
+        record_call(
+            session,
+            entry(
+                f"{run}/m",
+                run,
+                9.0,
+                tenant=tenant,
+                end_user="u1",
+                created_at=NOW - timedelta(days=40),
+            ),
+        )
+        reserve(session, hold(f"{run}/hold", run, tenant, "u1", 0.1, NOW))
     with session_scope(db_url) as session:
-        day = now - timedelta(days=1)
-        user_u1, acme, other = spend_by_scope(
+        run_total, month, u1_today, u2_today, other = spend_by_scope(
             session,
             [
-                SpendScope(tenant="acme", end_user="u1", since=day),
-                SpendScope(tenant="acme", since=day),
-                SpendScope(tenant="other", since=day),
+                SpendScope.run(run),
+                SpendScope.tenant_month(tenant, NOW),
+                SpendScope.user_day(tenant, "u1", NOW),
+                SpendScope.user_day(tenant, "u2", NOW),
+                SpendScope.tenant_month("someone-else", NOW),
             ],
         )
-        assert user_u1 == (pytest.approx(0.5), pytest.approx(0.1))
-        assert acme[0] == pytest.approx(0.75)
-        assert other == (0.0, 0.0)
+    assert run_total == (pytest.approx(11.75), pytest.approx(0.1))
+    assert month == (pytest.approx(2.75), pytest.approx(0.1))
+    assert u1_today == (pytest.approx(0.5), pytest.approx(0.1))
+    assert u2_today == (pytest.approx(0.25), 0.0)
+    assert other == (0.0, 0.0)
+
+
+def test_a_reservation_holds_until_settled_once(db_url: str) -> None:
+    run, tenant = f"run-{uuid.uuid4().hex[:6]}", f"t-{uuid.uuid4().hex[:6]}"
+    scopes = [SpendScope.run(run), SpendScope.user_day(tenant, "u1", NOW)]
+    with session_scope(db_url) as session:
+        assert reserve(session, hold(f"{run}/hold", run, tenant, "u1", 0.1, NOW))
+        # A retried checkpoint reserves under the same key: held once.
+        assert not reserve(session, hold(f"{run}/hold", run, tenant, "u1", 0.1, NOW))
+        reserve(session, hold(f"{run}/other", run, tenant, "u1", 0.3, NOW))
+    with session_scope(db_url) as session:
+        assert spend_by_scope(session, scopes) == [(0.0, pytest.approx(0.4))] * 2
         settle_reservation(session, f"{run}/hold")
-    with Session(get_engine(db_url)) as session:
-        assert run_spend(session, run) == (pytest.approx(9.75), 0.0)
+        settle_reservation(session, f"{run}/hold")
+        assert spend_by_scope(session, scopes) == [(0.0, pytest.approx(0.3))] * 2
+        settle_reservation(session, f"{run}/other")
+        assert spend_by_scope(session, scopes) == [(0.0, 0.0)] * 2
+
+
+@pytest.mark.parametrize(
+    ("at", "same_day", "same_month"),
+    [
+        (
+            datetime(2025, 3, 17, 0, 0, tzinfo=UTC),
+            datetime(2025, 3, 17, 23, 59, tzinfo=UTC),
+            datetime(2025, 3, 1, tzinfo=UTC),
+        ),
+        # 01:30 in UTC+2 is still the previous day (and month) in UTC.
+        (
+            datetime(2025, 4, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))),
+            datetime(2025, 3, 31, 12, tzinfo=UTC),
+            datetime(2025, 3, 1, tzinfo=UTC),
+        ),
+        # Databases hand back naive times; they are UTC.
+        (
+            datetime(2025, 3, 31, 23, 30),
+            datetime(2025, 3, 31, 1, tzinfo=UTC),
+            datetime(2025, 3, 2, tzinfo=UTC),
+        ),
+    ],
+)
+def test_budget_periods_are_utc_days_and_months(
+    at: datetime, same_day: datetime, same_month: datetime
+) -> None:
+    assert SpendScope.user_day("t", "u", at) == SpendScope.user_day("t", "u", same_day)
+    assert SpendScope.tenant_month("t", at) == SpendScope.tenant_month("t", same_month)
+    assert SpendScope.user_day("t", "u", at) != SpendScope.user_day(
+        "t", "u", at + timedelta(days=1)
+    )
+    assert SpendScope.tenant_month("t", at) != SpendScope.tenant_month("t", at + timedelta(days=31))
+
+
+def test_names_with_separators_do_not_share_a_scope() -> None:
+    assert SpendScope.user_day("a:b", "c", NOW) != SpendScope.user_day("a", "b:c", NOW)
+
+
+def test_a_database_from_before_running_totals_gets_them_at_startup(db_url: str) -> None:
+    run, tenant = f"run-{uuid.uuid4().hex[:6]}", f"t-{uuid.uuid4().hex[:6]}"
+    with session_scope(db_url) as session:
+        record_call(
+            session, entry(f"{run}/x", run, 0.5, tenant=tenant, end_user="u1", created_at=NOW)
+        )
+        reserve(session, hold(f"{run}/open", run, tenant, "u1", 0.2, NOW))
+        reserve(session, hold(f"{run}/done", run, tenant, "u1", 0.7, NOW))
+        settle_reservation(session, f"{run}/done")
+        # What a store written by an older Tether looks like: rows, no totals.
+        session.execute(text("DELETE FROM spend_totals"))
+    dispose_all()
+    scopes = [
+        SpendScope.run(run),
+        SpendScope.tenant_month(tenant, NOW),
+        SpendScope.user_day(tenant, "u1", NOW),
+    ]
+    with session_scope(db_url) as session:  # a new process opens the database
+        assert spend_by_scope(session, scopes) == [(pytest.approx(0.5), pytest.approx(0.2))] * 3
+        record_call(
+            session, entry(f"{run}/y", run, 0.25, tenant=tenant, end_user="u1", created_at=NOW)
+        )
+    dispose_all()
+    with session_scope(db_url) as session:  # and the next one leaves kept totals alone
+        assert spend_by_scope(session, scopes) == [(pytest.approx(0.75), pytest.approx(0.2))] * 3
+
+
+def test_concurrent_writers_lose_no_spend(db_url: str) -> None:
+    run, tenant = f"run-{uuid.uuid4().hex[:6]}", f"t-{uuid.uuid4().hex[:6]}"
+
+    def writer(w: int) -> None:
+        for n in range(25):
+            with session_scope(db_url) as session:
+                record_call(
+                    session, entry(f"{run}/w{w}/{n}", run, 0.01, tenant=tenant, created_at=NOW)
+                )
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with session_scope(db_url) as session:
+        assert spend_by_scope(session, [SpendScope.tenant_month(tenant, NOW)]) == [
+            (pytest.approx(1.0), 0.0)
+        ]
+
+
+def hold(
+    key: str, run: str, tenant: str, end_user: str | None, estimate: float, at: datetime
+) -> BudgetReservation:
+    return BudgetReservation(
+        key=key, run_id=run, tenant=tenant, end_user=end_user, estimate_usd=estimate, created_at=at
+    )
 
 
 def test_the_audit_log_is_a_hash_chain_that_detects_tampering(db_url: str) -> None:

@@ -51,12 +51,15 @@ def _create(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     import tether.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+    from tether.store.ledger import ensure_spend_totals
 
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Workers and the UI start together in production; one creates, the others wait.
             conn.execute(text("SELECT pg_advisory_xact_lock(7423011)"))
         SQLModel.metadata.create_all(conn)
+        with Session(bind=conn) as session:
+            ensure_spend_totals(session)
     return engine
 
 

@@ -6,16 +6,26 @@ writing the same key twice is a no-op, so a retried activity never counts a call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
+
+from tether.store.spend import (
+    SpendScope,
+    add_to_totals,
+    has_totals,
+    replace_totals,
+    scopes_charged,
+    spend_by_scope,
+    to_nanos,
+)
 
 
 def utcnow() -> datetime:
@@ -90,58 +100,28 @@ def _insert_statement(table: Table, dialect: str) -> Any:
     return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
-@dataclass(frozen=True)
-class SpendScope:
-    """Which ledger rows and reservations a budget counts; ``None`` fields do not filter."""
-
-    run_id: str | None = None
-    tenant: str | None = None
-    end_user: str | None = None
-    since: datetime | None = None
-
-
-_SCOPE_FILTERS: dict[str, Callable[[Any, Any], Any]] = {
-    "run_id": lambda table, value: col(table.run_id) == value,
-    "tenant": lambda table, value: col(table.tenant) == value,
-    "end_user": lambda table, value: col(table.end_user) == value,
-    "since": lambda table, value: col(table.created_at) >= value,
-}
-
-
-def spend_by_scope(session: Session, scopes: Sequence[SpendScope]) -> list[tuple[float, float]]:
-    """(spent, still reserved) for each scope, all read by one SELECT."""
-    shapes = tuple(
-        tuple(name for name in _SCOPE_FILTERS if getattr(scope, name) is not None)
-        for scope in scopes
-    )
-    params = {
-        f"{name}_{index}": getattr(scope, name)
-        for index, (scope, shape) in enumerate(zip(scopes, shapes, strict=True))
-        for name in shape
-    }
-    row = session.execute(_spend_statement(shapes), params).one()
-    return [(float(row[i]), float(row[i + 1])) for i in range(0, len(row), 2)]
-
-
-@lru_cache(maxsize=32)
-def _spend_statement(shapes: tuple[tuple[str, ...], ...]) -> Any:
-    columns = []
-    for index, shape in enumerate(shapes):
-        for table, amount in (
-            (LedgerEntry, LedgerEntry.cost_usd),
-            (BudgetReservation, BudgetReservation.estimate_usd),
-        ):
-            where = [_SCOPE_FILTERS[name](table, bindparam(f"{name}_{index}")) for name in shape]
-            if table is BudgetReservation:
-                where.append(col(BudgetReservation.settled).is_(False))
-            total = select(func.coalesce(func.sum(amount), 0.0)).where(*where)
-            columns.append(total.scalar_subquery())
-    return select(*columns)
-
-
 def run_spend(session: Session, run_id: str) -> tuple[float, float]:
     """(spent, still reserved) for one run."""
-    return spend_by_scope(session, [SpendScope(run_id=run_id)])[0]
+    return spend_by_scope(session, [SpendScope.run(run_id)])[0]
+
+
+def record_call(session: Session, entry: LedgerEntry) -> bool:
+    """Write a provider call to the ledger and charge it to its budget scopes, once per key.
+
+    Returns True when this call was new.
+    """
+    inserted = insert_once(session, entry)
+    if inserted:
+        add_to_totals(session, _scopes_of(entry), spent=entry.cost_usd)
+    return inserted
+
+
+def reserve(session: Session, reservation: BudgetReservation) -> bool:
+    """Hold a checkpoint's estimate against its budget scopes, once per key."""
+    inserted = insert_once(session, reservation)
+    if inserted:
+        add_to_totals(session, _scopes_of(reservation), reserved=reservation.estimate_usd)
+    return inserted
 
 
 _SETTLE = (
@@ -149,6 +129,13 @@ _SETTLE = (
     .where(col(BudgetReservation.key) == bindparam("hold_key"))
     .where(col(BudgetReservation.settled).is_(False))
     .values(settled=True)
+    .returning(
+        col(BudgetReservation.run_id),
+        col(BudgetReservation.tenant),
+        col(BudgetReservation.end_user),
+        col(BudgetReservation.estimate_usd),
+        col(BudgetReservation.created_at),
+    )
 )
 _SET_OUTCOME = (
     update(LedgerEntry)
@@ -158,11 +145,52 @@ _SET_OUTCOME = (
 
 
 def settle_reservation(session: Session, key: str) -> None:
-    session.execute(_SETTLE, {"hold_key": key})
+    """Release a reservation's hold; settling twice releases it once."""
+    released = session.execute(_SETTLE, {"hold_key": key}).first()
+    if released is not None:
+        run_id, tenant, end_user, estimate, created_at = released
+        add_to_totals(
+            session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
+        )
 
 
 def set_outcome(session: Session, key: str, outcome: str) -> None:
     session.execute(_SET_OUTCOME, {"entry_key": key, "new_outcome": outcome})
+
+
+def ensure_spend_totals(session: Session) -> None:
+    """Build the running totals of a database written before they existed (once, at startup).
+
+    A store that keeps its totals is left alone: this only runs when there are no totals at all
+    but there is spend to count.
+    """
+    if has_totals(session):
+        return
+    totals: dict[SpendScope, list[int]] = defaultdict(lambda: [0, 0])
+    calls = _charge_columns(LedgerEntry, "cost_usd")
+    for run_id, tenant, end_user, cost, at in session.execute(calls):
+        for scope in scopes_charged(run_id, tenant, end_user, at):
+            totals[scope][0] += to_nanos(cost)
+    unsettled = _charge_columns(BudgetReservation, "estimate_usd").where(
+        col(BudgetReservation.settled).is_(False)
+    )
+    for run_id, tenant, end_user, estimate, at in session.execute(unsettled):
+        for scope in scopes_charged(run_id, tenant, end_user, at):
+            totals[scope][1] += to_nanos(estimate)
+    if totals:
+        replace_totals(session, {scope: (s, r) for scope, (s, r) in totals.items()})
+
+
+def _charge_columns(table: type[SQLModel], amount: str) -> Any:
+    """run_id, tenant, end_user, the amount and created_at: what a row charges, and where."""
+    columns = table.__table__.c  # type: ignore[attr-defined]
+    return core_select(
+        columns.run_id, columns.tenant, columns.end_user, columns[amount], columns.created_at
+    )
+
+
+def _scopes_of(row: LedgerEntry | BudgetReservation) -> list[SpendScope]:
+    return scopes_charged(row.run_id, row.tenant, row.end_user, row.created_at)
 
 
 def entries_for_run(session: Session, run_id: str) -> list[LedgerEntry]:
