@@ -124,22 +124,25 @@ def reserve(session: Session, reservation: BudgetReservation) -> bool:
     return inserted
 
 
+# Hot statements name tables, not ORM classes, so the session runs them as plain Core.
+_RESERVATIONS = BudgetReservation.__table__  # type: ignore[attr-defined]
+_ENTRIES = LedgerEntry.__table__  # type: ignore[attr-defined]
 _SETTLE = (
-    update(BudgetReservation)
-    .where(col(BudgetReservation.key) == bindparam("hold_key"))
-    .where(col(BudgetReservation.settled).is_(False))
+    update(_RESERVATIONS)
+    .where(_RESERVATIONS.c.key == bindparam("hold_key"))
+    .where(_RESERVATIONS.c.settled.is_(False))
     .values(settled=True)
     .returning(
-        col(BudgetReservation.run_id),
-        col(BudgetReservation.tenant),
-        col(BudgetReservation.end_user),
-        col(BudgetReservation.estimate_usd),
-        col(BudgetReservation.created_at),
+        _RESERVATIONS.c.run_id,
+        _RESERVATIONS.c.tenant,
+        _RESERVATIONS.c.end_user,
+        _RESERVATIONS.c.estimate_usd,
+        _RESERVATIONS.c.created_at,
     )
 )
 _SET_OUTCOME = (
-    update(LedgerEntry)
-    .where(col(LedgerEntry.key) == bindparam("entry_key"))
+    update(_ENTRIES)
+    .where(_ENTRIES.c.key == bindparam("entry_key"))
     .values(outcome=bindparam("new_outcome"))
 )
 

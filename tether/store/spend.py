@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, select
 
 
 class SpendTotal(SQLModel, table=True):
@@ -90,8 +90,8 @@ def add_to_totals(
 @lru_cache(maxsize=4)
 def _add_statement(dialect: str) -> Any:
     insert: Any = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
-    statement = insert(SpendTotal)
     table = SpendTotal.__table__  # type: ignore[attr-defined]
+    statement = insert(table)
     return statement.on_conflict_do_update(
         index_elements=[table.c.scope],
         set_={
@@ -101,8 +101,11 @@ def _add_statement(dialect: str) -> Any:
     )
 
 
-_READ = select(SpendTotal.scope, SpendTotal.spent_nanos, SpendTotal.reserved_nanos).where(
-    col(SpendTotal.scope).in_(bindparam("scopes", expanding=True))
+# Hot statements name the table, not the ORM class: the session then runs them as plain Core
+# statements, without the ORM's compile and bulk-persistence layers.
+_TOTALS = SpendTotal.__table__  # type: ignore[attr-defined]
+_READ = select(_TOTALS.c.scope, _TOTALS.c.spent_nanos, _TOTALS.c.reserved_nanos).where(
+    _TOTALS.c.scope.in_(bindparam("scopes", expanding=True))
 )
 
 
