@@ -26,48 +26,52 @@ class CheckpointActivities:
     @activity.defn(name="tether.cost_checkpoint")
     async def cost_checkpoint(self, inp: CheckpointInput) -> CheckpointResult:
         try:
-            return await self.deps.in_session(lambda session: self._check(session, inp))
+            return await self.deps.in_session(lambda session: check_cost(self.deps, session, inp))
         except TetherError as exc:
             raise to_application_error(exc) from exc
 
-    def _check(self, session: Session, inp: CheckpointInput) -> CheckpointResult:
-        policy = self.deps.policy
-        budgets = effective_for(policy, inp.workflow).budgets
-        route = (
-            [inp.model]
-            if inp.model
-            else route_model(
-                policy.routing, inp.tier, inp.input_chars, self.deps.providers.available
-            )
-        )
-        model = route[0]
-        estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
-        scopes = scopes_charged(inp.run_id, inp.tenant, inp.end_user, datetime.now(UTC))
-        run, tenant, *user = (_spend(pair) for pair in spend_by_scope(session, scopes))
-        check = check_budget(
-            budgets,
-            estimate,
-            run=run,
-            user_daily=user[0] if user else None,
-            tenant_monthly=tenant,
-            extra_run_budget_usd=inp.extra_run_budget_usd,
-            downgrade_model=downgrade_for(policy.routing, model),
-        )
-        if not (check.allowed or inp.force):
-            return CheckpointResult(check=check, model=model, route=route)
-        reserve(
-            session,
-            BudgetReservation(
-                key=inp.reservation_key,
-                run_id=inp.run_id,
-                tenant=inp.tenant,
-                end_user=inp.end_user,
-                estimate_usd=estimate,
-            ),
-        )
-        return CheckpointResult(
-            check=check, model=model, route=route, reservation_key=inp.reservation_key
-        )
+
+def route_for(deps: ActivityDeps, inp: CheckpointInput) -> list[str]:
+    """The step's fallback chain: the model it names, or its tier's models that are configured."""
+    if inp.model:
+        return [inp.model]
+    return route_model(deps.policy.routing, inp.tier, inp.input_chars, deps.providers.available)
+
+
+def check_cost(deps: ActivityDeps, session: Session, inp: CheckpointInput) -> CheckpointResult:
+    """Route the step, estimate its cost and, when every budget allows it (or ``inp.force``),
+    reserve the estimate under ``inp.reservation_key``."""
+    policy = deps.policy
+    budgets = effective_for(policy, inp.workflow).budgets
+    route = route_for(deps, inp)
+    model = route[0]
+    estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
+    scopes = scopes_charged(inp.run_id, inp.tenant, inp.end_user, datetime.now(UTC))
+    run, tenant, *user = (_spend(pair) for pair in spend_by_scope(session, scopes))
+    check = check_budget(
+        budgets,
+        estimate,
+        run=run,
+        user_daily=user[0] if user else None,
+        tenant_monthly=tenant,
+        extra_run_budget_usd=inp.extra_run_budget_usd,
+        downgrade_model=downgrade_for(policy.routing, model),
+    )
+    if not (check.allowed or inp.force):
+        return CheckpointResult(check=check, model=model, route=route)
+    reserve(
+        session,
+        BudgetReservation(
+            key=inp.reservation_key,
+            run_id=inp.run_id,
+            tenant=inp.tenant,
+            end_user=inp.end_user,
+            estimate_usd=estimate,
+        ),
+    )
+    return CheckpointResult(
+        check=check, model=model, route=route, reservation_key=inp.reservation_key
+    )
 
 
 def _spend(pair: tuple[float, float]) -> SpendSoFar:

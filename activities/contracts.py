@@ -123,6 +123,26 @@ class CheckpointResult(BaseModel):
     reservation_key: str | None = None
 
 
+class CheckedStepInput(BaseModel):
+    """One model of an LLM step's route, asked in the activity that checkpoints its cost first.
+
+    ``step.fallback_index`` picks the model from the route the checkpoint makes; the step's own
+    ``model`` and ``reservation_key`` are filled in from the checkpoint.
+    """
+
+    checkpoint: CheckpointInput
+    step: LlmStepInput
+
+
+class CheckedStepResult(BaseModel):
+    route: list[str]
+    """The step's fallback chain."""
+    checkpoint: CheckpointResult | None = None
+    """None when ``fallback_index`` is past the end of the route: every model was tried."""
+    step: LlmStepResult | None = None
+    """None when the checkpoint refused the spend (no model was called), or past the route."""
+
+
 # --- Documents -------------------------------------------------------------------------------
 
 

@@ -25,15 +25,25 @@ CONFIGURATION = "ConfigurationError"
 NON_RETRYABLE_TYPES = [PROVIDER_REJECTED, CONFIGURATION]
 
 
-def to_application_error(error: TetherError) -> ApplicationError:
-    """Map a Tether error to the ApplicationError Temporal should see."""
+def to_application_error(error: TetherError, *, model: str | None = None) -> ApplicationError:
+    """Map a Tether error to the ApplicationError Temporal should see; ``model``, the model the
+    failing call went to, travels as the failure's first detail (see ``failed_model``)."""
+    details = (model,) if model else ()
     if isinstance(error, ProviderRateLimitedError):
         delay = timedelta(seconds=error.retry_after_s) if error.retry_after_s else None
-        return ApplicationError(str(error), type=PROVIDER_RATE_LIMITED, next_retry_delay=delay)
+        return ApplicationError(
+            str(error), *details, type=PROVIDER_RATE_LIMITED, next_retry_delay=delay
+        )
     if isinstance(error, ProviderRejectedError):
-        return ApplicationError(str(error), type=PROVIDER_REJECTED, non_retryable=True)
+        return ApplicationError(str(error), *details, type=PROVIDER_REJECTED, non_retryable=True)
     if isinstance(error, ProviderError):
-        return ApplicationError(str(error), type=PROVIDER_UNAVAILABLE)
+        return ApplicationError(str(error), *details, type=PROVIDER_UNAVAILABLE)
     if isinstance(error, ConfigurationError):
-        return ApplicationError(str(error), type=CONFIGURATION, non_retryable=True)
-    return ApplicationError(str(error), type=type(error).__name__)
+        return ApplicationError(str(error), *details, type=CONFIGURATION, non_retryable=True)
+    return ApplicationError(str(error), *details, type=type(error).__name__)
+
+
+def failed_model(error: ApplicationError) -> str | None:
+    """The model a failure from ``to_application_error(..., model=...)`` names, if any."""
+    details = error.details
+    return details[0] if details and isinstance(details[0], str) else None

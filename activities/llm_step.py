@@ -20,7 +20,14 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.contracts import AttemptRecord, LlmStepInput, LlmStepResult
+from activities.checkpoint import check_cost, route_for
+from activities.contracts import (
+    AttemptRecord,
+    CheckedStepInput,
+    CheckedStepResult,
+    LlmStepInput,
+    LlmStepResult,
+)
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
@@ -197,6 +204,38 @@ class LlmStepActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
 
+    @activity.defn(name="tether.checked_llm_step")
+    async def checked_llm_step(self, inp: CheckedStepInput) -> CheckedStepResult:
+        """The cost checkpoint for one model of the route, then the step on it.
+
+        Each attempt reserves under its own key and releases it when it ends, so a retried
+        attempt holds its estimate again while it runs.
+        """
+        index = inp.step.fallback_index
+        try:
+            route = route_for(self.deps, inp.checkpoint)
+            if index >= len(route):
+                return CheckedStepResult(route=route)
+            attempt = activity.info().attempt
+            checkpoint_input = inp.checkpoint.model_copy(
+                update={
+                    "model": route[index],
+                    "reservation_key": f"{inp.step.idempotency_key}/a{attempt}",
+                }
+            )
+            checkpoint = await self.deps.in_session(
+                lambda session: check_cost(self.deps, session, checkpoint_input)
+            )
+        except TetherError as exc:
+            raise to_application_error(exc) from exc
+        if checkpoint.reservation_key is None:
+            return CheckedStepResult(route=route, checkpoint=checkpoint)
+        step_input = inp.step.model_copy(
+            update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
+        )
+        step = await self.llm_step(step_input)
+        return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
+
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
         heartbeat = asyncio.create_task(_heartbeat_forever())
@@ -208,7 +247,7 @@ class LlmStepActivities:
                 key = inp.reservation_key
                 await self.deps.in_session(lambda session: settle_reservation(session, key))
             if isinstance(exc, TetherError):
-                raise to_application_error(exc) from exc
+                raise to_application_error(exc, model=inp.model) from exc
             raise
         finally:
             heartbeat.cancel()

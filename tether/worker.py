@@ -29,6 +29,7 @@ def activities_for(deps: ActivityDeps, notifier: ReviewNotifier) -> list[Any]:
     review = ReviewActivities(deps, notifier)
     documents = DocumentActivities(deps)
     return [
+        llm.checked_llm_step,
         llm.llm_step,
         checkpoint.cost_checkpoint,
         review.open_review,

@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from activities.contracts import (
+        CheckedStepInput,
+        CheckedStepResult,
         CheckpointInput,
         CheckpointResult,
         DecisionReceipt,
@@ -35,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepStatus,
     )
-    from activities.failures import PROVIDER_REJECTED
+    from activities.failures import PROVIDER_REJECTED, failed_model
     from policies.models import ModelTier
     from policies.values import ConfidenceReport
     from tether.digests import output_digest
@@ -51,8 +53,9 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=TetherResult)
 
 SHORT_ACTIVITY = timedelta(seconds=30)
-# Patch ids (workflow.patched) of changes that alter the commands a run issues.
+# Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
 CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
+STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
 
 
 @dataclass
@@ -67,6 +70,19 @@ class _PendingReview:
     allowed_roles: list[str]
     decision: ReviewDecision | None = None
     receipt: DecisionReceipt | None = None
+
+
+@dataclass(frozen=True)
+class _StepCall:
+    """One attempt scope of a step: what every checkpoint and model call in it is asked."""
+
+    step: LlmStep[Any]
+    tier: ModelTier | str
+    input_chars: int
+    variables: dict[str, str]
+    text_refs: dict[str, str]
+    feedback: str | None
+    key: str
 
 
 @dataclass
@@ -255,10 +271,12 @@ class TetherWorkflow:
         while True:
             scope += 1
             key = f"{self.run_id}/{step.name}/{scope}"
-            checkpoint = await self._checkpoint(step, status, tier, input_chars, key)
-            result = await self._call_route(
-                step, status, checkpoint, variables, text_refs, feedback, key
-            )
+            call = _StepCall(step, tier, input_chars, variables, text_refs, feedback, key)
+            if workflow.patched(STEP_RUNS_ITS_CHECKPOINT):
+                result = await self._checked_call(call, status)
+            else:
+                checkpoint = await self._checkpoint(call, status)
+                result = await self._call_route(call, status, checkpoint)
             status.model, status.simulated = result.model, result.simulated
             status.confidence, status.outcome = result.confidence, result.confidence.outcome
             status.cost_usd = round(status.cost_usd + result.cost_usd, 8)
@@ -327,6 +345,46 @@ class TetherWorkflow:
             decision=decision,
         )
 
+    async def _checked_call(self, call: _StepCall, status: StepStatus) -> LlmStepResult:
+        """Each model of the route in turn, each asked in one activity that checkpoints its
+        cost first; over-budget actions and a human when every model failed."""
+        model: str | None = None  # set by a downgrade: the route is then that model alone
+        force = False
+        index, round_ = 0, 1
+        last_error = ""
+        while True:
+            try:
+                checked = await workflow.execute_activity(
+                    "tether.checked_llm_step",
+                    CheckedStepInput(
+                        checkpoint=self._checkpoint_input(call, model, force),
+                        step=self._step_input(
+                            call, model=None, index=index, reservation_key=None, round_=round_
+                        ),
+                    ),
+                    result_type=CheckedStepResult,
+                    start_to_close_timeout=call.step.options.start_to_close,
+                    heartbeat_timeout=call.step.options.heartbeat,
+                    retry_policy=call.step.options.retry_policy(),
+                )
+            except ActivityError as err:
+                failed = (
+                    failed_model(err.cause) if isinstance(err.cause, ApplicationError) else None
+                ) or f"model {index + 1} of the route"
+                self._fail_if_rejected(call, status, err, failed)
+                last_error = self._model_failure(call, failed, err)
+                index += 1
+                continue
+            if checked.step is not None:
+                return checked.step
+            if checked.checkpoint is None:  # past the end of the route: every model failed
+                await self._ask_after_every_model_failed(call, status, checked.route, last_error)
+                index, round_ = 0, round_ + 1
+                continue
+            downgraded, force = await self._over_budget(call, status, checked.checkpoint, model)
+            if downgraded != model:
+                model, index = downgraded, 0
+
     async def _run_checkpoint(self, step: LlmStep[Any], inp: CheckpointInput) -> CheckpointResult:
         # A checkpoint is a short store transaction: as a local activity it runs in this
         # workflow task instead of three server round trips. Runs started before the change
@@ -347,138 +405,171 @@ class TetherWorkflow:
             retry_policy=step.options.retry_policy(),
         )
 
-    async def _checkpoint(
-        self, step: LlmStep[Any], status: StepStatus, tier: Any, input_chars: int, key: str
-    ) -> CheckpointResult:
+    async def _checkpoint(self, call: _StepCall, status: StepStatus) -> CheckpointResult:
         model: str | None = None
         force = False
         while True:
             result = await self._run_checkpoint(
-                step,
-                CheckpointInput(
-                    run_id=self.run_id,
-                    workflow=self._status.workflow,
-                    step=step.name,
-                    tenant=self._context.tenant,
-                    end_user=self._context.end_user,
-                    tier=tier,
-                    model=model,
-                    input_chars=input_chars,
-                    max_output_tokens=step.max_output_tokens,
-                    extra_run_budget_usd=self._extra_budget_usd,
-                    reservation_key=key,
-                    force=force,
-                ),
+                call.step, self._checkpoint_input(call, model, force)
             )
-            check = result.check
-            if check.allowed or result.reservation_key is not None:
+            if result.check.allowed or result.reservation_key is not None:
                 return result
-            if (
-                check.action == "downgrade"
-                and check.downgrade_model
-                and model != check.downgrade_model
-            ):
-                model = check.downgrade_model
-                continue
-            if check.action == "approve_spend":
-                status.state = "awaiting_review"
-                request = {"estimate_usd": check.estimate_usd, "message": check.message}
-                decision, _ = await self._review(
-                    step_name=step.name,
-                    reason="over_budget",
-                    summary=f"{step.name}: approve more spend? {check.message}",
-                    output=request,
-                    raw_output=None,
-                    digest=output_digest(request),
-                    output_model=None,
-                    confidence=None,
-                    approval_only=True,
-                )
-                status.state = "running"
-                if decision.kind == "approve":
-                    self._extra_budget_usd += check.estimate_usd
-                    force = True
-                    continue
-                status.state = "stopped"
-                raise RunHalted(
-                    "stopped_over_budget",
-                    step.name,
-                    f"more spend refused by {decision.reviewer}: {decision.reason}",
-                )
+            model, force = await self._over_budget(call, status, result, model)
+
+    async def _over_budget(
+        self, call: _StepCall, status: StepStatus, refused: CheckpointResult, model: str | None
+    ) -> tuple[str | None, bool]:
+        """Take the policy's action for a refused checkpoint: the (model, force) to check again
+        with, or ``RunHalted``."""
+        check, step = refused.check, call.step
+        if check.action == "downgrade" and check.downgrade_model and model != check.downgrade_model:
+            return check.downgrade_model, False
+        if check.action == "approve_spend":
+            status.state = "awaiting_review"
+            request = {"estimate_usd": check.estimate_usd, "message": check.message}
+            decision, _ = await self._review(
+                step_name=step.name,
+                reason="over_budget",
+                summary=f"{step.name}: approve more spend? {check.message}",
+                output=request,
+                raw_output=None,
+                digest=output_digest(request),
+                output_model=None,
+                confidence=None,
+                approval_only=True,
+            )
+            status.state = "running"
+            if decision.kind == "approve":
+                self._extra_budget_usd += check.estimate_usd
+                return model, True
             status.state = "stopped"
-            raise RunHalted("stopped_over_budget", step.name, check.message)
+            raise RunHalted(
+                "stopped_over_budget",
+                step.name,
+                f"more spend refused by {decision.reviewer}: {decision.reason}",
+            )
+        status.state = "stopped"
+        raise RunHalted("stopped_over_budget", step.name, check.message)
+
+    def _checkpoint_input(self, call: _StepCall, model: str | None, force: bool) -> CheckpointInput:
+        return CheckpointInput(
+            run_id=self.run_id,
+            workflow=self._status.workflow,
+            step=call.step.name,
+            tenant=self._context.tenant,
+            end_user=self._context.end_user,
+            tier=call.tier,
+            model=model,
+            input_chars=call.input_chars,
+            max_output_tokens=call.step.max_output_tokens,
+            extra_run_budget_usd=self._extra_budget_usd,
+            reservation_key=call.key,
+            force=force,
+        )
+
+    def _step_input(
+        self,
+        call: _StepCall,
+        *,
+        model: str | None,
+        index: int,
+        reservation_key: str | None,
+        round_: int = 1,
+    ) -> LlmStepInput:
+        """``round_`` counts passes over the route: a reviewer's retry after every model failed
+        starts another, whose calls need keys of their own to be counted."""
+        step = call.step
+        key = f"{call.key}/m{index}" if round_ == 1 else f"{call.key}/r{round_}/m{index}"
+        return LlmStepInput(
+            run_id=self.run_id,
+            workflow=self._status.workflow,
+            step=step.name,
+            tenant=self._context.tenant,
+            end_user=self._context.end_user,
+            prompt=step.prompt,
+            variables=call.variables,
+            text_refs=call.text_refs,
+            output_model=step.output_path,
+            tier=step.tier,
+            model=model,
+            fallback_index=index,
+            feedback=call.feedback,
+            idempotency_key=key,
+            max_output_tokens=step.max_output_tokens,
+            reservation_key=reservation_key,
+        )
+
+    def _fail_if_rejected(
+        self, call: _StepCall, status: StepStatus, err: ActivityError, model: str
+    ) -> None:
+        """A request the provider rejects (bad key, bad request) fails the step at once."""
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == PROVIDER_REJECTED:
+            status.state = "failed"
+            raise ApplicationError(
+                f"step {call.step.name} failed on {failed_model(cause) or model}: {cause.message}",
+                type="StepFailed",
+                non_retryable=True,
+            ) from err
+
+    def _model_failure(self, call: _StepCall, model: str, err: ActivityError) -> str:
+        """What a reviewer is told about a model that failed after its retries."""
+        workflow.logger.warning("step %s: %s failed, trying the next model", call.step.name, model)
+        return f"{model}: {err.cause if err.cause else err.message}"
 
     async def _call_route(
-        self,
-        step: LlmStep[Any],
-        status: StepStatus,
-        checkpoint: CheckpointResult,
-        variables: dict[str, str],
-        text_refs: dict[str, str],
-        feedback: str | None,
-        key: str,
+        self, call: _StepCall, status: StepStatus, checkpoint: CheckpointResult
     ) -> LlmStepResult:
+        """The route's models in turn, then a human when all failed (and the whole route again
+        when they ask for a retry). Runs from before ``STEP_RUNS_ITS_CHECKPOINT`` only."""
         route = checkpoint.route or [checkpoint.model]
         last_error = ""
+        round_ = 1
         while True:
             for index, model in enumerate(route):
                 try:
                     return await workflow.execute_activity(
                         "tether.llm_step",
-                        LlmStepInput(
-                            run_id=self.run_id,
-                            workflow=self._status.workflow,
-                            step=step.name,
-                            tenant=self._context.tenant,
-                            end_user=self._context.end_user,
-                            prompt=step.prompt,
-                            variables=variables,
-                            text_refs=text_refs,
-                            output_model=step.output_path,
-                            tier=step.tier,
+                        self._step_input(
+                            call,
                             model=model,
-                            fallback_index=index,
-                            feedback=feedback,
-                            idempotency_key=f"{key}/m{index}",
-                            max_output_tokens=step.max_output_tokens,
+                            index=index,
                             reservation_key=checkpoint.reservation_key,
+                            round_=round_,
                         ),
                         result_type=LlmStepResult,
-                        start_to_close_timeout=step.options.start_to_close,
-                        heartbeat_timeout=step.options.heartbeat,
-                        retry_policy=step.options.retry_policy(),
+                        start_to_close_timeout=call.step.options.start_to_close,
+                        heartbeat_timeout=call.step.options.heartbeat,
+                        retry_policy=call.step.options.retry_policy(),
                     )
                 except ActivityError as err:
-                    cause = err.cause
-                    if isinstance(cause, ApplicationError) and cause.type == PROVIDER_REJECTED:
-                        status.state = "failed"
-                        raise ApplicationError(
-                            f"step {step.name} failed on {model}: {cause.message}",
-                            type="StepFailed",
-                            non_retryable=True,
-                        ) from err
-                    last_error = f"{model}: {cause if cause else err.message}"
-                    workflow.logger.warning(
-                        "step %s: %s failed, trying the next model", step.name, model
-                    )
-            # Every model in the route failed after its retries: hand it to a human.
-            status.state = "awaiting_review"
-            failure = {"error": last_error[:500], "models": route}
-            decision, _ = await self._review(
-                step_name=step.name,
-                reason="provider_failure",
-                summary=f"{step.name}: every model failed ({last_error[:120]})",
-                output=None,
-                raw_output=last_error,
-                digest=output_digest(failure),
-                output_model=None,
-                confidence=None,
-            )
-            status.decision = decision.kind
-            if decision.kind == "reject":
-                status.state = "failed"
-                raise RunHalted("provider_failure", step.name, last_error)
-            status.state = "running"
+                    self._fail_if_rejected(call, status, err, model)
+                    last_error = self._model_failure(call, model, err)
+            await self._ask_after_every_model_failed(call, status, route, last_error)
+            round_ += 1
+
+    async def _ask_after_every_model_failed(
+        self, call: _StepCall, status: StepStatus, route: list[str], last_error: str
+    ) -> None:
+        """Every model in the route failed after its retries: a human retries the step (this
+        returns) or rejects it (``RunHalted``)."""
+        status.state = "awaiting_review"
+        failure = {"error": last_error[:500], "models": route}
+        decision, _ = await self._review(
+            step_name=call.step.name,
+            reason="provider_failure",
+            summary=f"{call.step.name}: every model failed ({last_error[:120]})",
+            output=None,
+            raw_output=last_error,
+            digest=output_digest(failure),
+            output_model=None,
+            confidence=None,
+        )
+        status.decision = decision.kind
+        if decision.kind == "reject":
+            status.state = "failed"
+            raise RunHalted("provider_failure", call.step.name, last_error)
+        status.state = "running"
 
     # --- the review gate --------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from temporalio.client import Client
 from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from policies.loader import load_policy
 from tests.conftest import make_settings
-from tests.policy_variants import gated, with_budgets
+from tests.fakes.provider_server import FakeProviderServer
+from tests.policy_variants import gated, routed, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, Question
 from tether.client import connect
 from tether.demo_data import sample_document
@@ -29,6 +30,7 @@ from workflows.document_summary_steps import Document
 from workflows.support_triage_steps import Ticket
 
 HERE = Path(__file__).parent
+GPT = "openai/gpt-4o-mini"
 TAG = ""  # set from the command line
 
 
@@ -120,6 +122,39 @@ async def main() -> None:
                 )
                 await _decide_all(client, rid)
                 await _save(client, rid, "one_step_spend_approved")
+            # From the checked_step tag on: a downgrade, and a fallback to the next model.
+            async with running_worker(
+                client,
+                settings,
+                policy=gated(
+                    with_budgets(policy, per_run_usd=0.002, on_exceed="downgrade"), accept=0.0
+                ),
+                extra_workflows=TEST_WORKFLOWS,
+            ):
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow(
+                    "test_one_strong_step", Question(text="hi"), id=rid, task_queue=queue
+                )
+                await _save(client, rid, "one_step_downgraded")
+            with FakeProviderServer() as provider:
+                provider.script(fail_with=503, times=4)  # every attempt of the first model
+                openai = make_settings(
+                    Path(tmp),
+                    server.address,
+                    OPENAI_API_KEY=provider.openai_api_key,
+                    OPENAI_BASE_URL=provider.openai_base_url,
+                )
+                async with running_worker(
+                    client,
+                    openai,
+                    policy=gated(routed(policy, [GPT, "simulated/cheap"]), accept=0.0),
+                    extra_workflows=TEST_WORKFLOWS,
+                ):
+                    rid = f"hist-{uuid.uuid4().hex[:6]}"
+                    await client.start_workflow(
+                        "test_one_step", Question(text="hi"), id=rid, task_queue=openai.task_queue
+                    )
+                    await _save(client, rid, "one_step_fallback")
 
 
 if __name__ == "__main__":

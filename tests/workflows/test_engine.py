@@ -16,7 +16,7 @@ from tests.policy_variants import for_workflow, gated, routed, step_policy
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tether.settings import Settings
 from tether.store.engine import get_engine
-from tether.store.ledger import entries_for_run
+from tether.store.ledger import entries_for_run, run_spend
 from tether.worker import running_worker
 from workflows.support_triage_steps import Ticket, TriageResult
 
@@ -47,13 +47,17 @@ def ledger(settings: Settings, run_id: str) -> list:
         return entries_for_run(session, run_id)
 
 
-async def wait_for_pending(client: Client, run_id: str, timeout_s: float = 20.0) -> RunStatus:
+async def wait_for_pending(
+    client: Client, run_id: str, timeout_s: float = 20.0, after: RunStatus | None = None
+) -> RunStatus:
+    """The run's status once a review is pending (a new one, when ``after`` had one)."""
     import asyncio
 
+    earlier = after.pending.review_id if after is not None and after.pending else None
     handle = client.get_workflow_handle(run_id)
     for _ in range(int(timeout_s / 0.1)):
         status = await handle.query("status", result_type=RunStatus)
-        if status.pending is not None:
+        if status.pending is not None and status.pending.review_id != earlier:
             return status
         await asyncio.sleep(0.1)
     raise AssertionError(f"run {run_id} never paused for review: {status}")
@@ -190,6 +194,87 @@ async def test_rejected_request_fails_fast_with_a_clear_message(
     assert "sk-wrong-key" not in message
     assert len(provider_server.requests) == 1, "a rejected request must not be retried"
     assert [r.outcome for r in ledger(settings, run_id)] == ["error"]
+
+
+def held_usd(settings: Settings, run_id: str) -> float:
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        return run_spend(session, run_id)[1]
+
+
+async def test_a_model_failing_every_retry_falls_back_to_the_next_in_the_route(
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    provider_server.script(fail_with=503, times=4)  # every attempt the step's policy allows
+    run_id = f"fallback-{uuid.uuid4().hex[:8]}"
+    async with running_worker(
+        client,
+        settings,
+        policy=gated(routed(policy, [GPT, "simulated/cheap"]), accept=0.0),
+        extra_workflows=TEST_WORKFLOWS,
+    ):
+        result = await client.execute_workflow(
+            "test_one_step",
+            Question(text="What is 2+2?"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+    assert result.status == "completed" and result.answer
+    assert result.steps[0].model == "simulated/cheap"
+    calls = [(r.model, r.call, r.outcome) for r in ledger(settings, run_id)]
+    assert calls[:5] == [(GPT, "main", "error")] * 4 + [("simulated/cheap", "main", "ok")]
+    assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in ledger(settings, run_id)))
+    assert held_usd(settings, run_id) == 0, "every reservation is released when the step ends"
+
+
+async def test_when_every_model_fails_a_human_retries_or_rejects_and_every_call_is_charged(
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    provider_server.script(fail_with=503, times=8)  # two passes over a one-model route
+    run_id = f"all-failed-{uuid.uuid4().hex[:8]}"
+    async with running_worker(
+        client,
+        settings,
+        policy=gated(routed(policy, [GPT]), accept=0.0),
+        extra_workflows=TEST_WORKFLOWS,
+    ):
+        handle = await client.start_workflow(
+            "test_one_step",
+            Question(text="What is 2+2?"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+        first = await wait_for_pending(client, run_id)
+        assert first.pending is not None and first.pending.reason == "provider_failure"
+        await handle.execute_update(
+            "decide",
+            decision_for(first, kind="retry", retry_mode="with_feedback", feedback="try again"),
+            result_type=DecisionReceipt,
+        )
+        second = await wait_for_pending(client, run_id, after=first)
+        await handle.execute_update(
+            "decide",
+            decision_for(second, kind="reject", reason="provider is down"),
+            result_type=DecisionReceipt,
+        )
+        result = await handle.result()
+    assert result.status == "provider_failure"
+    assert result.halted_reason is not None and GPT in result.halted_reason
+    assert "503" in result.halted_reason
+    # The retried pass's calls are charged too, not taken for the first pass's.
+    assert [r.outcome for r in ledger(settings, run_id)] == ["error"] * 8
+    assert held_usd(settings, run_id) == 0
 
 
 async def test_low_confidence_pauses_until_a_decision_update_resumes_it(

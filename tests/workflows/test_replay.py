@@ -28,38 +28,48 @@ SHAPES = (
     "one_step_spend_approved",
 )
 # One tag per patched change, oldest first; "" is the histories recorded before any patch.
-TAGS = ("", ".checkpoint_local")
+TAGS = ("", ".checkpoint_local", ".checked_step")
+# Shapes recorded from a tag on, with the tag that added them.
+LATER_SHAPES = {"one_step_downgraded": ".checked_step", "one_step_fallback": ".checked_step"}
 
 
 def test_histories_are_present() -> None:
     names = {path.stem for path in HISTORIES}
     assert {shape + tag for shape in SHAPES for tag in TAGS} <= names
+    for shape, since in LATER_SHAPES.items():
+        assert {shape + tag for tag in TAGS[TAGS.index(since) :]} <= names
 
 
 def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
 
 
-def _checkpoints(history: WorkflowHistory) -> tuple[int, int]:
-    """(checkpoints scheduled as activities, local-activity markers) in one history."""
-    scheduled = markers = 0
+def _commands(history: WorkflowHistory) -> dict[str, int]:
+    """How often a history schedules each activity type, and records local-activity markers."""
+    counts: dict[str, int] = {}
     for event in history.events:
-        attrs = event.activity_task_scheduled_event_attributes
         if event.HasField("activity_task_scheduled_event_attributes"):
-            scheduled += attrs.activity_type.name == "tether.cost_checkpoint"
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            counts[name] = counts.get(name, 0) + 1
         if event.HasField("marker_recorded_event_attributes"):
-            markers += event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    return scheduled, markers
+            name = event.marker_recorded_event_attributes.marker_name
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_both_checkpoint_shapes_are_covered(shape: str) -> None:
-    """The old histories schedule checkpoints as activities, the new ones as local activities,
-    so the replay below exercises both sides of the checkpoint-as-local-activity patch."""
-    before = _checkpoints(_history(HISTORIES[0].with_name(f"{shape}.json")))
-    after = _checkpoints(_history(HISTORIES[0].with_name(f"{shape}.checkpoint_local.json")))
-    assert before[0] > 0 and before[1] == 0
-    assert after[0] == 0 and after[1] == before[0]
+def test_every_checkpoint_shape_is_covered(shape: str) -> None:
+    """Each tag's histories issue that change's commands, so the replay below exercises every
+    side of the checkpoint patches: a checkpoint activity before each model call, then a local
+    activity, then one activity that checkpoints and calls the model."""
+    before, local, checked = (
+        _commands(_history(HISTORIES[0].with_name(f"{shape}{tag}.json"))) for tag in TAGS
+    )
+    steps = before.get("tether.cost_checkpoint", 0)
+    assert steps > 0 and "core_local_activity" not in before
+    assert local.get("core_local_activity") == steps and "tether.cost_checkpoint" not in local
+    assert checked.get("tether.checked_llm_step") == steps
+    assert "core_local_activity" not in checked and "tether.llm_step" not in checked
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
