@@ -25,6 +25,7 @@ from activities.contracts import (
     AttemptRecord,
     CheckedStepInput,
     CheckedStepResult,
+    CheckpointResult,
     LlmStepInput,
     LlmStepResult,
 )
@@ -43,6 +44,7 @@ from tether.errors import ConfigurationError, ProviderError, TetherError
 from tether.store.ledger import (
     LedgerEntry,
     record_call,
+    release_holds_under,
     run_spend,
     set_outcome,
     settle_reservation,
@@ -217,15 +219,21 @@ class LlmStepActivities:
             if index >= len(route):
                 return CheckedStepResult(route=route)
             attempt = activity.info().attempt
+            step_scope = inp.checkpoint.reservation_key
             checkpoint_input = inp.checkpoint.model_copy(
                 update={
                     "model": route[index],
                     "reservation_key": f"{inp.step.idempotency_key}/a{attempt}",
                 }
             )
-            checkpoint = await self.deps.in_session(
-                lambda session: check_cost(self.deps, session, checkpoint_input)
-            )
+
+            def check(session: Session) -> CheckpointResult:
+                # One step runs one activity at a time: a hold left under its scope is from an
+                # attempt whose worker died mid-call, and would otherwise count until month end.
+                release_holds_under(session, inp.checkpoint.run_id, step_scope)
+                return check_cost(self.deps, session, checkpoint_input)
+
+            checkpoint = await self.deps.in_session(check)
         except TetherError as exc:
             raise to_application_error(exc) from exc
         if checkpoint.reservation_key is None:

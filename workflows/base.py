@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepStatus,
     )
-    from activities.failures import PROVIDER_REJECTED, failed_model
+    from activities.failures import CONFIGURATION, PROVIDER_REJECTED, failed_model
     from policies.models import ModelTier
     from policies.values import ConfidenceReport
     from tether.digests import output_digest
@@ -108,6 +108,7 @@ class TetherWorkflow:
         self._decided: dict[str, DecisionReceipt] = {}
         self._extra_budget_usd = 0.0
         self._reviews_opened = 0
+        self._step_runs: dict[str, int] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -267,10 +268,13 @@ class TetherWorkflow:
         if input_chars is None:
             input_chars = sum(len(v) for v in variables.values())
         input_chars += len(step.prompt.system) + len(step.prompt.user)
+        # A step a workflow runs more than once (one per chunk, say) keys each run apart.
+        occurrence = self._step_runs[step.name] = self._step_runs.get(step.name, 0) + 1
+        name = step.name if occurrence == 1 else f"{step.name}#{occurrence}"
         scope = 0
         while True:
             scope += 1
-            key = f"{self.run_id}/{step.name}/{scope}"
+            key = f"{self.run_id}/{name}/{scope}"
             call = _StepCall(step, tier, input_chars, variables, text_refs, feedback, key)
             if workflow.patched(STEP_RUNS_ITS_CHECKPOINT):
                 result = await self._checked_call(call, status)
@@ -349,17 +353,25 @@ class TetherWorkflow:
         """Each model of the route in turn, each asked in one activity that checkpoints its
         cost first; over-budget actions and a human when every model failed."""
         model: str | None = None  # set by a downgrade: the route is then that model alone
-        force = False
-        index, round_ = 0, 1
+        force = False  # a reviewer approved the spend of the model at ``index``
+        index = 0
+        activities = 0
         last_error = ""
         while True:
+            # Every activity of the step gets keys of its own: a downgrade, an approved spend or
+            # a reviewer's retry asks again at the same index, and must be charged again.
+            activities += 1
             try:
                 checked = await workflow.execute_activity(
                     "tether.checked_llm_step",
                     CheckedStepInput(
                         checkpoint=self._checkpoint_input(call, model, force),
                         step=self._step_input(
-                            call, model=None, index=index, reservation_key=None, round_=round_
+                            call,
+                            model=None,
+                            index=index,
+                            reservation_key=None,
+                            key=f"{call.key}/c{activities}",
                         ),
                     ),
                     result_type=CheckedStepResult,
@@ -371,15 +383,16 @@ class TetherWorkflow:
                 failed = (
                     failed_model(err.cause) if isinstance(err.cause, ApplicationError) else None
                 ) or f"model {index + 1} of the route"
-                self._fail_if_rejected(call, status, err, failed)
+                # Bad configuration (a prompt variable missing, say) fails every model alike.
+                self._fail_if_unrecoverable(call, status, err, failed, also=(CONFIGURATION,))
                 last_error = self._model_failure(call, failed, err)
-                index += 1
+                index, force = index + 1, False
                 continue
             if checked.step is not None:
                 return checked.step
             if checked.checkpoint is None:  # past the end of the route: every model failed
                 await self._ask_after_every_model_failed(call, status, checked.route, last_error)
-                index, round_ = 0, round_ + 1
+                index, force = 0, False
                 continue
             downgraded, force = await self._over_budget(call, status, checked.checkpoint, model)
             if downgraded != model:
@@ -474,12 +487,9 @@ class TetherWorkflow:
         model: str | None,
         index: int,
         reservation_key: str | None,
-        round_: int = 1,
+        key: str,
     ) -> LlmStepInput:
-        """``round_`` counts passes over the route: a reviewer's retry after every model failed
-        starts another, whose calls need keys of their own to be counted."""
         step = call.step
-        key = f"{call.key}/m{index}" if round_ == 1 else f"{call.key}/r{round_}/m{index}"
         return LlmStepInput(
             run_id=self.run_id,
             workflow=self._status.workflow,
@@ -499,12 +509,18 @@ class TetherWorkflow:
             reservation_key=reservation_key,
         )
 
-    def _fail_if_rejected(
-        self, call: _StepCall, status: StepStatus, err: ActivityError, model: str
+    def _fail_if_unrecoverable(
+        self,
+        call: _StepCall,
+        status: StepStatus,
+        err: ActivityError,
+        model: str,
+        also: tuple[str, ...] = (),
     ) -> None:
-        """A request the provider rejects (bad key, bad request) fails the step at once."""
+        """A request the provider rejects (bad key, bad request), or a failure of a type in
+        ``also``, fails the step at once instead of moving to the next model."""
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == PROVIDER_REJECTED:
+        if isinstance(cause, ApplicationError) and cause.type in (PROVIDER_REJECTED, *also):
             status.state = "failed"
             raise ApplicationError(
                 f"step {call.step.name} failed on {failed_model(cause) or model}: {cause.message}",
@@ -535,7 +551,13 @@ class TetherWorkflow:
                             model=model,
                             index=index,
                             reservation_key=checkpoint.reservation_key,
-                            round_=round_,
+                            # A reviewer's retry after every model failed is another pass,
+                            # whose calls need keys of their own to be charged.
+                            key=(
+                                f"{call.key}/m{index}"
+                                if round_ == 1
+                                else f"{call.key}/r{round_}/m{index}"
+                            ),
                         ),
                         result_type=LlmStepResult,
                         start_to_close_timeout=call.step.options.start_to_close,
@@ -543,7 +565,7 @@ class TetherWorkflow:
                         retry_policy=call.step.options.retry_policy(),
                     )
                 except ActivityError as err:
-                    self._fail_if_rejected(call, status, err, model)
+                    self._fail_if_unrecoverable(call, status, err, model)
                     last_error = self._model_failure(call, model, err)
             await self._ask_after_every_model_failed(call, status, route, last_error)
             round_ += 1

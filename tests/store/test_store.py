@@ -20,6 +20,7 @@ from tether.store.ledger import (
     LedgerEntry,
     entries_for_run,
     record_call,
+    release_holds_under,
     reserve,
     run_spend,
     set_outcome,
@@ -171,6 +172,22 @@ def test_a_reservation_holds_until_settled_once(db_url: str) -> None:
         assert spend_by_scope(session, scopes) == [(0.0, pytest.approx(0.3))] * 2
         settle_reservation(session, f"{run}/other")
         assert spend_by_scope(session, scopes) == [(0.0, 0.0)] * 2
+
+
+def test_holds_left_under_a_step_scope_are_released_and_no_others(db_url: str) -> None:
+    run, tenant = f"run-{uuid.uuid4().hex[:6]}", f"t-{uuid.uuid4().hex[:6]}"
+    with session_scope(db_url) as session:
+        for key in ("answer/1/c1/a1", "answer/1/c2/a1", "answer/10/c1/a1", "Answer/1/c1/a1"):
+            reserve(session, hold(f"{run}/{key}", run, tenant, None, 0.1, NOW))
+        reserve(
+            session, hold(f"other-{run}/answer/1/c1/a1", f"other-{run}", tenant, None, 0.1, NOW)
+        )
+        reserve(session, hold(f"{run}/answer/1/c3/a1", run, tenant, None, 0.1, NOW))
+        settle_reservation(session, f"{run}/answer/1/c3/a1")
+    with session_scope(db_url) as session:
+        assert release_holds_under(session, run, f"{run}/answer/1") == 2
+        assert release_holds_under(session, run, f"{run}/answer/1") == 0
+        assert spend_by_scope(session, [SpendScope.run(run)]) == [(0.0, pytest.approx(0.2))]
 
 
 @pytest.mark.parametrize(

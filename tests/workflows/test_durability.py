@@ -24,7 +24,7 @@ from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
 from tether.client import connect
 from tether.settings import Settings
 from tether.store.engine import dispose_all, get_engine
-from tether.store.ledger import BudgetReservation
+from tether.store.ledger import BudgetReservation, run_spend
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
 from workflows.support_triage_steps import Ticket, TriageResult
@@ -106,6 +106,9 @@ async def test_worker_killed_mid_step_a_new_worker_finishes_without_duplicate_le
     )
     assert [s.name for s in result.steps] == ["classify", "extract", "draft_reply"]
     assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        # The dead attempt's hold is released by the next, not left counting until month end.
+        assert run_spend(session, run_id) == (pytest.approx(result.cost_usd), 0.0)
 
 
 async def test_a_paused_run_survives_a_server_restart_on_the_same_database(

@@ -14,10 +14,12 @@ from policies.models import ModelPrice, TetherPolicy, WorkflowPolicy
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policy_variants import for_workflow, gated, routed, step_policy
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
+from tether.demo_data import sample_document
 from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.ledger import entries_for_run, run_spend
 from tether.worker import running_worker
+from workflows.document_summary_steps import Document, SummaryResult
 from workflows.support_triage_steps import Ticket, TriageResult
 
 pytestmark = pytest.mark.integration
@@ -102,6 +104,28 @@ async def test_three_step_workflow_completes_with_confidence_and_cost(
     # The default policy samples classify three times and asks an LLM judge.
     assert {"schema_validity", "logprobs", "self_consistency", "judge", "rules"} <= set(signals)
     assert signals["rules"] == 1.0, "category and priority come from the rule's allowed values"
+
+
+async def test_a_long_document_is_summarised_chunk_by_chunk_and_every_chunk_is_charged(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    run_id = f"doc-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=gated(policy, accept=0.0)):
+        result = await client.execute_workflow(
+            "document_summary",
+            Document(document=sample_document(40), title="Quarterly report"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=SummaryResult,
+        )
+    assert result.status == "completed" and result.summary
+    assert result.chunks > 1
+    rows = ledger(settings, run_id)
+    # The same step runs once per chunk; each run's calls are keyed (and charged) apart.
+    chunk_calls = [r for r in rows if r.step == "summarize_chunk" and r.call == "main"]
+    assert len(chunk_calls) == result.chunks
+    assert [s.name for s in result.steps] == ["summarize_chunk"] * result.chunks + ["final_summary"]
+    assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
 
 
 async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_ledger(

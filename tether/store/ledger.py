@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -140,6 +140,15 @@ _SETTLE = (
         _RESERVATIONS.c.created_at,
     )
 )
+_RELEASE_UNDER = (
+    update(_RESERVATIONS)
+    .where(_RESERVATIONS.c.run_id == bindparam("run"))
+    # A prefix by equality: LIKE folds case on SQLite and ranges follow collations on PostgreSQL.
+    .where(func.substr(_RESERVATIONS.c.key, 1, bindparam("width")) == bindparam("under"))
+    .where(_RESERVATIONS.c.settled.is_(False))
+    .values(settled=True)
+    .returning(*_SETTLE.exported_columns)
+)
 _SET_OUTCOME = (
     update(_ENTRIES)
     .where(_ENTRIES.c.key == bindparam("entry_key"))
@@ -155,6 +164,20 @@ def settle_reservation(session: Session, key: str) -> None:
         add_to_totals(
             session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
         )
+
+
+def release_holds_under(session: Session, run_id: str, prefix: str) -> int:
+    """Release every unsettled reservation of ``run_id`` whose key is under ``prefix/``: holds
+    of earlier attempts whose worker died before releasing them. Returns how many it released."""
+    under = f"{prefix}/"
+    released = session.execute(
+        _RELEASE_UNDER, {"run": run_id, "width": len(under), "under": under}
+    ).all()
+    for run_id, tenant, end_user, estimate, created_at in released:
+        add_to_totals(
+            session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
+        )
+    return len(released)
 
 
 def set_outcome(session: Session, key: str, outcome: str) -> None:

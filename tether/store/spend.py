@@ -61,8 +61,9 @@ class SpendScope:
 
     @classmethod
     def _of(cls, *parts: str) -> SpendScope:
-        # JSON keeps the parts apart whatever characters tenant or user names hold.
-        return cls(json.dumps(parts, separators=(",", ":")))
+        # JSON keeps the parts apart whatever characters tenant or user names hold; unescaped,
+        # so a key stays within the column for the longest names the ledger accepts.
+        return cls(json.dumps(parts, separators=(",", ":"), ensure_ascii=False))
 
 
 def scopes_charged(
