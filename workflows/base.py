@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=TetherResult)
+ActivityResultT = TypeVar("ActivityResultT", bound=BaseModel)
 
 SHORT_ACTIVITY = timedelta(seconds=30)
 # Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
@@ -362,7 +363,8 @@ class TetherWorkflow:
             # a reviewer's retry asks again at the same index, and must be charged again.
             activities += 1
             try:
-                checked = await workflow.execute_activity(
+                checked = await self._step_activity(
+                    call,
                     "tether.checked_llm_step",
                     CheckedStepInput(
                         checkpoint=self._checkpoint_input(call, model, force),
@@ -374,10 +376,7 @@ class TetherWorkflow:
                             key=f"{call.key}/c{activities}",
                         ),
                     ),
-                    result_type=CheckedStepResult,
-                    start_to_close_timeout=call.step.options.start_to_close,
-                    heartbeat_timeout=call.step.options.heartbeat,
-                    retry_policy=call.step.options.retry_policy(),
+                    CheckedStepResult,
                 )
             except ActivityError as err:
                 failed = (
@@ -397,6 +396,20 @@ class TetherWorkflow:
             downgraded, force = await self._over_budget(call, status, checked.checkpoint, model)
             if downgraded != model:
                 model, index = downgraded, 0
+
+    async def _step_activity(
+        self, call: _StepCall, activity: str, arg: BaseModel, result_type: type[ActivityResultT]
+    ) -> ActivityResultT:
+        """A model-calling activity under the step's timeouts, heartbeat and retry policy."""
+        options = call.step.options
+        return await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=options.start_to_close,
+            heartbeat_timeout=options.heartbeat,
+            retry_policy=options.retry_policy(),
+        )
 
     async def _run_checkpoint(self, step: LlmStep[Any], inp: CheckpointInput) -> CheckpointResult:
         # A checkpoint is a short store transaction: as a local activity it runs in this
@@ -544,7 +557,8 @@ class TetherWorkflow:
         while True:
             for index, model in enumerate(route):
                 try:
-                    return await workflow.execute_activity(
+                    return await self._step_activity(
+                        call,
                         "tether.llm_step",
                         self._step_input(
                             call,
@@ -559,10 +573,7 @@ class TetherWorkflow:
                                 else f"{call.key}/r{round_}/m{index}"
                             ),
                         ),
-                        result_type=LlmStepResult,
-                        start_to_close_timeout=call.step.options.start_to_close,
-                        heartbeat_timeout=call.step.options.heartbeat,
-                        retry_policy=call.step.options.retry_policy(),
+                        LlmStepResult,
                     )
                 except ActivityError as err:
                     self._fail_if_unrecoverable(call, status, err, model)

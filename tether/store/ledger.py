@@ -7,6 +7,7 @@ writing the same key twice is a no-op, so a retried activity never counts a call
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -127,18 +128,21 @@ def reserve(session: Session, reservation: BudgetReservation) -> bool:
 # Hot statements name tables, not ORM classes, so the session runs them as plain Core.
 _RESERVATIONS = BudgetReservation.__table__  # type: ignore[attr-defined]
 _ENTRIES = LedgerEntry.__table__  # type: ignore[attr-defined]
+
+
+def _charged(table: Any, amount: str) -> list[Any]:
+    """What a row charges, and where: run_id, tenant, end_user, the amount, created_at."""
+    columns = table.c
+    return [columns.run_id, columns.tenant, columns.end_user, columns[amount], columns.created_at]
+
+
+_HOLD_CHARGE = _charged(_RESERVATIONS, "estimate_usd")
 _SETTLE = (
     update(_RESERVATIONS)
     .where(_RESERVATIONS.c.key == bindparam("hold_key"))
     .where(_RESERVATIONS.c.settled.is_(False))
     .values(settled=True)
-    .returning(
-        _RESERVATIONS.c.run_id,
-        _RESERVATIONS.c.tenant,
-        _RESERVATIONS.c.end_user,
-        _RESERVATIONS.c.estimate_usd,
-        _RESERVATIONS.c.created_at,
-    )
+    .returning(*_HOLD_CHARGE)
 )
 _RELEASE_UNDER = (
     update(_RESERVATIONS)
@@ -147,7 +151,7 @@ _RELEASE_UNDER = (
     .where(func.substr(_RESERVATIONS.c.key, 1, bindparam("width")) == bindparam("under"))
     .where(_RESERVATIONS.c.settled.is_(False))
     .values(settled=True)
-    .returning(*_SETTLE.exported_columns)
+    .returning(*_HOLD_CHARGE)
 )
 _SET_OUTCOME = (
     update(_ENTRIES)
@@ -158,12 +162,7 @@ _SET_OUTCOME = (
 
 def settle_reservation(session: Session, key: str) -> None:
     """Release a reservation's hold; settling twice releases it once."""
-    released = session.execute(_SETTLE, {"hold_key": key}).first()
-    if released is not None:
-        run_id, tenant, end_user, estimate, created_at = released
-        add_to_totals(
-            session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
-        )
+    _uncount_holds(session, session.execute(_SETTLE, {"hold_key": key}).all())
 
 
 def release_holds_under(session: Session, run_id: str, prefix: str) -> int:
@@ -173,11 +172,16 @@ def release_holds_under(session: Session, run_id: str, prefix: str) -> int:
     released = session.execute(
         _RELEASE_UNDER, {"run": run_id, "width": len(under), "under": under}
     ).all()
+    _uncount_holds(session, released)
+    return len(released)
+
+
+def _uncount_holds(session: Session, released: Sequence[Any]) -> None:
+    """Take holds just marked settled (rows of ``_HOLD_CHARGE``) off their scopes' totals."""
     for run_id, tenant, end_user, estimate, created_at in released:
         add_to_totals(
             session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
         )
-    return len(released)
 
 
 def set_outcome(session: Session, key: str, outcome: str) -> None:
@@ -193,26 +197,16 @@ def ensure_spend_totals(session: Session) -> None:
     if has_totals(session):
         return
     totals: dict[SpendScope, list[int]] = defaultdict(lambda: [0, 0])
-    calls = _charge_columns(LedgerEntry, "cost_usd")
+    calls = core_select(*_charged(_ENTRIES, "cost_usd"))
     for run_id, tenant, end_user, cost, at in session.execute(calls):
         for scope in scopes_charged(run_id, tenant, end_user, at):
             totals[scope][0] += to_nanos(cost)
-    unsettled = _charge_columns(BudgetReservation, "estimate_usd").where(
-        col(BudgetReservation.settled).is_(False)
-    )
+    unsettled = core_select(*_HOLD_CHARGE).where(_RESERVATIONS.c.settled.is_(False))
     for run_id, tenant, end_user, estimate, at in session.execute(unsettled):
         for scope in scopes_charged(run_id, tenant, end_user, at):
             totals[scope][1] += to_nanos(estimate)
     if totals:
         replace_totals(session, {scope: (s, r) for scope, (s, r) in totals.items()})
-
-
-def _charge_columns(table: type[SQLModel], amount: str) -> Any:
-    """run_id, tenant, end_user, the amount and created_at: what a row charges, and where."""
-    columns = table.__table__.c  # type: ignore[attr-defined]
-    return core_select(
-        columns.run_id, columns.tenant, columns.end_user, columns[amount], columns.created_at
-    )
 
 
 def _scopes_of(row: LedgerEntry | BudgetReservation) -> list[SpendScope]:
