@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.contracts import CheckpointInput, CheckpointResult
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from policies.budgets import SpendSoFar, check_budget
 from policies.effective import effective_for
 from policies.pricing import estimate_cost_usd
 from policies.routing import downgrade_for, route_model
-from tether.errors import TetherError
+from tether.contracts import CheckpointInput, CheckpointResult
+from tether.core.errors import TetherError
 from tether.store.ledger import BudgetReservation, reserve
 from tether.store.spend import scopes_charged, spend_by_scope
 

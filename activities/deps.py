@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from activities.providers.registry import ProviderRegistry
 from policies.models import TetherPolicy
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.engine import is_sqlite, session_scope
 
 T = TypeVar("T")

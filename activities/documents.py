@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.contracts import PreparedDocument, PrepareDocumentInput
 from activities.deps import ActivityDeps
 from policies.effective import effective_for
 from policies.guards import chunk_text, guard_input
+from tether.contracts import PreparedDocument, PrepareDocumentInput
 from tether.store.texts import put_text
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from tether.errors import (
+from tether.core.errors import (
     ConfigurationError,
     ProviderError,
     ProviderRateLimitedError,

@@ -21,14 +21,6 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities.checkpoint import check_cost, route_for
-from activities.contracts import (
-    AttemptRecord,
-    CheckedStepInput,
-    CheckedStepResult,
-    CheckpointResult,
-    LlmStepInput,
-    LlmStepResult,
-)
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
@@ -39,8 +31,16 @@ from policies.pricing import cost_usd
 from policies.routing import route_model
 from policies.rules import check_rules
 from policies.values import ConfidenceSignals, Usage
-from tether.digests import output_digest
-from tether.errors import ConfigurationError, ProviderError, TetherError
+from tether.contracts import (
+    AttemptRecord,
+    CheckedStepInput,
+    CheckedStepResult,
+    CheckpointResult,
+    LlmStepInput,
+    LlmStepResult,
+)
+from tether.core.digests import output_digest
+from tether.core.errors import ConfigurationError, ProviderError, TetherError
 from tether.store.ledger import (
     LedgerEntry,
     record_call,

@@ -7,15 +7,15 @@ import logging
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.contracts import (
+from activities.deps import ActivityDeps
+from activities.notify import ReviewNotifier
+from policies.effective import effective_for
+from tether.contracts import (
     OpenReviewInput,
     RecordDecisionInput,
     ReviewNudgeInput,
     ReviewTicket,
 )
-from activities.deps import ActivityDeps
-from activities.notify import ReviewNotifier
-from policies.effective import effective_for
 from tether.store.audit import append_event
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review

@@ -26,7 +26,7 @@ from review_ui.slack_blocks import (
     review_blocks,
     timed_out_blocks,
 )
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.reviews import ReviewItem
 
 __all__ = ["SLACK_FAILURES", "SlackNotifier", "notifier_from_settings", "slack_client"]

@@ -28,7 +28,6 @@ from sqlalchemy import func
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 
-from activities.contracts import RunStatus
 from bench.direct_steps import DirectSteps
 from bench.scenario import (
     gather_in_batches,
@@ -38,7 +37,8 @@ from bench.scenario import (
 )
 from bench.worker_process import SOURCE_ROOT, WorkerProcess, read_cpu_seconds
 from tether.client import connect
-from tether.settings import Settings
+from tether.contracts import RunStatus
+from tether.core.settings import Settings
 from tether.store.engine import dispose_all, session_scope
 from tether.store.reviews import ReviewItem
 from tether.temporal_server import SERVER_TUNING, DevServer

@@ -42,7 +42,7 @@ from temporalio.client import Client
 from bench.worker_process import SOURCE_ROOT, WorkerProcess
 from policies.loader import load_policy
 from tether.client import connect
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.engine import dispose_all, get_engine
 from tether.store.reviews import ReviewItem
 from tether.temporal_server import DevServer

@@ -10,13 +10,13 @@ from typing import Any
 from temporalio.testing import ActivityEnvironment
 
 from activities.checkpoint import CheckpointActivities
-from activities.contracts import CheckpointInput, LlmStepInput, LlmStepResult
 from activities.deps import ActivityDeps
 from activities.llm_step import LlmStepActivities
 from activities.providers.http import create_http_client
 from activities.providers.registry import ProviderRegistry
 from policies.loader import load_policy
-from tether.settings import Settings
+from tether.contracts import CheckpointInput, LlmStepInput, LlmStepResult
+from tether.core.settings import Settings
 from workflows.steps import LlmStep
 from workflows.support_triage_steps import CLASSIFY, DRAFT_REPLY, EXTRACT, Ticket
 

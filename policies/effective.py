@@ -14,7 +14,7 @@ from policies.models import (
     StepConfidencePolicy,
     TetherPolicy,
 )
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 __all__ = [
     "EffectivePolicy",

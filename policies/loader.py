@@ -22,7 +22,7 @@ from pydantic_core import ErrorDetails
 from policies.effective import effective_for, overlay
 from policies.models import ReviewPolicy, RuleCheck, StepConfidencePolicy, TetherPolicy
 from policies.routing import simulated_model
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_POLICY_SOURCE",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from policies.models import ModelPrice
 from policies.values import Usage
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 __all__ = ["CHARS_PER_TOKEN", "cost_usd", "estimate_cost_usd", "estimate_tokens", "price_for"]
 

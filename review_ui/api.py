@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.contracts import JsonObject, ReviewReason
 from policies.models import Reviewer
 from review_ui.auth import ApiReviewer
 from review_ui.context import Desk
@@ -35,8 +34,10 @@ from review_ui.queue import (
     release,
     run_timeline,
 )
-from tether.cli import parse_run_input, run_status
-from tether.errors import InputError, ServerUnreachableError
+from tether import client as runs_client
+from tether.client import new_run_id, parse_run_input, run_status
+from tether.contracts import JsonObject, ReviewReason
+from tether.core.errors import InputError, ServerUnreachableError
 from tether.store.engine import session_scope
 from tether.store.reviews import ReviewItem, get_review
 
@@ -76,12 +77,10 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
     # The caller is the requester unless the input names one: nobody approves their own run.
     if "requester" in type(payload).model_fields and getattr(payload, "requester", None) is None:
         payload = payload.model_copy(update={"requester": reviewer.name})
-    run_id = body.run_id or f"{body.workflow}-{uuid.uuid4().hex[:12]}"
     client = await _client(desk)
+    run_id = body.run_id or new_run_id(body.workflow)
     try:
-        await client.start_workflow(
-            body.workflow, payload, id=run_id, task_queue=desk.settings.task_queue
-        )
+        await runs_client.start_run(client, desk.settings, body.workflow, payload, run_id=run_id)
     except WorkflowAlreadyStartedError:
         raise HTTPException(409, f"a run with id {run_id!r} already exists") from None
     return RunStarted(run_id=run_id, workflow=body.workflow, status_url=f"/api/runs/{run_id}")

@@ -26,7 +26,7 @@ from review_ui.auth import LoginRequired
 from review_ui.context import STATIC_DIR, TEMPLATES_DIR, Desk, ReviewDesk, TemporalLink
 from review_ui.decisions import redelivery_loop
 from review_ui.display import install_filters
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.engine import get_engine, session_scope
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from policies.models import TetherPolicy
 from tether.client import connect
-from tether.settings import Settings
+from tether.core.settings import Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"

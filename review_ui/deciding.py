@@ -11,7 +11,6 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
 from review_ui.decisions import (
@@ -20,7 +19,8 @@ from review_ui.decisions import (
     keep_decision,
     submit_decision,
 )
-from tether.errors import ServerUnreachableError
+from tether.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
+from tether.core.errors import ServerUnreachableError
 from tether.store.reviews import ReviewItem
 
 ALL_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "retry", "reject")

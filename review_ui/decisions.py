@@ -26,8 +26,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.contracts import DecisionReceipt, ReviewDecision
-from tether.settings import Settings
+from tether.client import deliver_decision
+from tether.contracts import DecisionReceipt, ReviewDecision
+from tether.core.settings import Settings
 from tether.store.engine import session_scope
 from tether.store.ledger import insert_once
 from tether.store.reviews import DecisionIntent, get_review
@@ -180,14 +181,13 @@ async def _deliver(
     client: Client, url: str, intent: DecisionIntent, attempt_wait: timedelta
 ) -> DecisionOutcome:
     decision = ReviewDecision.model_validate(intent.decision)
-    handle = client.get_workflow_handle(intent.run_id)
     try:
         receipt = await asyncio.wait_for(
-            handle.execute_update(
-                "decide",
+            deliver_decision(
+                client,
+                intent.run_id,
                 decision,
-                id=intent.update_id,
-                result_type=DecisionReceipt,
+                update_id=intent.update_id,
                 rpc_timeout=attempt_wait,
             ),
             # The RPC deadline covers each call; this bounds the whole exchange.

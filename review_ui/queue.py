@@ -12,7 +12,7 @@ from sqlalchemy import func, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from activities.contracts import ReviewReason
+from tether.contracts import ReviewReason
 from tether.store.audit import AuditEvent, append_event, events_for
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from review_ui.context import ReviewDesk
-from tether.cli import run_status
-from tether.errors import TetherError
+from tether.client import run_status
+from tether.core.errors import TetherError
 
 RUN_STATE_DEADLINE_S = 1.5
 """A running workflow answers queries only through a worker; without one, give up quickly."""

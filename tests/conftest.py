@@ -17,7 +17,7 @@ from policies.loader import load_policy
 from policies.models import TetherPolicy
 from tests.fakes.provider_server import FakeProviderServer
 from tether.client import connect
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.engine import dispose_all
 from tether.temporal_server import DevServer
 from tether.worker import running_worker

@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from policies.models import TetherPolicy
 from tests.policy_variants import gated
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.worker import running_worker
 
 TICKET = {"subject": "Refund", "body": "Please refund order 42, it arrived broken."}

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tether.errors import ConfigurationError, ServerUnreachableError
+from tether.core.errors import ConfigurationError, ServerUnreachableError
 from tether.temporal_server import (
     TEMPORAL_CLI_VERSION,
     DevServer,

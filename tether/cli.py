@@ -12,18 +12,14 @@ import json
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError
+from pydantic import BaseModel
 
-from tether.client import connect
-from tether.errors import InputError, TetherError
-from tether.settings import Settings
+from tether.client import connect, parse_run_input, run_result, run_status, start_run
+from tether.core.errors import TetherError
+from tether.core.settings import Settings
 
 EXIT_BAD_INPUT = 2
 
@@ -81,34 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_run_input(workflow: str, raw: str) -> BaseModel:
-    """Validate a workflow name and its JSON input; raise InputError with one clear line."""
-    from workflows.catalog import CATALOG
-
-    entry = CATALOG.get(workflow)
-    if entry is None:
-        raise InputError(f"unknown workflow {workflow!r}; known: {', '.join(sorted(CATALOG))}")
-    text = raw
-    if raw.startswith("@"):
-        path = Path(raw[1:])
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read input file {path}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    try:
-        return entry.input_model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "input"
-        raise InputError(f"{workflow} input is invalid: {where}: {first['msg']}") from exc
-
-
 def _in_loop(work: Coroutine[Any, Any, int]) -> int:
     """Run ``work``, turning Tether errors into the one-line exit-2 answer inside the loop.
 
@@ -135,23 +103,13 @@ async def _run(
     settings: Settings, workflow: str, payload: BaseModel, wait: bool, run_id: str | None
 ) -> int:
     client = await connect(settings)
-    run_id = run_id or f"{workflow}-{uuid.uuid4().hex[:12]}"
-    handle = await client.start_workflow(
-        workflow, payload, id=run_id, task_queue=settings.task_queue
-    )
+    run_id = await start_run(client, settings, workflow, payload, run_id=run_id)
     print(run_id, flush=True)
     if not wait:
         return 0
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as exc:
-        cause = exc.cause
-        print(
-            json.dumps({"run_id": run_id, "status": "failed", "error": str(cause or exc)}, indent=2)
-        )
-        return 1
-    print(json.dumps({"run_id": run_id, **_jsonable(result)}, indent=2))
-    return 0
+    result = await run_result(client, run_id)
+    print(json.dumps(result, indent=2))
+    return 1 if result.get("status") == "failed" else 0
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,55 +118,6 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _in_loop(_status())
-
-
-async def run_status(
-    settings: Settings, run_id: str, client: Client | None = None
-) -> dict[str, Any]:
-    """The run's status: from the live workflow when running, from its result when closed."""
-    from activities.contracts import RunStatus
-
-    client = client or await connect(settings)
-    handle = client.get_workflow_handle(run_id)
-    try:
-        described = await handle.describe()
-    except RPCError as exc:
-        raise InputError(f"no run {run_id!r}") from exc
-    state = described.status
-    if state == WorkflowExecutionStatus.RUNNING:
-        status = await handle.query("status", result_type=RunStatus)
-        return status.model_dump(mode="json")
-    base: dict[str, Any] = {"run_id": run_id, "workflow": described.workflow_type}
-    if state == WorkflowExecutionStatus.COMPLETED:
-        result = _jsonable(await handle.result())
-        run_state = "completed" if result.get("status") == "completed" else "stopped"
-        return base | {
-            "state": run_state,
-            "result_status": result.get("status"),
-            "steps": result.get("steps", []),
-            "cost_usd": result.get("cost_usd", 0.0),
-            "pending": None,
-        }
-    error = None
-    try:
-        await handle.result()
-    except WorkflowFailureError as exc:
-        error = str(exc.cause or exc)
-    return base | {
-        "state": "failed",
-        "error": error,
-        "steps": [],
-        "pending": None,
-        "temporal_status": state.name if state else None,
-    }
-
-
-def _jsonable(value: Any) -> dict[str, Any]:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return value
-    return {"result": value}
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

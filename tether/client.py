@@ -1,15 +1,30 @@
-"""Connecting to Temporal with Tether's one data converter."""
+"""The client side of Tether: the one place that starts runs, reads their status and delivers
+decisions to them. The CLI, the HTTP API, the review UI and ``tether dev`` all go through here,
+with Tether's one data converter.
+"""
 
 from __future__ import annotations
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from tether.errors import ServerUnreachableError
-from tether.settings import Settings
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
+from tether.core.errors import InputError, ServerUnreachableError
+from tether.core.settings import Settings
 
 DATA_CONVERTER = pydantic_data_converter
 """Used everywhere: client, worker, replayer and tests."""
+
+STATUS_QUERY = "status"
+DECIDE_UPDATE = "decide"
 
 
 async def connect(settings: Settings, *, address: str | None = None) -> Client:
@@ -23,3 +38,128 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         raise ServerUnreachableError(
             f"no Temporal server reachable at {target} (start one with `tether dev`)"
         ) from exc
+
+
+def parse_run_input(workflow: str, raw: str) -> BaseModel:
+    """Validate a workflow name and its JSON input (or ``@path``); raise InputError in one line."""
+    from workflows.catalog import CATALOG
+
+    entry = CATALOG.get(workflow)
+    if entry is None:
+        raise InputError(f"unknown workflow {workflow!r}; known: {', '.join(sorted(CATALOG))}")
+    text = raw
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read input file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    try:
+        return entry.input_model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise InputError(f"{workflow} input is invalid: {where}: {first['msg']}") from exc
+
+
+def new_run_id(workflow: str) -> str:
+    return f"{workflow}-{uuid.uuid4().hex[:12]}"
+
+
+async def start_run(
+    client: Client,
+    settings: Settings,
+    workflow: str,
+    payload: BaseModel,
+    *,
+    run_id: str | None = None,
+) -> str:
+    """Start a run of ``workflow``; returns its run id (the workflow id)."""
+    run_id = run_id or new_run_id(workflow)
+    await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
+    return run_id
+
+
+async def run_result(client: Client, run_id: str) -> dict[str, Any]:
+    """Wait for the run to close; its result as JSON, or ``status: failed`` with the error."""
+    try:
+        result = await client.get_workflow_handle(run_id).result()
+    except WorkflowFailureError as exc:
+        return {"run_id": run_id, "status": "failed", "error": str(exc.cause or exc)}
+    return {"run_id": run_id, **jsonable(result)}
+
+
+async def run_status(
+    settings: Settings, run_id: str, client: Client | None = None
+) -> dict[str, Any]:
+    """The run's status: from the live workflow when running, from its result when closed."""
+    client = client or await connect(settings)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        raise InputError(f"no run {run_id!r}") from exc
+    state = described.status
+    if state == WorkflowExecutionStatus.RUNNING:
+        status = await handle.query(STATUS_QUERY, result_type=RunStatus)
+        return status.model_dump(mode="json")
+    base: dict[str, Any] = {"run_id": run_id, "workflow": described.workflow_type}
+    if state == WorkflowExecutionStatus.COMPLETED:
+        result = jsonable(await handle.result())
+        run_state = "completed" if result.get("status") == "completed" else "stopped"
+        return base | {
+            "state": run_state,
+            "result_status": result.get("status"),
+            "steps": result.get("steps", []),
+            "cost_usd": result.get("cost_usd", 0.0),
+            "pending": None,
+        }
+    error = None
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        error = str(exc.cause or exc)
+    return base | {
+        "state": "failed",
+        "error": error,
+        "steps": [],
+        "pending": None,
+        "temporal_status": state.name if state else None,
+    }
+
+
+async def deliver_decision(
+    client: Client,
+    run_id: str,
+    decision: ReviewDecision,
+    *,
+    update_id: str,
+    rpc_timeout: timedelta,
+) -> DecisionReceipt:
+    """Send a reviewer's decision to the run's ``decide`` update; returns the run's receipt.
+
+    The update id makes redelivery idempotent: Temporal answers a repeated id with the first
+    outcome instead of running the update twice.
+    """
+    handle = client.get_workflow_handle(run_id)
+    return await handle.execute_update(
+        DECIDE_UPDATE,
+        decision,
+        id=update_id,
+        result_type=DecisionReceipt,
+        rpc_timeout=rpc_timeout,
+    )
+
+
+def jsonable(value: Any) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return value
+    return {"result": value}

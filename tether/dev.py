@@ -18,9 +18,9 @@ from temporalio.client import Client
 
 from policies.loader import load_policy
 from policies.models import TetherPolicy
-from tether.client import connect
+from tether.client import connect, start_run
+from tether.core.settings import Settings
 from tether.demo_data import SAMPLE_TICKETS, sample_document
-from tether.settings import Settings
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
 
@@ -151,7 +151,7 @@ async def _start_demo_runs(client: Client, settings: Settings, count: int) -> li
             run_id = f"demo-support_triage-{stamp}-{n}"
             payload = Ticket(**SAMPLE_TICKETS[n % len(SAMPLE_TICKETS)], tenant="acme")
             workflow = "support_triage"
-        await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
+        await start_run(client, settings, workflow, payload, run_id=run_id)
         run_ids.append(run_id)
         print(f"started {run_id}", flush=True)
     return run_ids
@@ -161,7 +161,7 @@ async def _wait_until_idle(
     client: Client, settings: Settings, run_ids: list[str], stop: asyncio.Event
 ) -> None:
     """Until every demo run finished or waits for a human."""
-    from tether.cli import run_status
+    from tether.client import run_status
 
     while not stop.is_set():
         states = [(await run_status(settings, rid, client))["state"] for rid in run_ids]
@@ -172,7 +172,7 @@ async def _wait_until_idle(
 
 
 async def _print_summary(client: Client, settings: Settings, run_ids: list[str]) -> None:
-    from tether.cli import run_status
+    from tether.client import run_status
 
     print("\nrun                                          state            cost      steps")
     for rid in run_ids:

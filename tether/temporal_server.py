@@ -35,7 +35,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from tether.errors import ConfigurationError, ServerUnreachableError
+from tether.core.errors import ConfigurationError, ServerUnreachableError
 
 __all__ = [
     "TEMPORAL_CLI_VERSION",

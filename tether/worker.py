@@ -19,7 +19,7 @@ from activities.providers.registry import ProviderRegistry
 from activities.review import ReviewActivities
 from policies.loader import load_policy
 from policies.models import TetherPolicy
-from tether.settings import Settings
+from tether.core.settings import Settings
 from workflows.catalog import CATALOG
 
 

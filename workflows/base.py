@@ -18,7 +18,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from activities.contracts import (
+    from activities.failures import CONFIGURATION, PROVIDER_REJECTED, failed_model
+    from policies.models import ModelTier
+    from policies.values import ConfidenceReport
+    from tether.contracts import (
         CheckedStepInput,
         CheckedStepResult,
         CheckpointInput,
@@ -37,10 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         StepStatus,
     )
-    from activities.failures import CONFIGURATION, PROVIDER_REJECTED, failed_model
-    from policies.models import ModelTier
-    from policies.values import ConfidenceReport
-    from tether.digests import output_digest
+    from tether.core.digests import output_digest
     from workflows.steps import (
         LlmStep,
         RunHalted,

@@ -11,8 +11,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import PreparedDocument, PrepareDocumentInput
-    from tether.digests import output_digest
+    from tether.contracts import PreparedDocument, PrepareDocumentInput
+    from tether.core.digests import output_digest
     from workflows.base import TetherWorkflow
 
     # ChunkSummary and FinalSummary stay importable from here: steps scheduled and review items

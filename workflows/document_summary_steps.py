@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from activities.contracts import PromptTemplate
+from tether.contracts import PromptTemplate
 from workflows.steps import LlmStep, TetherResult
 
 

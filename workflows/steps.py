@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import PromptTemplate, ReviewDecision, StepStatus
 from activities.failures import NON_RETRYABLE_TYPES
 from policies.models import ModelTier
 from policies.values import ConfidenceReport
+from tether.contracts import PromptTemplate, ReviewDecision, StepStatus
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from activities.contracts import PromptTemplate
+from tether.contracts import PromptTemplate
 from workflows.steps import LlmStep, TetherResult
 
 

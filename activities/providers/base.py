@@ -40,7 +40,7 @@ class ChatResponse(BaseModel):
 
 
 class ChatProvider(Protocol):
-    """A model backend. Implementations raise ``tether.errors.ProviderError`` subclasses."""
+    """A model backend. Implementations raise ``tether.core.errors.ProviderError`` subclasses."""
 
     name: str
     simulated: bool

@@ -10,13 +10,13 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from tether.errors import (
+from tether.core.errors import (
     ProviderError,
     ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from tether.settings import Settings
+from tether.core.settings import Settings
 
 __all__ = ["classify_http_error", "create_http_client", "parse_retry_after", "wire_name"]
 

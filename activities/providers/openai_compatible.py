@@ -10,7 +10,7 @@ import httpx
 from activities.providers.base import ChatRequest, ChatResponse
 from activities.providers.http import classify_http_error, wire_name
 from policies.values import Usage
-from tether.errors import ProviderUnavailableError
+from tether.core.errors import ProviderUnavailableError
 
 __all__ = ["OpenAICompatibleProvider"]
 

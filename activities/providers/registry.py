@@ -8,8 +8,8 @@ from activities.providers.anthropic import AnthropicProvider
 from activities.providers.base import ChatProvider
 from activities.providers.openai_compatible import OpenAICompatibleProvider
 from activities.providers.simulated import SimulatedProvider
-from tether.errors import ProviderRejectedError
-from tether.settings import Settings
+from tether.core.errors import ProviderRejectedError
+from tether.core.settings import Settings
 
 __all__ = ["KNOWN_PROVIDERS", "ProviderRegistry"]
 

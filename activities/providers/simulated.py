@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
 from policies.values import Usage
-from tether.errors import ProviderUnavailableError
+from tether.core.errors import ProviderUnavailableError
 
 __all__ = ["REPAIR_PREFIX", "JsonValue", "SimulatedProvider", "answer_for_schema", "answer_text"]
 

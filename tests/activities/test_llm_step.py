@@ -14,7 +14,7 @@ from activities.llm_step import (
     parse_output,
     resolve_output_model,
 )
-from tether.errors import ProviderError
+from tether.core.errors import ProviderError
 from workflows.support_triage_steps import Classification, DraftReply
 
 

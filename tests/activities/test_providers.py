@@ -21,12 +21,12 @@ from activities.providers.openai_compatible import OpenAICompatibleProvider
 from activities.providers.registry import ProviderRegistry
 from activities.providers.simulated import SimulatedProvider
 from tests.fakes.provider_server import FakeProviderServer
-from tether.errors import (
+from tether.core.errors import (
     ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from tether.settings import Settings
+from tether.core.settings import Settings
 
 OPENAI_KEY = "sk-test-openai-key"
 ANTHROPIC_KEY = "sk-ant-test-anthropic-key"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
 from activities.providers.simulated import REPAIR_PREFIX, SimulatedProvider
-from tether.errors import ProviderUnavailableError
+from tether.core.errors import ProviderUnavailableError
 
 
 class Customer(BaseModel):

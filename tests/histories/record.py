@@ -16,13 +16,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from policies.loader import load_policy
 from tests.conftest import make_settings
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policy_variants import gated, routed, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, Question
 from tether.client import connect
+from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from tether.demo_data import sample_document
 from tether.temporal_server import DevServer
 from tether.worker import running_worker

@@ -15,7 +15,7 @@ from policies.effective import (
 )
 from policies.loader import load_policy, load_policy_text
 from policies.models import GateThresholds
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 DEFAULT = load_policy()
 

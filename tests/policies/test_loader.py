@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policies.loader import load_policy, load_policy_text, parse_duration
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 PRICES = """\
 prices:

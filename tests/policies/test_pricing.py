@@ -8,7 +8,7 @@ from policies.loader import load_policy
 from policies.models import ModelPrice
 from policies.pricing import cost_usd, estimate_cost_usd, estimate_tokens
 from policies.values import Usage
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 PRICES = {
     "simulated/cheap": ModelPrice(input_per_mtok=0.15, output_per_mtok=0.60),

@@ -18,11 +18,11 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.contracts import RunStatus
 from policies.models import GateThresholds, TetherPolicy
 from review_ui.app import create_app
 from tests.policy_variants import gated
-from tether.settings import Settings
+from tether.contracts import RunStatus
+from tether.core.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import ReviewItem
 from tether.worker import running_worker

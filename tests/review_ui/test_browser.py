@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.review_ui.conftest import ALICE, UiServer, start_paused_run, wait_for_item
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.audit import events_for, verify_chain
 from tether.store.engine import get_engine
 from workflows.support_triage_steps import TriageResult

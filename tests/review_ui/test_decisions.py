@@ -10,11 +10,11 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from activities.contracts import ReviewDecision, RunStatus
 from policies.models import TetherPolicy
 from review_ui.decisions import decision_update_id, redeliver_pending, submit_decision
 from tests.policy_variants import gated
-from tether.settings import Settings
+from tether.contracts import ReviewDecision, RunStatus
+from tether.core.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import DecisionIntent
 from tether.worker import running_worker

@@ -21,7 +21,7 @@ from tests.review_ui.conftest import (
     wait_for_item,
     wait_for_pending,
 )
-from tether.settings import Settings
+from tether.core.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 

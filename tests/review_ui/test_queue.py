@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.review_ui.conftest import ALICE, BOB, CAROL, UiServer, login, seed_items
-from tether.settings import Settings
+from tether.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,6 @@ from pydantic import BaseModel, SecretStr
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from activities.contracts import RunStatus
 from activities.notify import SilentNotifier
 from activities.slack import SlackNotifier, notifier_from_settings, slack_client
 from policies.models import ReviewPolicy, ReviewTimeouts, TetherPolicy
@@ -35,7 +34,8 @@ from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, PostedMessage, interaction_body, signed_headers
 from tests.policy_variants import gated
 from tests.workflows.sample_workflows import OneStep, OneStepResult, Question
-from tether.settings import Settings
+from tether.contracts import RunStatus
+from tether.core.settings import Settings
 from tether.store.audit import AuditEvent
 from tether.store.engine import dispose_all, get_engine
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review

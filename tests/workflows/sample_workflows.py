@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import PromptTemplate
+    from tether.contracts import PromptTemplate
     from workflows.base import TetherWorkflow
     from workflows.steps import LlmStep, RunHalted, StepOptions, TetherResult
 

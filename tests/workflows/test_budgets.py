@@ -7,12 +7,12 @@ import uuid
 import pytest
 from temporalio.client import Client
 
-from activities.contracts import DecisionReceipt, ReviewDecision
 from policies.models import TetherPolicy
 from tests.policy_variants import gated, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
-from tether.settings import Settings
+from tether.contracts import DecisionReceipt, ReviewDecision
+from tether.core.settings import Settings
 from tether.worker import running_worker
 
 pytestmark = pytest.mark.integration

@@ -15,14 +15,14 @@ import yaml
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from activities.contracts import DecisionReceipt, RunStatus
 from policies.models import TetherPolicy
 from tests.conftest import make_settings
 from tests.policy_variants import gated
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
 from tether.client import connect
-from tether.settings import Settings
+from tether.contracts import DecisionReceipt, RunStatus
+from tether.core.settings import Settings
 from tether.store.engine import dispose_all, get_engine
 from tether.store.ledger import BudgetReservation, run_spend
 from tether.temporal_server import DevServer

@@ -9,13 +9,13 @@ import pytest
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
-from activities.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from policies.models import ModelPrice, TetherPolicy, WorkflowPolicy
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policy_variants import for_workflow, gated, routed, step_policy
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
+from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
+from tether.core.settings import Settings
 from tether.demo_data import sample_document
-from tether.settings import Settings
 from tether.store.engine import get_engine
 from tether.store.ledger import entries_for_run, run_spend
 from tether.worker import running_worker
@@ -419,7 +419,7 @@ async def wait_for_pending_new(client: Client, run_id: str, previous: str) -> Ru
 def test_unpriced_models_are_refused_by_the_policy(policy: TetherPolicy) -> None:
     from policies.pricing import cost_usd
     from policies.values import Usage
-    from tether.errors import ConfigurationError
+    from tether.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="openai/unknown"):
         cost_usd(policy.prices, "openai/unknown", Usage(input_tokens=1))

@@ -11,12 +11,12 @@ import pytest
 from sqlmodel import Session
 from temporalio.client import Client
 
-from activities.contracts import DecisionReceipt, RunStatus
 from policies.models import ReviewPolicy, ReviewTimeouts, TetherPolicy
 from tests.policy_variants import gated
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, wait_for_pending
-from tether.settings import Settings
+from tether.contracts import DecisionReceipt, RunStatus
+from tether.core.settings import Settings
 from tether.store.audit import events_for, verify_chain
 from tether.store.engine import get_engine
 from tether.store.reviews import get_review

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from tether.errors import ConfigurationError
+from tether.core.errors import ConfigurationError
 
 DEV_SESSION_SECRET = "tether-dev-session-secret-change-me"
 

@@ -1,0 +1,1 @@
+"""The lowest layer: errors, digests and settings that every other layer may import."""
