@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from activities.notify import NudgeKind, ReviewNotifier, SilentNotifier
-from review_ui.slack_blocks import (
+from activities.slack_message import (
     message_text,
     nudge_text,
     outcome_blocks,

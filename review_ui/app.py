@@ -1,12 +1,10 @@
-"""The review app: ``create_app`` assembles pages, the JSON API, Slack (when present), the
+"""The review app: ``create_app`` assembles pages, the JSON API, Slack interactions, the
 redelivery of saved decisions, and serves on http://127.0.0.1:8000 by default (``tether ui``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,18 +14,17 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlmodel import text
 from temporalio.client import Client
 
 from policies.loader import load_policy
 from policies.models import TetherPolicy
-from review_ui import api, login, pages
 from review_ui.auth import LoginRequired
-from review_ui.context import STATIC_DIR, TEMPLATES_DIR, Desk, ReviewDesk, TemporalLink
+from review_ui.context import STATIC_DIR, TEMPLATES_DIR, ReviewDesk, TemporalLink
 from review_ui.decisions import redelivery_loop
 from review_ui.display import install_filters
+from review_ui.routes import router
 from tether.core.settings import Settings
-from tether.store.engine import get_engine, session_scope
+from tether.store.engine import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +78,7 @@ def create_app(
     )
     app.state.desk = desk
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    app.include_router(login.router)
-    app.include_router(pages.router)
-    app.include_router(api.runs)
-    app.include_router(api.reviews)
-    _include_slack(app)
-
-    @app.get("/healthz", tags=["health"])
-    def healthz(desk: Desk) -> dict[str, str]:
-        """Liveness: the app answers and its store is readable."""
-        with session_scope(desk.database_url) as session:
-            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        connected = desk.temporal.client is not None
-        return {"status": "ok", "store": "ok", "temporal": "connected" if connected else "lazy"}
+    app.include_router(router)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:
@@ -110,16 +95,6 @@ def create_app(
         )
 
     return app
-
-
-def _include_slack(app: FastAPI) -> None:
-    # The Slack front-end lives in its own module; the app works without it.
-    if importlib.util.find_spec("review_ui.slack_interactions") is None:
-        return
-    module = importlib.import_module("review_ui.slack_interactions")
-    router = getattr(module, "router", None)
-    if router is not None:
-        app.include_router(router)
 
 
 def _quote(path: str) -> str:

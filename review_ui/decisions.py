@@ -13,11 +13,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import timedelta
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -30,8 +30,15 @@ from tether.client import deliver_decision
 from tether.contracts import DecisionReceipt, ReviewDecision
 from tether.core.settings import Settings
 from tether.store.engine import session_scope
-from tether.store.ledger import insert_once
-from tether.store.reviews import DecisionIntent, get_review
+from tether.store.outbox import (
+    find_intent,
+    postpone_intent,
+    recorded_receipt,
+    settle_intent,
+    take_due_intents,
+    write_intent,
+)
+from tether.store.reviews import DecisionIntent
 
 __all__ = [
     "DELIVERY_TIMEOUT",
@@ -49,10 +56,11 @@ log = logging.getLogger(__name__)
 DELIVERY_TIMEOUT = timedelta(seconds=5)
 """How long one attempt waits for the workflow; longer means no worker is taking it now."""
 
-_MAX_BACKOFF = timedelta(seconds=30)
 _REUSED_FORM = "this form was already used for another decision; reload the page and decide again"
 
 OutcomeState = Literal["accepted", "refused", "queued"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class DecisionOutcome(BaseModel):
@@ -80,7 +88,7 @@ def decision_update_id(review_id: str, nonce: str) -> str:
 def intent_exists(database_url: str, update_id: str) -> bool:
     """Whether a decision was already submitted under ``update_id`` (a resubmitted form)."""
     with session_scope(database_url) as session:
-        return _find(session, update_id) is not None
+        return find_intent(session, update_id) is not None
 
 
 async def submit_decision(
@@ -109,7 +117,9 @@ async def submit_decision(
     """
     url = database_url or Settings.from_env().resolved_database_url
     update_id = update_id or f"decide:{decision.review_id}:{uuid.uuid4().hex}"
-    intent = await asyncio.to_thread(_write_intent, url, update_id, decision, run_id, attempt_wait)
+    intent = await _in_store(
+        url, write_intent, update_id, decision, run_id, first_attempt_for=attempt_wait
+    )
     if intent.decision != decision.model_dump(mode="json"):
         return _refused(update_id, _REUSED_FORM)
     if intent.status != "pending":
@@ -126,8 +136,8 @@ async def keep_decision(
     why: str,
 ) -> DecisionOutcome:
     """Only write the decision to the outbox (Temporal is unreachable); the loop delivers it."""
-    intent = await asyncio.to_thread(
-        _write_intent, database_url, update_id, decision, run_id, timedelta(0)
+    intent = await _in_store(
+        database_url, write_intent, update_id, decision, run_id, first_attempt_for=timedelta(0)
     )
     if intent.decision != decision.model_dump(mode="json"):
         return _refused(update_id, _REUSED_FORM)
@@ -144,7 +154,7 @@ async def redeliver_pending(
     limit: int = 20,
 ) -> int:
     """Send every pending intent whose retry time has come. Returns how many were settled."""
-    due = await asyncio.to_thread(_due_intents, database_url, limit, attempt_wait)
+    due = await _in_store(database_url, take_due_intents, limit, attempt_wait)
     # Together, so a pass over many undeliverable intents takes one wait, not one each.
     outcomes = await asyncio.gather(
         *(_deliver(client, database_url, intent, attempt_wait) for intent in due)
@@ -195,7 +205,7 @@ async def _deliver(
         )
     except WorkflowUpdateFailedError as exc:
         message = _refusal_text(exc)
-        await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+        await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
         return _refused(intent.update_id, message)
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return await _keep(url, intent, "no worker took the decision in time")
@@ -204,14 +214,14 @@ async def _deliver(
             return await _not_found(url, intent, decision, exc)
         if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
             message = f"the run did not take the decision: {exc.message}"
-            await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+            await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
             return _refused(intent.update_id, message)
         return await _keep(url, intent, f"Temporal answered {exc.status.name}: {exc.message}")
     except RuntimeError as exc:  # the client's transport when the server is unreachable
         return await _keep(url, intent, f"Temporal unreachable: {exc}")
     message = f"{receipt.kind} by {receipt.reviewer} recorded"
-    await asyncio.to_thread(
-        _settle, url, intent.update_id, "delivered", None, receipt.model_dump(mode="json")
+    await _in_store(
+        url, settle_intent, intent.update_id, "delivered", None, receipt.model_dump(mode="json")
     )
     return DecisionOutcome(
         accepted=True,
@@ -227,10 +237,10 @@ async def _not_found(
 ) -> DecisionOutcome:
     # The run may have finished after taking this very decision (e.g. a redelivery after the
     # reply was lost); the review row then already names this reviewer and decision.
-    taken = await asyncio.to_thread(_decision_in_store, url, decision)
+    taken = await _in_store(url, recorded_receipt, decision)
     if taken is not None:
-        await asyncio.to_thread(
-            _settle, url, intent.update_id, "delivered", None, taken.model_dump(mode="json")
+        await _in_store(
+            url, settle_intent, intent.update_id, "delivered", None, taken.model_dump(mode="json")
         )
         return DecisionOutcome(
             accepted=True,
@@ -244,12 +254,12 @@ async def _not_found(
         message = f"run {intent.run_id} has already finished; the decision was not needed"
     else:
         message = f"no run {intent.run_id} is known to Temporal"
-    await asyncio.to_thread(_settle, url, intent.update_id, "refused", message, None)
+    await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
     return _refused(intent.update_id, message)
 
 
 async def _keep(url: str, intent: DecisionIntent, why: str) -> DecisionOutcome:
-    await asyncio.to_thread(_postpone, url, intent.update_id, why)
+    await _in_store(url, postpone_intent, intent.update_id, why)
     log.warning("decision %s queued for redelivery: %s", intent.update_id, why)
     return DecisionOutcome(
         accepted=False,
@@ -289,97 +299,13 @@ def _stored_outcome(intent: DecisionIntent) -> DecisionOutcome:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+async def _in_store(
+    url: str, operation: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run one store operation in its own transaction, off the event loop."""
 
+    def run() -> T:
+        with session_scope(url) as session:
+            return operation(session, *args, **kwargs)
 
-def _find(session: Session, update_id: str) -> DecisionIntent | None:
-    return session.exec(select(DecisionIntent).where(DecisionIntent.update_id == update_id)).first()
-
-
-def _write_intent(
-    url: str, update_id: str, decision: ReviewDecision, run_id: str, attempt_wait: timedelta
-) -> DecisionIntent:
-    with session_scope(url) as session:
-        now = _now()
-        insert_once(
-            session,
-            DecisionIntent(
-                update_id=update_id,
-                review_id=decision.review_id,
-                run_id=run_id,
-                decision=decision.model_dump(mode="json"),
-                # The loop leaves it alone while this first attempt is in flight.
-                next_attempt_at=now + attempt_wait * 2,
-                created_at=now,
-                updated_at=now,
-            ),
-        )
-        intent = _find(session, update_id)
-        assert intent is not None
-        return intent
-
-
-def _due_intents(url: str, limit: int, attempt_wait: timedelta) -> list[DecisionIntent]:
-    with session_scope(url) as session:
-        now = _now()
-        rows = list(
-            session.exec(
-                select(DecisionIntent)
-                .where(DecisionIntent.status == "pending", DecisionIntent.next_attempt_at <= now)
-                .order_by(col(DecisionIntent.next_attempt_at))
-                .limit(limit)
-            ).all()
-        )
-        for row in rows:
-            # Claim the slot so an overlapping pass (or a second UI process) waits its turn.
-            row.next_attempt_at = now + attempt_wait * 2
-            session.add(row)
-        return rows
-
-
-def _postpone(url: str, update_id: str, why: str) -> None:
-    with session_scope(url) as session:
-        intent = _find(session, update_id)
-        if intent is None or intent.status != "pending":
-            return
-        intent.attempts += 1
-        backoff = min(timedelta(seconds=2 ** min(intent.attempts, 5)), _MAX_BACKOFF)
-        intent.next_attempt_at = _now() + backoff
-        intent.last_error = why[:1000]
-        intent.updated_at = _now()
-        session.add(intent)
-
-
-def _settle(
-    url: str, update_id: str, status: str, error: str | None, receipt: dict[str, object] | None
-) -> None:
-    with session_scope(url) as session:
-        intent = _find(session, update_id)
-        if intent is None or intent.status != "pending":
-            return
-        intent.status = status
-        intent.attempts += 1
-        intent.last_error = error[:1000] if error else None
-        intent.receipt = receipt
-        intent.updated_at = _now()
-        session.add(intent)
-
-
-def _decision_in_store(url: str, decision: ReviewDecision) -> DecisionReceipt | None:
-    with session_scope(url) as session:
-        item = get_review(session, decision.review_id)
-        if (
-            item is None
-            or item.decision != decision.kind
-            or item.reviewer != decision.reviewer
-            or item.decided_at is None
-        ):
-            return None
-        return DecisionReceipt(
-            review_id=item.review_id,
-            kind=decision.kind,
-            reviewer=item.reviewer,
-            decided_at=item.decided_at,
-            output_digest=decision.output_digest,
-        )
+    return await asyncio.to_thread(run)

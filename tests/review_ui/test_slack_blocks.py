@@ -10,15 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from review_ui.slack_blocks import (
-    edit_modal,
-    outcome_blocks,
-    parse_button_value,
-    parse_edit_submission,
-    review_blocks,
-    review_url,
-)
-from review_ui.slack_interactions import signature_problem
+from activities.slack_message import outcome_blocks, parse_button_value, review_blocks, review_url
+from review_ui.slack_modals import edit_modal, parse_edit_submission
+from review_ui.slack_verification import signature_problem
 from tests.fakes.slack_api import block_problems, signed_headers, view_problems
 from tether.store.reviews import ReviewItem
 from workflows.support_triage_steps import DraftReply, TicketFacts

@@ -79,3 +79,8 @@ def dispose_all() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+
+
+def ping(session: Session) -> None:
+    """Ask the database a trivial question; raises when the store cannot answer."""
+    session.exec(text("SELECT 1"))  # type: ignore[call-overload]

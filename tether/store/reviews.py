@@ -1,4 +1,11 @@
-"""Review items: the store's projection of every paused decision, read by the queue and Slack."""
+"""Review items: the store's projection of every paused decision, read by the queue and Slack.
+
+A review item's columns are declared once, in layers (a public shape, then the table):
+
+- ``ReviewSummary``: what the API lists and the queue shows of an item (no output, no schema);
+- ``QueueRow``: the summary plus what the queue page needs to offer a claim;
+- ``ReviewItem``: the table, every column.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,44 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel.main import SQLModelConfig
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class ReviewItem(SQLModel, table=True):
+class ReviewSummary(SQLModel):
+    """One review item as the API lists it (``GET /api/reviews``) and the queue shows it."""
+
+    # The API always sends every field, so its schema marks them all required.
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
+    review_id: str = Field(unique=True, max_length=300)
+    run_id: str = Field(index=True, max_length=200)
+    workflow: str = Field(index=True, max_length=100)
+    step: str = Field(max_length=100)
+    reason: str = Field(index=True, max_length=40)
+    summary: str = Field(max_length=500)
+    status: str = Field(default="pending", index=True, max_length=20)
+    """pending, approved, rejected, edited, retried, expired."""
+    confidence_score: float | None = Field(default=None, index=True)
+    cost_usd: float = 0.0
+    claimed_by: str | None = Field(default=None, max_length=200)
+    opened_at: datetime = Field(default_factory=_now, index=True)
+    due_at: datetime | None = Field(default=None, index=True)
+    decision: str | None = Field(default=None, max_length=20)
+    reviewer: str | None = Field(default=None, max_length=200)
+
+
+class QueueRow(ReviewSummary):
+    """One line of the queue: only the light columns, never the output or schema."""
+
+    escalated: bool = False
+    allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ReviewItem(QueueRow, table=True):
     __tablename__ = "review_items"
     # The queue filters by status (and workflow or reason) and sorts by due time or age; these
     # let it count and page through 10,000s of items without scanning the table.
@@ -25,14 +63,8 @@ class ReviewItem(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    review_id: str = Field(unique=True, max_length=300)
-    run_id: str = Field(index=True, max_length=200)
-    workflow: str = Field(index=True, max_length=100)
-    step: str = Field(max_length=100)
     tenant: str = Field(index=True, max_length=100)
     requester: str | None = Field(default=None, max_length=200)
-    reason: str = Field(index=True, max_length=40)
-    summary: str = Field(max_length=500)
     input_preview: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     raw_output: str | None = None
@@ -40,22 +72,11 @@ class ReviewItem(SQLModel, table=True):
     output_model: str | None = Field(default=None, max_length=300)
     output_digest: str = Field(max_length=80)
     confidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    confidence_score: float | None = Field(default=None, index=True)
-    cost_usd: float = 0.0
-    allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON))
-    status: str = Field(default="pending", index=True, max_length=20)
-    """pending, approved, rejected, edited, retried, expired."""
-    escalated: bool = False
     reminded: bool = False
-    claimed_by: str | None = Field(default=None, max_length=200)
     claimed_at: datetime | None = None
-    opened_at: datetime = Field(default_factory=_now, index=True)
-    due_at: datetime | None = Field(default=None, index=True)
     expires_at: datetime
-    decision: str | None = Field(default=None, max_length=20)
     decision_reason: str | None = None
     decided_output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    reviewer: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = None
     decided_via: str | None = Field(default=None, max_length=20)
     slack_channel: str | None = Field(default=None, max_length=100)

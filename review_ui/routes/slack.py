@@ -1,9 +1,10 @@
 """``POST /slack/interactions``: Approve / Reject / Edit clicks and modal submissions from Slack.
 
-Every request is checked in order — a signing secret is configured, the signature over the raw
-body is Slack's, the timestamp is fresh, the request was not seen before — then answered at once:
-Slack gives up after 3 s, so decisions go to the workflow in a background task after the
-acknowledgement. Only a modal's field errors are answered synchronously, as Slack requires.
+``review_ui.slack_verification`` checks every request before the handler runs (signing secret,
+signature, freshness, replay). The handler then answers at once: Slack gives up after 3 s, so
+decisions go to the workflow in a background task after the acknowledgement. Only a modal's
+field errors are answered synchronously, as Slack requires. Clicks are dispatched by action id
+and submissions by the modal's callback id, through the tables at the end of this module.
 
 The Slack user is mapped to a reviewer through ``policy.reviewers[].slack_user_id``; the
 workflow's ``decide`` validator remains the authority on roles, digests and first-decision-wins.
@@ -13,154 +14,130 @@ Refusals are told to the user ephemerally and change nothing.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
-import re
-import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 from fastapi.responses import JSONResponse
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+from sqlmodel import Session
 
 from activities.slack import SLACK_FAILURES, slack_client
-from policies.effective import reviewer_by_slack_id
-from policies.models import Reviewer
-from review_ui.context import Desk, ReviewDesk
-from review_ui.deciding import DecisionRequest, decide, may_decide
-from review_ui.decisions import decision_update_id
-from review_ui.slack_blocks import (
+from activities.slack_message import (
     ACTION_APPROVE,
     ACTION_EDIT,
     ACTION_REJECT,
+    ButtonValue,
+    parse_button_value,
+)
+from policies.effective import reviewer_by_slack_id
+from policies.models import Reviewer
+from review_ui.context import ReviewDesk
+from review_ui.deciding import DecisionRequest, decide, may_decide
+from review_ui.decisions import decision_update_id
+from review_ui.deps import Desk, SessionDep, read_apart
+from review_ui.slack_modals import (
     EDIT_CALLBACK,
     REJECT_CALLBACK,
     REJECT_REASON_BLOCK,
-    ButtonValue,
     edit_modal,
-    parse_button_value,
     parse_edit_submission,
     reject_modal,
 )
+from review_ui.slack_verification import SlackPayload
+from tether.contracts import JsonObject
 from tether.store.engine import session_scope
 from tether.store.reviews import ReviewItem, get_review
 
-__all__ = ["SIGNATURE_WINDOW_S", "router", "signature_problem"]
+__all__ = ["router"]
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["slack"])
 
-SIGNATURE_WINDOW_S = 300
-"""Slack's replay window: a request signed longer ago than this is refused."""
-_SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
 
+@dataclass(frozen=True)
+class _Interaction:
+    """One verified request from Slack, with what its handler may use."""
 
-def signature_problem(
-    body: bytes, headers: Mapping[str, str], secret: str, *, now: float | None = None
-) -> str | None:
-    """Why this request is not a fresh one signed by Slack, or None when it is.
+    desk: ReviewDesk
+    payload: JsonObject
+    background: BackgroundTasks
+    session: Session
 
-    Slack signs ``v0:{X-Slack-Request-Timestamp}:{raw body}`` with HMAC-SHA256 keyed by the
-    app's signing secret and sends ``v0=<hex>`` as ``X-Slack-Signature``.
-    """
-    timestamp = headers.get("x-slack-request-timestamp")
-    signature = headers.get("x-slack-signature")
-    if not timestamp or not signature:
-        return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
-    if not timestamp.isdigit() or len(timestamp) > 12 or not _SIGNATURE.match(signature):
-        return "malformed X-Slack-Request-Timestamp or X-Slack-Signature"
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > SIGNATURE_WINDOW_S:
-        return "the request timestamp is more than 5 minutes from now"
-    expected = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
-    if expected is None or not hmac.compare_digest(expected.encode(), signature.encode()):
-        return "the signature does not match"
-    return None
+    @property
+    def user_id(self) -> str:
+        return str((self.payload.get("user") or {}).get("id", ""))
 
-
-class _SeenSignatures:
-    """Signatures accepted within the replay window: the same signed request is taken once."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def first_time(self, signature: str, now: float) -> bool:
-        if len(self._seen) > 1000:
-            self._seen = {s: t for s, t in self._seen.items() if t > now - 2 * SIGNATURE_WINDOW_S}
-        if signature in self._seen:
-            return False
-        self._seen[signature] = now
-        return True
-
-
-def _seen_signatures(request: Request) -> _SeenSignatures:
-    seen = getattr(request.app.state, "slack_seen_signatures", None)
-    if seen is None:
-        seen = request.app.state.slack_seen_signatures = _SeenSignatures()
-    return seen
+    def reviewer(self) -> Reviewer | None:
+        return reviewer_by_slack_id(self.desk.policy, self.user_id) if self.user_id else None
 
 
 @router.post("/slack/interactions", summary="Slack interactivity (signed by Slack)")
-async def slack_interactions(request: Request, desk: Desk, background: BackgroundTasks) -> Response:
+async def slack_interactions(
+    payload: SlackPayload, desk: Desk, session: SessionDep, background: BackgroundTasks
+) -> Response:
     """Take a button click or modal submission from Slack; acknowledge, then act."""
-    body = await request.body()
-    secret = desk.settings.slack_signing_secret
-    if secret is None or not secret.get_secret_value():
-        return _problem(503, "Slack interactions are off: SLACK_SIGNING_SECRET is not set")
-    problem = signature_problem(body, request.headers, secret.get_secret_value())
-    if problem:
-        log.warning("refused a Slack request: %s", problem)
-        return _problem(401, f"not a valid Slack request: {problem}")
-    if not _seen_signatures(request).first_time(request.headers["x-slack-signature"], time.time()):
-        log.warning("refused a replayed Slack request")
-        return _problem(409, "this Slack request was already received")
-    payload = _payload(body)
-    if payload is None:
-        return _problem(400, "the body has no JSON payload field")
-    kind = payload.get("type")
-    if kind == "block_actions":
-        _on_block_action(desk, payload, background)
-        return Response(status_code=200)
-    if kind == "view_submission":
-        return await _on_view_submission(desk, payload, background)
-    return Response(status_code=200)  # view_closed, shortcuts...: nothing to do
+    handler = _BY_TYPE.get(str(payload.get("type")))
+    if handler is None:
+        return Response(status_code=200)  # view_closed, shortcuts...: nothing to do
+    return await handler(_Interaction(desk, payload, background, session))
 
 
 # --- clicks -------------------------------------------------------------------------------
 
 
-def _on_block_action(
-    desk: ReviewDesk, payload: dict[str, Any], background: BackgroundTasks
-) -> None:
-    actions = payload.get("actions") or []
+async def _on_block_action(interaction: _Interaction) -> Response:
+    actions = interaction.payload.get("actions") or []
     action = actions[0] if actions and isinstance(actions[0], dict) else {}
-    action_id = action.get("action_id")
-    if action_id not in (ACTION_APPROVE, ACTION_REJECT, ACTION_EDIT):
-        return
+    on_click = _CLICKS.get(str(action.get("action_id")))
     value = parse_button_value(str(action.get("value", "")))
-    if value is None:
-        return
-    user_id = str((payload.get("user") or {}).get("id", ""))
-    reply = _Reply(desk, user_id, response_url=payload.get("response_url"))
-    reviewer = reviewer_by_slack_id(desk.policy, user_id) if user_id else None
+    if on_click is None or value is None:
+        return Response(status_code=200)
+    reply = _Reply(interaction.desk, interaction.user_id,
+                   response_url=interaction.payload.get("response_url"))  # fmt: skip
+    reviewer = interaction.reviewer()
     if reviewer is None:
-        background.add_task(reply.send, "You are not a Tether reviewer, so nothing was changed. "
-                            "Ask an admin to add your Slack user id to the reviewers in the "
-                            "policy.")  # fmt: skip
-        return
-    if action_id == ACTION_APPROVE:
-        nonce = f"slack:{user_id}:{action.get('action_ts', '')}"
-        background.add_task(_decide, desk, reply, reviewer, value, "approve", nonce, {})
+        interaction.background.add_task(reply.send, "You are not a Tether reviewer, so nothing "
+                                        "was changed. Ask an admin to add your Slack user id to "
+                                        "the reviewers in the policy.")  # fmt: skip
     else:
-        trigger_id = str(payload.get("trigger_id", ""))
-        modal: Literal["edit", "reject"] = "edit" if action_id == ACTION_EDIT else "reject"
-        background.add_task(_open_modal, desk, reply, reviewer, value, modal, trigger_id)
+        on_click(interaction, reply, reviewer, value, action)
+    return Response(status_code=200)
+
+
+def _approve(
+    interaction: _Interaction,
+    reply: _Reply,
+    reviewer: Reviewer,
+    value: ButtonValue,
+    action: JsonObject,
+) -> None:
+    nonce = f"slack:{interaction.user_id}:{action.get('action_ts', '')}"
+    interaction.background.add_task(
+        _decide, interaction.desk, reply, reviewer, value, "approve", nonce, {}
+    )
+
+
+def _modal_opener(
+    modal: Literal["edit", "reject"],
+) -> Callable[[_Interaction, _Reply, Reviewer, ButtonValue, JsonObject], None]:
+    def open_later(
+        interaction: _Interaction,
+        reply: _Reply,
+        reviewer: Reviewer,
+        value: ButtonValue,
+        action: JsonObject,
+    ) -> None:
+        trigger_id = str(interaction.payload.get("trigger_id", ""))
+        interaction.background.add_task(
+            _open_modal, interaction.desk, reply, reviewer, value, modal, trigger_id
+        )
+
+    return open_later
 
 
 async def _open_modal(
@@ -193,45 +170,62 @@ async def _open_modal(
 # --- modal submissions --------------------------------------------------------------------
 
 
-async def _on_view_submission(
-    desk: ReviewDesk, payload: dict[str, Any], background: BackgroundTasks
-) -> Response:
-    view = payload.get("view") or {}
-    callback = view.get("callback_id")
-    if callback not in (EDIT_CALLBACK, REJECT_CALLBACK):
+@dataclass(frozen=True)
+class _Submission:
+    """A modal submitted by a reviewer who may decide the item it shows."""
+
+    interaction: _Interaction
+    reviewer: Reviewer
+    item: ReviewItem
+    value: ButtonValue
+    values: JsonObject
+    reply: _Reply
+    nonce: str
+
+    def decide_later(self, kind: Literal["reject", "edit"], extra: dict[str, Any]) -> Response:
+        self.interaction.background.add_task(
+            _decide, self.interaction.desk, self.reply, self.reviewer, self.value, kind,
+            self.nonce, extra,
+        )  # fmt: skip
         return Response(status_code=200)
+
+
+async def _on_view_submission(interaction: _Interaction) -> Response:
+    view = interaction.payload.get("view") or {}
+    on_submit = _SUBMISSIONS.get(str(view.get("callback_id")))
     value = parse_button_value(str(view.get("private_metadata", "")))
-    if value is None:
+    if on_submit is None or value is None:
         return Response(status_code=200)
     values = (view.get("state") or {}).get("values") or {}
     first_block = next(iter(values), REJECT_REASON_BLOCK)
-    user_id = str((payload.get("user") or {}).get("id", ""))
-    reviewer = reviewer_by_slack_id(desk.policy, user_id) if user_id else None
+    reviewer = interaction.reviewer()
     if reviewer is None:
         return _field_errors({first_block: "You are not a Tether reviewer; nothing was changed."})
-    item = await _load(desk, value.review_id)
+    item = await read_apart(interaction.session, get_review, value.review_id)
     refusal = _refusal(item, reviewer, value)
     if refusal is not None or item is None:
         return _field_errors({first_block: (refusal or "unknown review")[:150]})
-    reply = _Reply(desk, user_id, channel=item.slack_channel)
+    reply = _Reply(interaction.desk, interaction.user_id, channel=item.slack_channel)
     nonce = f"slack:{view.get('id', '')}:{view.get('hash', '')}"
-    if callback == REJECT_CALLBACK:
-        reason = str(
-            ((values.get(REJECT_REASON_BLOCK) or {}).get("value") or {}).get("value") or ""
-        )
-        if not reason.strip():
-            return _field_errors({REJECT_REASON_BLOCK: "A rejection needs a reason."})
-        background.add_task(
-            _decide, desk, reply, reviewer, value, "reject", nonce, {"reason": reason.strip()}
-        )
-        return Response(status_code=200)
-    edited, errors = await asyncio.to_thread(parse_edit_submission, item, values)
+    return await on_submit(_Submission(interaction, reviewer, item, value, values, reply, nonce))
+
+
+async def _submit_reject(submission: _Submission) -> Response:
+    reason = str(
+        ((submission.values.get(REJECT_REASON_BLOCK) or {}).get("value") or {}).get("value") or ""
+    )
+    if not reason.strip():
+        return _field_errors({REJECT_REASON_BLOCK: "A rejection needs a reason."})
+    return submission.decide_later("reject", {"reason": reason.strip()})
+
+
+async def _submit_edit(submission: _Submission) -> Response:
+    edited, errors = await asyncio.to_thread(
+        parse_edit_submission, submission.item, submission.values
+    )
     if errors:
         return _field_errors(errors)
-    background.add_task(
-        _decide, desk, reply, reviewer, value, "edit", nonce, {"edited_output": edited}
-    )
-    return Response(status_code=200)
+    return submission.decide_later("edit", {"edited_output": edited})
 
 
 # --- deciding -----------------------------------------------------------------------------
@@ -276,6 +270,7 @@ def _refusal(item: ReviewItem | None, reviewer: Reviewer, value: ButtonValue) ->
 
 
 async def _load(desk: ReviewDesk, review_id: str) -> ReviewItem | None:
+    # Background tasks run after the response, when the request's session is gone.
     def read() -> ReviewItem | None:
         with session_scope(desk.database_url) as session:
             return get_review(session, review_id)
@@ -318,21 +313,8 @@ class _Reply:
             log.warning("could not tell a Slack user about their decision: %s", _code(exc))
 
 
-def _payload(body: bytes) -> dict[str, Any] | None:
-    try:
-        fields = parse_qs(body.decode(), strict_parsing=False)
-        payload = json.loads(fields["payload"][0])
-    except (UnicodeDecodeError, KeyError, IndexError, ValueError):
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def _field_errors(errors: dict[str, str]) -> JSONResponse:
     return JSONResponse({"response_action": "errors", "errors": errors})
-
-
-def _problem(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def _code(exc: BaseException) -> str:
@@ -340,3 +322,20 @@ def _code(exc: BaseException) -> str:
     if response is not None and hasattr(response, "get"):
         return str(response.get("error", type(exc).__name__))
     return type(exc).__name__
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+_BY_TYPE: dict[str, Callable[[_Interaction], Awaitable[Response]]] = {
+    "block_actions": _on_block_action,
+    "view_submission": _on_view_submission,
+}
+_CLICKS: dict[str, Callable[[_Interaction, _Reply, Reviewer, ButtonValue, JsonObject], None]] = {
+    ACTION_APPROVE: _approve,
+    ACTION_EDIT: _modal_opener("edit"),
+    ACTION_REJECT: _modal_opener("reject"),
+}
+_SUBMISSIONS: dict[str, Callable[[_Submission], Awaitable[Response]]] = {
+    EDIT_CALLBACK: _submit_edit,
+    REJECT_CALLBACK: _submit_reject,
+}

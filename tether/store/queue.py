@@ -1,4 +1,4 @@
-"""Reading the review queue from the store, and claiming items: all counting and paging in SQL."""
+"""The review queue: filtering, counting and paging in SQL; claiming and releasing items."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from tether.contracts import ReviewReason
 from tether.store.audit import AuditEvent, append_event, events_for
-from tether.store.reviews import DecisionIntent, ReviewItem, get_review
+from tether.store.reviews import QueueRow, ReviewItem, get_review
 
 PAGE_SIZE = 50
 StatusFilter = Literal["pending", "approved", "rejected", "edited", "retried", "expired", "all"]
@@ -38,28 +38,6 @@ class QueueQuery:
 
 
 @dataclass(frozen=True)
-class QueueRow:
-    """One line of the queue: only the light columns, never the output or schema."""
-
-    review_id: str
-    run_id: str
-    workflow: str
-    step: str
-    reason: str
-    summary: str
-    status: str
-    confidence_score: float | None
-    cost_usd: float
-    claimed_by: str | None
-    opened_at: datetime
-    due_at: datetime | None
-    reviewer: str | None
-    decision: str | None
-    escalated: bool
-    allowed_roles: list[str]
-
-
-@dataclass(frozen=True)
 class QueuePage:
     rows: list[QueueRow]
     total: int
@@ -78,24 +56,9 @@ class QueuePage:
         return min(self.total, self.query.page * self.query.per_page)
 
 
-_ROW_COLUMNS = [
-    col(ReviewItem.review_id),
-    col(ReviewItem.run_id),
-    col(ReviewItem.workflow),
-    col(ReviewItem.step),
-    col(ReviewItem.reason),
-    col(ReviewItem.summary),
-    col(ReviewItem.status),
-    col(ReviewItem.confidence_score),
-    col(ReviewItem.cost_usd),
-    col(ReviewItem.claimed_by),
-    col(ReviewItem.opened_at),
-    col(ReviewItem.due_at),
-    col(ReviewItem.reviewer),
-    col(ReviewItem.decision),
-    col(ReviewItem.escalated),
-    col(ReviewItem.allowed_roles),
-]
+# The queue reads only the columns of its public shape, never the output or schema.
+_ROW_NAMES = tuple(QueueRow.model_fields)
+_ROW_COLUMNS = [col(getattr(ReviewItem, name)) for name in _ROW_NAMES]
 
 
 def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) -> QueuePage:
@@ -126,7 +89,9 @@ def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) ->
         .offset((query.page - 1) * query.per_page)
         .limit(query.per_page)
     )
-    rows = [QueueRow(*row) for row in session.exec(statement).all()]
+    rows = [
+        QueueRow(**dict(zip(_ROW_NAMES, row, strict=True))) for row in session.exec(statement).all()
+    ]
     return QueuePage(rows=rows, total=int(total), query=query)
 
 
@@ -234,23 +199,3 @@ def release(session: Session, review_id: str, reviewer: str) -> ReviewItem:
 def run_timeline(session: Session, run_id: str) -> list[AuditEvent]:
     """Everything the audit log holds about a run, oldest first."""
     return events_for(session, run_id=run_id)
-
-
-def find_intent(session: Session, review_id: str, update_id: str) -> DecisionIntent | None:
-    """A decision sent for ``review_id`` under ``update_id`` (from the outbox)."""
-    return session.exec(
-        select(DecisionIntent).where(
-            DecisionIntent.update_id == update_id, DecisionIntent.review_id == review_id
-        )
-    ).first()
-
-
-def pending_intents(session: Session, review_id: str) -> list[DecisionIntent]:
-    """Decisions for this item still waiting to reach the run."""
-    return list(
-        session.exec(
-            select(DecisionIntent).where(
-                DecisionIntent.review_id == review_id, DecisionIntent.status == "pending"
-            )
-        ).all()
-    )

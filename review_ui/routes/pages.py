@@ -13,26 +13,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlmodel import Session
 
-from review_ui.auth import CurrentUser, PageUser
-from review_ui.context import Desk, ReviewDesk
+from review_ui.auth import PageUser
+from review_ui.context import ReviewDesk
 from review_ui.deciding import DecisionRequest, allowed_kinds, decide, may_decide
 from review_ui.decisions import decision_update_id
-from review_ui.queue import (
-    REASONS,
-    STATUSES,
-    ClaimFilter,
-    ClaimRefused,
-    QueueQuery,
-    QueueSort,
-    claim,
-    find_intent,
-    list_queue,
-    pending_intents,
-    release,
-    run_timeline,
-    workflow_counts,
-)
+from review_ui.deps import CurrentUser, Desk, SessionDep, read_apart
 from review_ui.rendering import form_text, read_flash, render, safe_next, write_flash
 from review_ui.run_state import run_snapshot
 from review_ui.schema_form import (
@@ -43,7 +30,20 @@ from review_ui.schema_form import (
     validate_output,
 )
 from tether.store.audit import AuditEvent
-from tether.store.engine import session_scope
+from tether.store.outbox import find_intent, pending_intents
+from tether.store.queue import (
+    REASONS,
+    STATUSES,
+    ClaimFilter,
+    ClaimRefused,
+    QueueQuery,
+    QueueSort,
+    claim,
+    list_queue,
+    release,
+    run_timeline,
+    workflow_counts,
+)
 from tether.store.reviews import DecisionIntent, ReviewItem, get_review
 
 router = APIRouter(include_in_schema=False)
@@ -56,6 +56,7 @@ router = APIRouter(include_in_schema=False)
 def queue_page(
     request: Request,
     desk: Desk,
+    session: SessionDep,
     user: CurrentUser,
     workflow: str | None = None,
     status: str = "pending",
@@ -72,9 +73,8 @@ def queue_page(
         sort=sort,
         page=page,
     )
-    with session_scope(desk.database_url) as session:
-        result = list_queue(session, query, me=user.reviewer.name)
-        workflows = workflow_counts(session, query.status)
+    result = list_queue(session, query, me=user.reviewer.name)
+    workflows = workflow_counts(session, query.status)
     context = {
         "user": user,
         "page": result,
@@ -103,33 +103,37 @@ class DetailView:
     waiting: list[DecisionIntent] = field(default_factory=list)
 
 
-def _load_detail(desk: ReviewDesk, review_id: str, update_id: str | None) -> DetailView:
-    with session_scope(desk.database_url) as session:
-        item = get_review(session, review_id)
-        if item is None:
-            raise HTTPException(404, f"no review item {review_id}")
-        return DetailView(
-            item=item,
-            timeline=run_timeline(session, item.run_id),
-            intent=find_intent(session, review_id, update_id) if update_id else None,
-            waiting=pending_intents(session, review_id),
-        )
+def _load_detail(session: Session, review_id: str, update_id: str | None) -> DetailView:
+    item = get_review(session, review_id)
+    if item is None:
+        raise HTTPException(404, f"no review item {review_id}")
+    return DetailView(
+        item=item,
+        timeline=run_timeline(session, item.run_id),
+        intent=find_intent(session, update_id, review_id=review_id) if update_id else None,
+        waiting=pending_intents(session, review_id),
+    )
 
 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
 async def review_page(
-    request: Request, desk: Desk, user: CurrentUser, review_id: str, decision: str | None = None
+    request: Request,
+    desk: Desk,
+    session: SessionDep,
+    user: CurrentUser,
+    review_id: str,
+    decision: str | None = None,
 ) -> Response:
-    view = await asyncio.to_thread(_load_detail, desk, review_id, decision)
+    view = await read_apart(session, _load_detail, review_id, decision)
     notice = _intent_notice(view.intent)
     return _render_detail(desk, request, user, view, notice=notice)
 
 
 @router.get("/reviews/{review_id}/outcome", response_class=HTMLResponse)
 async def outcome_fragment(
-    request: Request, desk: Desk, user: CurrentUser, review_id: str
+    request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
-    view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+    view = await read_apart(session, _load_detail, review_id, None)
     run = await run_snapshot(desk, view.item.run_id) if view.item.status != "pending" else None
     context = {"item": view.item, "waiting": view.waiting, "run": run}
     return render(desk, request, "_outcome.html", context)
@@ -137,10 +141,10 @@ async def outcome_fragment(
 
 @router.post("/reviews/{review_id}/decide", response_class=HTMLResponse)
 async def decide_from_form(
-    request: Request, desk: Desk, user: CurrentUser, review_id: str
+    request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
     form = await request.form()
-    view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+    view = await read_apart(session, _load_detail, review_id, None)
     item = view.item
     kind = form_text(form, "kind")
     if kind not in allowed_kinds(item):
@@ -232,7 +236,7 @@ async def decide_from_form(
         update_id=decision_update_id(review_id, nonce),
     )
     if outcome.state == "refused":
-        view = await asyncio.to_thread(_load_detail, desk, review_id, None)
+        view = await read_apart(session, _load_detail, review_id, None)
         return _render_detail(
             desk,
             request,
@@ -242,50 +246,59 @@ async def decide_from_form(
             notice=("error", _refusal_notice(outcome.message)),
         )
     if outcome.state == "accepted":
-        await _until_recorded(desk, review_id)
+        await _until_recorded(session, review_id)
     target = f"/reviews/{review_id}?decision={outcome.update_id}"
     return RedirectResponse(target, status_code=303)
 
 
-async def _until_recorded(desk: ReviewDesk, review_id: str, within_s: float = 1.5) -> None:
+async def _until_recorded(session: Session, review_id: str, within_s: float = 1.5) -> None:
     # The run records a taken decision in the store right after taking it; waiting a moment
     # here means the page the reviewer lands on already shows it (else the page polls).
-    def _status() -> str | None:
-        with session_scope(desk.database_url) as session:
-            item = get_review(session, review_id)
-            return item.status if item else None
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     while loop.time() < deadline:
-        if await asyncio.to_thread(_status) != "pending":
+        if await read_apart(session, _review_status, review_id) != "pending":
             return
         await asyncio.sleep(0.05)
 
 
+def _review_status(session: Session, review_id: str) -> str | None:
+    item = get_review(session, review_id)
+    return item.status if item else None
+
+
 @router.post("/reviews/{review_id}/claim")
-async def claim_item(request: Request, desk: Desk, user: CurrentUser, review_id: str) -> Response:
-    return await _change_claim(request, desk, user, review_id, take=True)
+async def claim_item(
+    request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
+) -> Response:
+    return await _change_claim(request, desk, session, user, review_id, take=True)
 
 
 @router.post("/reviews/{review_id}/release")
-async def release_item(request: Request, desk: Desk, user: CurrentUser, review_id: str) -> Response:
-    return await _change_claim(request, desk, user, review_id, take=False)
+async def release_item(
+    request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
+) -> Response:
+    return await _change_claim(request, desk, session, user, review_id, take=False)
 
 
 async def _change_claim(
-    request: Request, desk: Desk, user: PageUser, review_id: str, *, take: bool
+    request: Request,
+    desk: ReviewDesk,
+    session: Session,
+    user: PageUser,
+    review_id: str,
+    *,
+    take: bool,
 ) -> Response:
     form = await request.form()
     target = safe_next(form_text(form, "next") or f"/reviews/{review_id}")
 
-    def _apply() -> tuple[str, str]:
-        with session_scope(desk.database_url) as session:
-            if take:
-                claim(session, review_id, user.reviewer.name, user.reviewer.roles)
-                return "ok", "You claimed this item; other reviewers see it as yours."
-            release(session, review_id, user.reviewer.name)
-            return "ok", "You released this item."
+    def _apply() -> tuple[str, str]:  # committed by the session dependency, before the redirect
+        if take:
+            claim(session, review_id, user.reviewer.name, user.reviewer.roles)
+            return "ok", "You claimed this item; other reviewers see it as yours."
+        release(session, review_id, user.reviewer.name)
+        return "ok", "You released this item."
 
     try:
         flash = await asyncio.to_thread(_apply)

@@ -7,7 +7,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from review_ui.auth import (
     CSRF_FIELD,
-    CurrentUser,
     anonymous_session,
     check_password,
     csrf_matches,
@@ -16,7 +15,7 @@ from review_ui.auth import (
     signed_in_session,
     write_session,
 )
-from review_ui.context import Desk
+from review_ui.deps import CurrentUser, Desk
 from review_ui.rendering import form_text, render, safe_next
 
 router = APIRouter(include_in_schema=False)

@@ -1,0 +1,78 @@
+"""``/api/runs``: start a run and read its status, through the client-side module."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from review_ui.context import ReviewDesk
+from review_ui.deps import ApiReviewer, Desk
+from tether import client as runs_client
+from tether.client import new_run_id, parse_run_input, run_status
+from tether.contracts import JsonObject
+from tether.core.errors import InputError, ServerUnreachableError
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+_STATUS_DEADLINE_S = 5.0
+
+
+class StartRun(BaseModel):
+    workflow: str = Field(description="A workflow from the catalog, e.g. support_triage.")
+    input: JsonObject = Field(description="The workflow's input, validated against its schema.")
+    run_id: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class RunStarted(BaseModel):
+    run_id: str
+    workflow: str
+    status_url: str
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunStarted)
+async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunStarted:
+    """Start a run; the input is checked exactly as ``tether run`` checks it."""
+    from workflows.catalog import CATALOG
+
+    if body.workflow not in CATALOG:
+        known = ", ".join(sorted(CATALOG))
+        raise HTTPException(400, f"unknown workflow {body.workflow!r}; known: {known}")
+    try:
+        payload = parse_run_input(body.workflow, json.dumps(body.input))
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    # The caller is the requester unless the input names one: nobody approves their own run.
+    if "requester" in type(payload).model_fields and getattr(payload, "requester", None) is None:
+        payload = payload.model_copy(update={"requester": reviewer.name})
+    client = await _client(desk)
+    run_id = body.run_id or new_run_id(body.workflow)
+    try:
+        await runs_client.start_run(client, desk.settings, body.workflow, payload, run_id=run_id)
+    except WorkflowAlreadyStartedError:
+        raise HTTPException(409, f"a run with id {run_id!r} already exists") from None
+    return RunStarted(run_id=run_id, workflow=body.workflow, status_url=f"/api/runs/{run_id}")
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, Any]:
+    """The run's state, steps with confidence, cost and pending decision (as ``tether status``)."""
+    client = await _client(desk)
+    try:
+        return await asyncio.wait_for(run_status(desk.settings, run_id, client), _STATUS_DEADLINE_S)
+    except InputError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TimeoutError:
+        raise HTTPException(503, "the run did not answer: no worker is running") from None
+
+
+async def _client(desk: ReviewDesk) -> Client:
+    try:
+        return await desk.temporal.get()
+    except ServerUnreachableError as exc:
+        raise HTTPException(503, str(exc)) from None
