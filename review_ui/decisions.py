@@ -204,9 +204,7 @@ async def _deliver(
             timeout=attempt_wait.total_seconds() + 1,
         )
     except WorkflowUpdateFailedError as exc:
-        message = _refusal_text(exc)
-        await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
-        return _refused(intent.update_id, message)
+        return await _settle_refused(url, intent, _refusal_text(exc))
     except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError):
         return await _keep(url, intent, "no worker took the decision in time")
     except RPCError as exc:
@@ -214,22 +212,11 @@ async def _deliver(
             return await _not_found(url, intent, decision, exc)
         if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
             message = f"the run did not take the decision: {exc.message}"
-            await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
-            return _refused(intent.update_id, message)
+            return await _settle_refused(url, intent, message)
         return await _keep(url, intent, f"Temporal answered {exc.status.name}: {exc.message}")
     except RuntimeError as exc:  # the client's transport when the server is unreachable
         return await _keep(url, intent, f"Temporal unreachable: {exc}")
-    message = f"{receipt.kind} by {receipt.reviewer} recorded"
-    await _in_store(
-        url, settle_intent, intent.update_id, "delivered", None, receipt.model_dump(mode="json")
-    )
-    return DecisionOutcome(
-        accepted=True,
-        receipt=receipt,
-        message=message,
-        state="accepted",
-        update_id=intent.update_id,
-    )
+    return await _settle_accepted(url, intent, receipt)
 
 
 async def _not_found(
@@ -239,21 +226,24 @@ async def _not_found(
     # reply was lost); the review row then already names this reviewer and decision.
     taken = await _in_store(url, recorded_receipt, decision)
     if taken is not None:
-        await _in_store(
-            url, settle_intent, intent.update_id, "delivered", None, taken.model_dump(mode="json")
-        )
-        return DecisionOutcome(
-            accepted=True,
-            receipt=taken,
-            message=f"{taken.kind} by {taken.reviewer} recorded",
-            state="accepted",
-            update_id=intent.update_id,
-        )
+        return await _settle_accepted(url, intent, taken)
     lowered = exc.message.lower()
     if "completed" in lowered or "closed" in lowered or "finished" in lowered:
         message = f"run {intent.run_id} has already finished; the decision was not needed"
     else:
         message = f"no run {intent.run_id} is known to Temporal"
+    return await _settle_refused(url, intent, message)
+
+
+async def _settle_accepted(
+    url: str, intent: DecisionIntent, receipt: DecisionReceipt
+) -> DecisionOutcome:
+    receipt_json = receipt.model_dump(mode="json")
+    await _in_store(url, settle_intent, intent.update_id, "delivered", None, receipt_json)
+    return _accepted(intent.update_id, receipt)
+
+
+async def _settle_refused(url: str, intent: DecisionIntent, message: str) -> DecisionOutcome:
     await _in_store(url, settle_intent, intent.update_id, "refused", message, None)
     return _refused(intent.update_id, message)
 
@@ -272,6 +262,16 @@ async def _keep(url: str, intent: DecisionIntent, why: str) -> DecisionOutcome:
     )
 
 
+def _accepted(update_id: str, receipt: DecisionReceipt) -> DecisionOutcome:
+    return DecisionOutcome(
+        accepted=True,
+        receipt=receipt,
+        message=f"{receipt.kind} by {receipt.reviewer} recorded",
+        state="accepted",
+        update_id=update_id,
+    )
+
+
 def _refused(update_id: str, message: str) -> DecisionOutcome:
     return DecisionOutcome(accepted=False, message=message, state="refused", update_id=update_id)
 
@@ -285,14 +285,7 @@ def _refusal_text(exc: WorkflowUpdateFailedError) -> str:
 
 def _stored_outcome(intent: DecisionIntent) -> DecisionOutcome:
     if intent.status == "delivered" and intent.receipt is not None:
-        receipt = DecisionReceipt.model_validate(intent.receipt)
-        return DecisionOutcome(
-            accepted=True,
-            receipt=receipt,
-            message=f"{receipt.kind} by {receipt.reviewer} recorded",
-            state="accepted",
-            update_id=intent.update_id,
-        )
+        return _accepted(intent.update_id, DecisionReceipt.model_validate(intent.receipt))
     return _refused(intent.update_id, intent.last_error or "the run refused the decision")
 
 

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from review_ui.auth import PageUser
 from review_ui.context import ReviewDesk
-from review_ui.deciding import DecisionRequest, allowed_kinds, decide, may_decide
+from review_ui.deciding import allowed_kinds, decide, may_decide
+from review_ui.decision_form import FormState, edit_prefill, read_decision_form
 from review_ui.decisions import decision_update_id
 from review_ui.deps import CurrentUser, Desk, SessionDep, read_apart
-from review_ui.rendering import form_text, read_flash, render, safe_next, write_flash
+from review_ui.rendering import Flash, form_text, read_flash, render, safe_next, write_flash
 from review_ui.run_state import run_snapshot
-from review_ui.schema_form import (
-    FormField,
-    build_fields,
-    field_paths,
-    read_form,
-    validate_output,
-)
+from review_ui.schema_form import build_fields
 from tether.store.audit import AuditEvent
 from tether.store.outbox import find_intent, pending_intents
 from tether.store.queue import (
@@ -146,105 +138,22 @@ async def decide_from_form(
     form = await request.form()
     view = await read_apart(session, _load_detail, review_id, None)
     item = view.item
-    kind = form_text(form, "kind")
-    if kind not in allowed_kinds(item):
-        return _render_detail(
-            desk,
-            request,
-            user,
-            view,
-            status_code=400,
-            notice=("error", f"“{kind}” is not a decision this item accepts"),
-        )
-    edited: dict[str, Any] | None = None
-    if kind == "edit":
-        assert item.output_schema is not None
-        submitted = {key: form_text(form, key) for key in form}
-        edited, errors = read_form(item.output_schema, submitted)
-        if not errors:
-            edited, errors = validate_output(item.output_model, edited)
-        if errors:
-            fields = build_fields(item.output_schema, None, submitted=submitted, errors=errors)
-            elsewhere = [
-                f"{p or 'output'}: {m}" for p, m in errors.items() if p not in field_paths(fields)
-            ]
-            return _render_detail(
-                desk,
-                request,
-                user,
-                view,
-                status_code=422,
-                fields=fields,
-                open_form="edit",
-                submitted=submitted,
-                notice=(
-                    "error",
-                    "The edited output is not valid yet; see the fields marked below. "
-                    + "; ".join(elsewhere),
-                ),
-            )
-    if kind == "reject" and not form_text(form, "reason").strip():
-        return _render_detail(
-            desk,
-            request,
-            user,
-            view,
-            status_code=422,
-            open_form="reject",
-            submitted={"reason": ""},
-            field_errors={"reason": "a rejection needs a reason"},
-        )
-    if (
-        kind == "retry"
-        and form_text(form, "retry_mode") == "with_feedback"
-        and not form_text(form, "feedback").strip()
-    ):
-        return _render_detail(
-            desk,
-            request,
-            user,
-            view,
-            status_code=422,
-            open_form="retry",
-            submitted={"retry_mode": "with_feedback"},
-            field_errors={"feedback": "say what the model should do differently"},
-        )
-    try:
-        request_body = DecisionRequest.model_validate(
-            {
-                "kind": kind,
-                "output_digest": form_text(form, "output_digest"),
-                "reason": form_text(form, "reason") or None,
-                "edited_output": edited,
-                "retry_mode": (form_text(form, "retry_mode") or None) if kind == "retry" else None,
-                "feedback": form_text(form, "feedback") or None,
-            }
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return _render_detail(
-            desk, request, user, view, status_code=400, notice=("error", f"{where}: {first['msg']}")
-        )
+    decision = read_decision_form(form, item)
+    if isinstance(decision, FormState):
+        return _render_detail(desk, request, user, view, decision)
     nonce = form_text(form, "nonce") or secrets.token_urlsafe(12)
     outcome = await decide(
         desk,
         user.reviewer,
         item,
-        request_body,
+        decision,
         channel="web",
         update_id=decision_update_id(review_id, nonce),
     )
     if outcome.state == "refused":
         view = await read_apart(session, _load_detail, review_id, None)
-        return _render_detail(
-            desk,
-            request,
-            user,
-            view,
-            status_code=409,
-            notice=("error", _refusal_notice(outcome.message)),
-        )
+        refused = FormState(409, ("error", _refusal_notice(outcome.message)))
+        return _render_detail(desk, request, user, view, refused)
     if outcome.state == "accepted":
         await _until_recorded(session, review_id)
     target = f"/reviews/{review_id}?decision={outcome.update_id}"
@@ -319,18 +228,16 @@ def _render_detail(
     request: Request,
     user: PageUser,
     view: DetailView,
+    form: FormState | None = None,
     *,
-    status_code: int = 200,
-    notice: tuple[str, str] | None = None,
-    fields: list[FormField] | None = None,
-    open_form: str | None = None,
-    submitted: dict[str, str] | None = None,
-    field_errors: dict[str, str] | None = None,
+    notice: Flash | None = None,
 ) -> Response:
+    form = form or FormState(notice=notice)
     item = view.item
     kinds = allowed_kinds(item)
+    fields = form.fields
     if fields is None and "edit" in kinds and item.output_schema is not None:
-        fields = build_fields(item.output_schema, _edit_prefill(item))
+        fields = build_fields(item.output_schema, edit_prefill(item))
     problem = may_decide(user.reviewer, item) if item.status == "pending" else None
     context = {
         "user": user,
@@ -341,13 +248,14 @@ def _render_detail(
         "problem": problem,
         "fields": fields or [],
         "nonces": {kind: secrets.token_urlsafe(12) for kind in kinds},
-        "open_form": open_form,
-        "submitted": submitted or {},
-        "field_errors": field_errors or {},
-        "notice": notice or read_flash(desk, request),
+        "open_form": form.open_form,
+        "submitted": form.submitted,
+        "field_errors": form.field_errors,
+        "notice": form.notice or read_flash(desk, request),
         "now": datetime.now(UTC),
         "confidence": item.confidence or {},
     }
+    status_code = form.status_code
     return render(desk, request, "detail.html", context, status_code=status_code, clear_flash=True)
 
 
@@ -364,19 +272,7 @@ def _queue_link(query: QueueQuery, **changes: object) -> str:
     return "/?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
-def _edit_prefill(item: ReviewItem) -> dict[str, Any] | None:
-    if item.output is not None:
-        return item.output
-    if item.raw_output:
-        try:
-            parsed = json.loads(item.raw_output)
-        except json.JSONDecodeError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
-
-
-def _intent_notice(intent: DecisionIntent | None) -> tuple[str, str] | None:
+def _intent_notice(intent: DecisionIntent | None) -> Flash | None:
     if intent is None:
         return None
     if intent.status == "delivered":

@@ -90,6 +90,17 @@ async def slack_interactions(
 # --- clicks -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Click:
+    """A button clicked by a reviewer, on a message of ours."""
+
+    interaction: _Interaction
+    action: JsonObject
+    value: ButtonValue
+    reviewer: Reviewer
+    reply: _Reply
+
+
 async def _on_block_action(interaction: _Interaction) -> Response:
     actions = interaction.payload.get("actions") or []
     action = actions[0] if actions and isinstance(actions[0], dict) else {}
@@ -105,37 +116,25 @@ async def _on_block_action(interaction: _Interaction) -> Response:
                                         "was changed. Ask an admin to add your Slack user id to "
                                         "the reviewers in the policy.")  # fmt: skip
     else:
-        on_click(interaction, reply, reviewer, value, action)
+        on_click(_Click(interaction, action, value, reviewer, reply))
     return Response(status_code=200)
 
 
-def _approve(
-    interaction: _Interaction,
-    reply: _Reply,
-    reviewer: Reviewer,
-    value: ButtonValue,
-    action: JsonObject,
-) -> None:
-    nonce = f"slack:{interaction.user_id}:{action.get('action_ts', '')}"
-    interaction.background.add_task(
-        _decide, interaction.desk, reply, reviewer, value, "approve", nonce, {}
-    )
+def _approve(click: _Click) -> None:
+    nonce = f"slack:{click.interaction.user_id}:{click.action.get('action_ts', '')}"
+    click.interaction.background.add_task(
+        _decide, click.interaction.desk, click.reply, click.reviewer, click.value, "approve",
+        nonce, {},
+    )  # fmt: skip
 
 
-def _modal_opener(
-    modal: Literal["edit", "reject"],
-) -> Callable[[_Interaction, _Reply, Reviewer, ButtonValue, JsonObject], None]:
-    def open_later(
-        interaction: _Interaction,
-        reply: _Reply,
-        reviewer: Reviewer,
-        value: ButtonValue,
-        action: JsonObject,
-    ) -> None:
-        trigger_id = str(interaction.payload.get("trigger_id", ""))
-        interaction.background.add_task(
-            _open_modal, interaction.desk, reply, reviewer, value, modal, trigger_id
-        )
+def _modal_opener(modal: Literal["edit", "reject"]) -> Callable[[_Click], None]:
+    def open_later(click: _Click) -> None:
+        trigger_id = str(click.interaction.payload.get("trigger_id", ""))
+        click.interaction.background.add_task(
+            _open_modal, click.interaction.desk, click.reply, click.reviewer, click.value, modal,
+            trigger_id,
+        )  # fmt: skip
 
     return open_later
 
@@ -148,10 +147,8 @@ async def _open_modal(
     modal: Literal["edit", "reject"],
     trigger_id: str,
 ) -> None:
-    item = await _load(desk, value.review_id)
-    refusal = _refusal(item, reviewer, value)
-    if refusal is not None or item is None:
-        await reply.send(refusal or "unknown review")
+    item = await _still_decidable(desk, reply, reviewer, value)
+    if item is None:
         return
     client = slack_client(desk.settings)
     if client is None:
@@ -240,10 +237,8 @@ async def _decide(
     nonce: str,
     extra: dict[str, Any],
 ) -> None:
-    item = await _load(desk, value.review_id)
-    refusal = _refusal(item, reviewer, value)
-    if refusal is not None or item is None:
-        await reply.send(refusal or "unknown review")
+    item = await _still_decidable(desk, reply, reviewer, value)
+    if item is None:
         return
     request = DecisionRequest(kind=kind, output_digest=value.digest, **extra)
     update_id = decision_update_id(item.review_id, nonce)
@@ -252,6 +247,19 @@ async def _decide(
     if not outcome.accepted:
         # An accepted decision shows up as the updated message; anything else is told to the user.
         await reply.send(outcome.message)
+
+
+async def _still_decidable(
+    desk: ReviewDesk, reply: _Reply, reviewer: Reviewer, value: ButtonValue
+) -> ReviewItem | None:
+    """The item, read again when the background work starts; None (and the user told) if
+    ``reviewer`` can no longer decide it."""
+    item = await _load(desk, value.review_id)
+    refusal = _refusal(item, reviewer, value)
+    if refusal is not None or item is None:
+        await reply.send(refusal or "unknown review")
+        return None
+    return item
 
 
 def _refusal(item: ReviewItem | None, reviewer: Reviewer, value: ButtonValue) -> str | None:
@@ -330,7 +338,7 @@ _BY_TYPE: dict[str, Callable[[_Interaction], Awaitable[Response]]] = {
     "block_actions": _on_block_action,
     "view_submission": _on_view_submission,
 }
-_CLICKS: dict[str, Callable[[_Interaction, _Reply, Reviewer, ButtonValue, JsonObject], None]] = {
+_CLICKS: dict[str, Callable[[_Click], None]] = {
     ACTION_APPROVE: _approve,
     ACTION_EDIT: _modal_opener("edit"),
     ACTION_REJECT: _modal_opener("reject"),

@@ -149,14 +149,7 @@ def claim(
         if item.status != "pending":
             raise ClaimRefused(f"this item is already {item.status}; there is nothing to claim")
         raise ClaimRefused(f"{item.claimed_by} has already claimed this item")
-    append_event(
-        session,
-        key=f"review_claimed:{review_id}:{uuid.uuid4().hex}",
-        kind="review_claimed",
-        actor=reviewer,
-        run_id=item.run_id,
-        review_id=review_id,
-    )
+    _record_claim_change(session, "review_claimed", item, reviewer)
     return item
 
 
@@ -182,15 +175,24 @@ def release(session: Session, review_id: str, reviewer: str) -> ReviewItem:
     if result.rowcount == 0:
         raise ClaimRefused("the claim changed meanwhile; reload the page")
     session.refresh(item)
+    _record_claim_change(session, "review_released", item, reviewer)
+    return item
+
+
+def _record_claim_change(
+    session: Session,
+    kind: Literal["review_claimed", "review_released"],
+    item: ReviewItem,
+    reviewer: str,
+) -> None:
     append_event(
         session,
-        key=f"review_released:{review_id}:{uuid.uuid4().hex}",
-        kind="review_released",
+        key=f"{kind}:{item.review_id}:{uuid.uuid4().hex}",
+        kind=kind,
         actor=reviewer,
         run_id=item.run_id,
-        review_id=review_id,
+        review_id=item.review_id,
     )
-    return item
 
 
 # --- one item -----------------------------------------------------------------------------------
