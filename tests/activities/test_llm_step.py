@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from activities.llm_step import (
-    _concurrently,
     categorical_fields,
+    concurrently,
     parse_output,
     resolve_output_model,
 )
@@ -71,5 +71,5 @@ async def test_a_failing_concurrent_call_is_raised_as_itself_and_cancels_the_oth
         raise ProviderError("401 invalid api key", provider="openai", status_code=401)
 
     with pytest.raises(ProviderError, match="401 invalid api key"):
-        await _concurrently(slow(), rejected())
+        await concurrently(slow(), rejected())
     assert not slow_call_finished
