@@ -6,12 +6,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from activities.deps import ActivityDeps
-from activities.llm_step.call_log import CallLog
 from activities.providers.base import REPAIR_PREFIX, ChatMessage, ChatRequest, ChatResponse
 from tether.contracts import LlmStepInput
 from tether.core.errors import ConfigurationError
@@ -19,6 +18,7 @@ from tether.store.texts import get_text
 
 __all__ = [
     "Answer",
+    "ModelCalls",
     "ask_with_repairs",
     "output_schema",
     "parse_output",
@@ -86,6 +86,15 @@ def parse_output(text: str, model: type[BaseModel]) -> tuple[dict[str, object] |
     return parsed.model_dump(mode="json"), None
 
 
+class ModelCalls(Protocol):
+    """Where the step's calls go (``CallLog``: the provider, with a ledger row for each)."""
+
+    async def call(self, call: str, model_id: str, request: ChatRequest) -> ChatResponse: ...
+
+    async def mark_invalid(self) -> None:
+        """The last call answered, but not with valid output."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """The model's last answer and the request that got it (with every re-ask in its messages)."""
@@ -99,7 +108,7 @@ class Answer:
 
 
 async def ask_with_repairs(
-    log: CallLog,
+    log: ModelCalls,
     model_id: str,
     request: ChatRequest,
     output_model: type[BaseModel],
