@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from activities.providers.base import ChatRequest, ChatResponse
-from activities.providers.http import post_json, wire_name
+from activities.providers.http import ProviderEndpoint, wire_name
 from policies.values import Usage
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -33,19 +33,13 @@ class AnthropicProvider:
     simulated = False
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str) -> None:
-        self._client = client
-        self._url = base_url.rstrip("/") + "/v1/messages"
-        self._api_key = api_key
+        self._headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+        self._endpoint = ProviderEndpoint(
+            self.name, client, base_url.rstrip("/") + "/v1/messages", api_key
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        reply = await post_json(
-            self._client,
-            self._url,
-            _request_body(request),
-            provider=self.name,
-            headers={"x-api-key": self._api_key, "anthropic-version": ANTHROPIC_VERSION},
-            api_key=self._api_key,
-        )
+        reply = await self._endpoint.post(_request_body(request), self._headers)
         structured = request.json_schema is not None
         text, usage = reply.read("message", lambda body: _read_message(body, structured))
         return ChatResponse(

@@ -23,11 +23,11 @@ from tether.core.errors import (
 from tether.core.settings import Settings
 
 __all__ = [
+    "ProviderEndpoint",
     "ProviderReply",
     "classify_http_error",
     "create_http_client",
     "parse_retry_after",
-    "post_json",
     "wire_name",
 ]
 
@@ -93,38 +93,38 @@ class ProviderReply:
             ) from exc
 
 
-async def post_json(
-    client: httpx.AsyncClient,
-    url: str,
-    body: dict[str, Any],
-    *,
-    provider: str,
-    headers: Mapping[str, str],
-    api_key: str,
-) -> ProviderReply:
-    """POST ``body`` to a provider; any failure is raised as the matching ``ProviderError``.
+@dataclass(frozen=True)
+class ProviderEndpoint:
+    """One provider URL that takes a JSON body, reached through the worker's shared client.
 
     Args:
+        provider: Provider name for errors, e.g. ``openai``.
         client: The worker's shared HTTP client.
         url: The endpoint, e.g. ``https://api.openai.com/v1/chat/completions``.
-        body: The JSON request body.
-        provider: Provider name for errors, e.g. ``openai``.
-        headers: Request headers, including the credentials.
         api_key: Redacted from every error message.
-
-    Raises:
-        ProviderError: See ``classify_http_error`` (e.g. Anthropic's 529 "overloaded" is a 5xx,
-            so it classifies as unavailable, which is retryable).
     """
-    started = time.perf_counter()
-    try:
-        response = await client.post(url, json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        raise classify_http_error(provider, exc, secrets=[api_key]) from exc
-    latency_ms = (time.perf_counter() - started) * 1000.0
-    if not response.is_success:
-        raise classify_http_error(provider, response, secrets=[api_key])
-    return ProviderReply(provider=provider, response=response, latency_ms=latency_ms)
+
+    provider: str
+    client: httpx.AsyncClient
+    url: str
+    api_key: str
+
+    async def post(self, body: dict[str, Any], headers: Mapping[str, str]) -> ProviderReply:
+        """POST ``body``; any failure is raised as the matching ``ProviderError``.
+
+        Raises:
+            ProviderError: See ``classify_http_error`` (e.g. Anthropic's 529 "overloaded" is a
+                5xx, so it classifies as unavailable, which is retryable).
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(self.url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise classify_http_error(self.provider, exc, secrets=[self.api_key]) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if not response.is_success:
+            raise classify_http_error(self.provider, response, secrets=[self.api_key])
+        return ProviderReply(provider=self.provider, response=response, latency_ms=latency_ms)
 
 
 def classify_http_error(

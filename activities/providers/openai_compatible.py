@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from activities.providers.base import ChatRequest, ChatResponse
-from activities.providers.http import post_json, wire_name
+from activities.providers.http import ProviderEndpoint, wire_name
 from policies.values import Usage
 
 __all__ = ["OpenAICompatibleProvider"]
@@ -30,20 +30,13 @@ class OpenAICompatibleProvider:
         self, client: httpx.AsyncClient, base_url: str, api_key: str, name: str = "openai"
     ) -> None:
         self.name = name
-        self._client = client
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._endpoint = ProviderEndpoint(
+            name, client, base_url.rstrip("/") + "/chat/completions", api_key
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        reply = await post_json(
-            self._client,
-            self._url,
-            _request_body(request),
-            provider=self.name,
-            headers=headers,
-            api_key=self._api_key,
-        )
+        reply = await self._endpoint.post(_request_body(request), self._headers)
         text, choice, usage = reply.read("chat completion", _read_completion)
         return ChatResponse(
             text=text,
