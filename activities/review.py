@@ -72,13 +72,12 @@ class ReviewActivities:
                 )
                 insert_once(session, item)
                 item = get_review(session, inp.review_id) or item
-            append_event(
+            _audit(
                 session,
-                key=f"review_opened:{inp.review_id}",
-                kind="review_opened",
+                "review_opened",
+                inp.run_id,
+                inp.review_id,
                 actor="tether",
-                run_id=inp.run_id,
-                review_id=inp.review_id,
                 detail={
                     "reason": inp.reason,
                     "step": inp.step,
@@ -128,13 +127,12 @@ class ReviewActivities:
                 item.decided_via = decision.channel
                 item.updated_at = inp.decided_at
                 session.add(item)
-            append_event(
+            _audit(
                 session,
-                key=f"review_decided:{inp.review_id}",
-                kind="review_decided",
+                "review_decided",
+                inp.run_id,
+                inp.review_id,
                 actor=decision.reviewer,
-                run_id=inp.run_id,
-                review_id=inp.review_id,
                 detail={
                     "decision": decision.kind,
                     "reason": decision.reason,
@@ -169,13 +167,12 @@ class ReviewActivities:
                         item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
                     channel = timeouts.escalate_to_channel
                 session.add(item)
-            append_event(
+            _audit(
                 session,
-                key=f"review_{inp.kind}:{inp.review_id}",
-                kind=f"review_{inp.kind}",
+                f"review_{inp.kind}",
+                inp.run_id,
+                inp.review_id,
                 actor="tether",
-                run_id=inp.run_id,
-                review_id=inp.review_id,
                 detail={"detail": inp.detail},
             )
             return item, channel
@@ -185,3 +182,25 @@ class ReviewActivities:
             return []
         await self.notifier.review_nudged(item, inp.kind, channel)
         return list(item.allowed_roles)
+
+
+def _audit(
+    session: Session,
+    kind: str,
+    run_id: str,
+    review_id: str,
+    *,
+    actor: str,
+    detail: dict[str, object],
+) -> None:
+    """Append ``kind`` for a review to the audit chain, once per review and kind (so a retried
+    activity appends nothing twice)."""
+    append_event(
+        session,
+        key=f"{kind}:{review_id}",
+        kind=kind,
+        actor=actor,
+        run_id=run_id,
+        review_id=review_id,
+        detail=detail,
+    )

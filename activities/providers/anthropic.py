@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
 
 from activities.providers.base import ChatRequest, ChatResponse
-from activities.providers.http import classify_http_error, wire_name
+from activities.providers.http import ProviderEndpoint, wire_name
 from policies.values import Usage
-from tether.core.errors import ProviderUnavailableError
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
@@ -35,42 +33,22 @@ class AnthropicProvider:
     simulated = False
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str) -> None:
-        self._client = client
-        self._url = base_url.rstrip("/") + "/v1/messages"
-        self._api_key = api_key
+        self._headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+        self._endpoint = ProviderEndpoint(
+            self.name, client, base_url.rstrip("/") + "/v1/messages", api_key
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        headers = {"x-api-key": self._api_key, "anthropic-version": ANTHROPIC_VERSION}
-        started = time.perf_counter()
-        try:
-            response = await self._client.post(
-                self._url, json=_request_body(request), headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise classify_http_error(self.name, exc, secrets=[self._api_key]) from exc
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if not response.is_success:
-            # 529 "overloaded" is a 5xx, so it classifies as unavailable (retryable).
-            raise classify_http_error(self.name, response, secrets=[self._api_key])
-        try:
-            body = response.json()
-            text = _answer_text(body["content"], structured=request.json_schema is not None)
-            usage = body.get("usage") or {}
-            input_tokens = int(usage.get("input_tokens") or 0)
-            output_tokens = int(usage.get("output_tokens") or 0)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ProviderUnavailableError(
-                f"{self.name} returned an unreadable message (HTTP {response.status_code})",
-                provider=self.name,
-                status_code=response.status_code,
-            ) from exc
+        reply = await self._endpoint.post(_request_body(request), self._headers)
+        structured = request.json_schema is not None
+        text, usage = reply.read("message", lambda body: _read_message(body, structured))
         return ChatResponse(
             text=text,
-            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+            usage=usage,
             model=request.model,
             provider=self.name,
             token_logprobs=None,
-            latency_ms=latency_ms,
+            latency_ms=reply.latency_ms,
         )
 
 
@@ -98,6 +76,15 @@ def _request_body(request: ChatRequest) -> dict[str, Any]:
         ]
         body["tool_choice"] = {"type": "tool", "name": tool}
     return body
+
+
+def _read_message(body: Any, structured: bool) -> tuple[str, Usage]:
+    """The answer's text and the usage the API reports."""
+    usage = body.get("usage") or {}
+    return _answer_text(body["content"], structured=structured), Usage(
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+    )
 
 
 def _answer_text(content: list[dict[str, Any]], *, structured: bool) -> str:

@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 
 from policies.values import Usage
 
+REPAIR_PREFIX = "Your previous answer was invalid"
+"""How the LLM step starts the user message that asks the model to fix an invalid answer; the
+simulated provider recognises it, as a real model would follow it."""
+
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]

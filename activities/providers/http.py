@@ -1,12 +1,16 @@
-"""The shared HTTP client for model providers and the mapping of HTTP failures to ProviderErrors."""
+"""The shared HTTP client for model providers, the one POST they all make, and the mapping of
+HTTP failures to ProviderErrors."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
 import httpx
 
@@ -18,7 +22,16 @@ from tether.core.errors import (
 )
 from tether.core.settings import Settings
 
-__all__ = ["classify_http_error", "create_http_client", "parse_retry_after", "wire_name"]
+__all__ = [
+    "ProviderEndpoint",
+    "ProviderReply",
+    "classify_http_error",
+    "create_http_client",
+    "parse_retry_after",
+    "wire_name",
+]
+
+T = TypeVar("T")
 
 _MAX_MESSAGE_CHARS = 300
 # Statuses that mean "the provider is busy or hiccuped": a later attempt may well succeed.
@@ -52,6 +65,66 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
         follow_redirects=False,
         headers={"user-agent": "tether"},
     )
+
+
+@dataclass(frozen=True)
+class ProviderReply:
+    """A provider's successful (2xx) answer to one POST, and how long it took."""
+
+    provider: str
+    response: httpx.Response
+    latency_ms: float
+
+    def read(self, what: str, parse: Callable[[Any], T]) -> T:
+        """``parse`` applied to the JSON body; a body it cannot read is a retryable failure.
+
+        Args:
+            what: What the body should be, for the message: ``chat completion``, ``message``.
+            parse: Reads the decoded JSON; may raise ``KeyError``, ``TypeError`` and the like.
+        """
+        try:
+            return parse(self.response.json())
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            status = self.response.status_code
+            raise ProviderUnavailableError(
+                f"{self.provider} returned an unreadable {what} (HTTP {status})",
+                provider=self.provider,
+                status_code=status,
+            ) from exc
+
+
+@dataclass(frozen=True)
+class ProviderEndpoint:
+    """One provider URL that takes a JSON body, reached through the worker's shared client.
+
+    Args:
+        provider: Provider name for errors, e.g. ``openai``.
+        client: The worker's shared HTTP client.
+        url: The endpoint, e.g. ``https://api.openai.com/v1/chat/completions``.
+        api_key: Redacted from every error message.
+    """
+
+    provider: str
+    client: httpx.AsyncClient
+    url: str
+    api_key: str
+
+    async def post(self, body: dict[str, Any], headers: Mapping[str, str]) -> ProviderReply:
+        """POST ``body``; any failure is raised as the matching ``ProviderError``.
+
+        Raises:
+            ProviderError: See ``classify_http_error`` (e.g. Anthropic's 529 "overloaded" is a
+                5xx, so it classifies as unavailable, which is retryable).
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(self.url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise classify_http_error(self.provider, exc, secrets=[self.api_key]) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if not response.is_success:
+            raise classify_http_error(self.provider, response, secrets=[self.api_key])
+        return ProviderReply(provider=self.provider, response=response, latency_ms=latency_ms)
 
 
 def classify_http_error(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
 from activities.providers.base import ChatRequest, ChatResponse
-from activities.providers.http import classify_http_error, wire_name
+from activities.providers.http import ProviderEndpoint, wire_name
 from policies.values import Usage
-from tether.core.errors import ProviderUnavailableError
 
 __all__ = ["OpenAICompatibleProvider"]
 
@@ -32,48 +30,22 @@ class OpenAICompatibleProvider:
         self, client: httpx.AsyncClient, base_url: str, api_key: str, name: str = "openai"
     ) -> None:
         self.name = name
-        self._client = client
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._endpoint = ProviderEndpoint(
+            name, client, base_url.rstrip("/") + "/chat/completions", api_key
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        started = time.perf_counter()
-        try:
-            response = await self._client.post(
-                self._url, json=_request_body(request), headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise classify_http_error(self.name, exc, secrets=[self._api_key]) from exc
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        if not response.is_success:
-            raise classify_http_error(self.name, response, secrets=[self._api_key])
-        return self._parse(response, request, latency_ms)
-
-    def _parse(
-        self, response: httpx.Response, request: ChatRequest, latency_ms: float
-    ) -> ChatResponse:
-        try:
-            body = response.json()
-            choice = body["choices"][0]
-            text = _message_text(choice["message"])
-            usage = body.get("usage") or {}
-            input_tokens = int(usage.get("prompt_tokens") or 0)
-            output_tokens = int(usage.get("completion_tokens") or 0)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ProviderUnavailableError(
-                f"{self.name} returned an unreadable chat completion (HTTP {response.status_code})",
-                provider=self.name,
-                status_code=response.status_code,
-            ) from exc
+        reply = await self._endpoint.post(_request_body(request), self._headers)
+        text, choice, usage = reply.read("chat completion", _read_completion)
         return ChatResponse(
             text=text,
-            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+            usage=usage,
             # The requested name, not the dated snapshot the API echoes: prices key on it.
             model=request.model,
             provider=self.name,
             token_logprobs=_token_logprobs(choice) if request.logprobs else None,
-            latency_ms=latency_ms,
+            latency_ms=reply.latency_ms,
         )
 
 
@@ -100,6 +72,20 @@ def _request_body(request: ChatRequest) -> dict[str, Any]:
     if request.logprobs:
         body["logprobs"] = True
     return body
+
+
+def _read_completion(body: Any) -> tuple[str, dict[str, Any], Usage]:
+    """The answer's text, its choice (for logprobs) and the usage the API reports."""
+    choice = body["choices"][0]
+    usage = body.get("usage") or {}
+    return (
+        _message_text(choice["message"]),
+        choice,
+        Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+    )
 
 
 def _message_text(message: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""Pure parts of the LLM step activity: output parsing and what self-consistency compares."""
+"""Pure parts of the LLM step activity: output parsing, the repair re-asks and what
+self-consistency compares."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pytest
 from pydantic import BaseModel
 
 from activities.llm_step import (
-    _concurrently,
     categorical_fields,
+    concurrently,
     parse_output,
     resolve_output_model,
 )
+from activities.llm_step.prompting import ask_with_repairs
+from activities.providers.base import REPAIR_PREFIX, ChatMessage, ChatRequest, ChatResponse
+from policies.values import Usage
 from tether.core.errors import ProviderError
 from workflows.support_triage_steps import Classification, DraftReply
 
@@ -71,5 +75,56 @@ async def test_a_failing_concurrent_call_is_raised_as_itself_and_cancels_the_oth
         raise ProviderError("401 invalid api key", provider="openai", status_code=401)
 
     with pytest.raises(ProviderError, match="401 invalid api key"):
-        await _concurrently(slow(), rejected())
+        await concurrently(slow(), rejected())
     assert not slow_call_finished
+
+
+class ScriptedCalls:
+    """Answers calls with scripted texts, and remembers what was asked and marked invalid."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.calls: list[tuple[str, ChatRequest]] = []
+        self.invalid = 0
+
+    async def call(self, call: str, model_id: str, request: ChatRequest) -> ChatResponse:
+        self.calls.append((call, request))
+        return ChatResponse(
+            text=self.texts.pop(0), usage=Usage(), model=model_id, provider="scripted"
+        )
+
+    async def mark_invalid(self) -> None:
+        self.invalid += 1
+
+
+def mixed_request() -> ChatRequest:
+    return ChatRequest(
+        model="m",
+        messages=[ChatMessage(role="user", content="Label this.")],
+        json_schema=Mixed.model_json_schema(),
+    )
+
+
+async def test_an_invalid_answer_is_repaired_with_the_validation_error() -> None:
+    calls = ScriptedCalls('{"label": "c", "note": "x"}', '{"label": "b", "note": "x"}')
+
+    answer = await ask_with_repairs(calls, "sim/m", mixed_request(), Mixed, max_repairs=2)
+
+    assert answer.output == {"label": "b", "note": "x", "count": None, "tags": []}
+    assert answer.error is None and answer.repairs == 1 and calls.invalid == 1
+    assert [name for name, _ in calls.calls] == ["main", "repair-1"]
+    reask = calls.calls[1][1].messages
+    assert [m.role for m in reask] == ["user", "assistant", "user"]
+    assert reask[1].content == '{"label": "c", "note": "x"}'
+    assert reask[2].content.startswith(f"{REPAIR_PREFIX}: label:")
+
+
+async def test_repairs_stop_at_the_limit_and_leave_the_answer_invalid() -> None:
+    calls = ScriptedCalls("not json", "still not", "nope")
+
+    answer = await ask_with_repairs(calls, "sim/m", mixed_request(), Mixed, max_repairs=2)
+
+    assert answer.output is None and answer.error is not None
+    assert answer.repairs == 2 and answer.response.text == "nope"
+    assert [name for name, _ in calls.calls] == ["main", "repair-1", "repair-2"]
+    assert calls.invalid == 3  # every answer, the last one included, is marked invalid

@@ -332,6 +332,18 @@ async def test_anthropic_overloaded_and_rate_limited(
     assert limited.value.retry_after_s == 7.0
 
 
+async def test_anthropic_unreadable_body_is_retryable(
+    client: httpx.AsyncClient, server: FakeProviderServer
+) -> None:
+    server.script(raw_body='{"content": "not a list of blocks"}')
+
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await anthropic(client, server).complete(triage_request())
+
+    assert str(caught.value) == "anthropic returned an unreadable message (HTTP 200)"
+    assert caught.value.retryable
+
+
 # --- error classification ---------------------------------------------------------------------
 
 

@@ -1,0 +1,130 @@
+"""The LLM step's call log: a ledger row for every provider call, and the step's cost hold.
+
+Every provider call is written to the cost ledger under a key derived from the workflow's
+idempotency key and this activity attempt, so a retried activity never counts a call twice and
+every attempt that reached a provider is counted. Each attempt holds its cost estimate under a
+key of its own and releases it when it ends, whether it settles or fails.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from activities.checkpoint import check_cost
+from activities.deps import ActivityDeps
+from activities.providers.base import ChatProvider, ChatRequest, ChatResponse
+from policies.pricing import cost_usd
+from policies.values import Usage
+from tether.contracts import AttemptRecord, CheckedStepInput, CheckpointResult, LlmStepInput
+from tether.core.errors import ProviderError
+from tether.store.ledger import (
+    LedgerEntry,
+    record_call,
+    release_holds_under,
+    run_spend,
+    set_outcome,
+    settle_reservation,
+)
+
+__all__ = ["CallLog", "hold_for_attempt", "release_hold", "settle_step"]
+
+
+@dataclass
+class CallLog:
+    """Calls made by one activity execution, written to the ledger as they happen."""
+
+    deps: ActivityDeps
+    inp: LlmStepInput
+    attempt: int
+    records: list[AttemptRecord] = field(default_factory=list)
+
+    async def call(self, call: str, model_id: str, request: ChatRequest) -> ChatResponse:
+        provider, _ = self.deps.providers.resolve(model_id)
+        started = time.perf_counter()
+        try:
+            response = await provider.complete(request)
+        except ProviderError as exc:
+            await self._record(call, model_id, provider, Usage(), started, str(exc))
+            raise
+        await self._record(call, model_id, provider, response.usage, started, None)
+        return response
+
+    async def mark_invalid(self) -> None:
+        """The last call answered, but not with valid output."""
+        last = self.records[-1]
+        last.outcome = "invalid_output"
+        await self.deps.in_session(lambda session: set_outcome(session, last.key, "invalid_output"))
+
+    @property
+    def usage(self) -> Usage:
+        return sum((r.usage for r in self.records), Usage())
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(r.cost_usd for r in self.records), 8)
+
+    async def _record(
+        self,
+        call: str,
+        model_id: str,
+        provider: ChatProvider,
+        usage: Usage,
+        started: float,
+        error: str | None,
+    ) -> None:
+        record = AttemptRecord(
+            key=f"{self.inp.idempotency_key}/a{self.attempt}/{call}",
+            call=call,
+            activity_attempt=self.attempt,
+            model=model_id,
+            provider=provider.name,
+            simulated=provider.simulated,
+            usage=usage,
+            cost_usd=cost_usd(self.deps.policy.prices, model_id, usage),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            outcome="ok" if error is None else "error",
+            error=error[:500] if error else None,
+        )
+        self.records.append(record)
+        # The ledger row is the attempt's record plus the run it was made for.
+        row = LedgerEntry(
+            **record.model_dump(exclude={"usage"}),
+            **usage.model_dump(),
+            run_id=self.inp.run_id,
+            workflow=self.inp.workflow,
+            step=self.inp.step,
+            tenant=self.inp.tenant,
+            end_user=self.inp.end_user,
+        )
+        await self.deps.in_session(lambda session: record_call(session, row))
+
+
+def hold_for_attempt(
+    deps: ActivityDeps, session: Session, inp: CheckedStepInput, model: str, attempt: int
+) -> CheckpointResult:
+    """The cost checkpoint for ``model``, holding its estimate under this attempt's own key."""
+    # One step runs one activity at a time: a hold left under its scope is from an attempt
+    # whose worker died mid-call, and would otherwise count until month end.
+    release_holds_under(session, inp.checkpoint.run_id, inp.checkpoint.reservation_key)
+    checkpoint = inp.checkpoint.model_copy(
+        update={"model": model, "reservation_key": f"{inp.step.idempotency_key}/a{attempt}"}
+    )
+    return check_cost(deps, session, checkpoint)
+
+
+async def release_hold(deps: ActivityDeps, inp: LlmStepInput) -> None:
+    """Release the step's hold when it ends without a result."""
+    if inp.reservation_key:
+        key = inp.reservation_key
+        await deps.in_session(lambda session: settle_reservation(session, key))
+
+
+def settle_step(session: Session, inp: LlmStepInput) -> float:
+    """Release the step's hold and return what its run has spent, in one transaction."""
+    if inp.reservation_key:
+        settle_reservation(session, inp.reservation_key)
+    spent, _ = run_spend(session, inp.run_id)
+    return spent
