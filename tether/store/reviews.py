@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, func, select
 
 
 def _now() -> datetime:
@@ -65,6 +65,12 @@ class ReviewItem(SQLModel, table=True):
 
 def get_review(session: Session, review_id: str) -> ReviewItem | None:
     return session.exec(select(ReviewItem).where(ReviewItem.review_id == review_id)).first()
+
+
+def count_pending_reviews(session: Session) -> int:
+    """How many review items wait for a decision (``tether dev`` says so when it starts)."""
+    query = select(func.count()).select_from(ReviewItem).where(ReviewItem.status == "pending")
+    return int(session.exec(query).one())
 
 
 class DecisionIntent(SQLModel, table=True):
