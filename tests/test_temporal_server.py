@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from tether.core.errors import ConfigurationError, ServerUnreachableError
 from tether.temporal_server import (
@@ -29,6 +28,7 @@ from tether.temporal_server import (
     start_time_skipping_environment,
     time_skipping_server_lib,
 )
+from tether.worker import TetherPlugin, build_worker
 
 REPO = Path(__file__).parent.parent  # no resolve(): workflow sandboxes re-import this module
 
@@ -177,7 +177,7 @@ async def test_dev_server_runs_a_workflow(tmp_path: Path):
     async with DevServer(tmp_path / "temporal.db") as server:
         client = await Client.connect(server.address)
         queue = f"q-{uuid.uuid4()}"
-        async with Worker(client, task_queue=queue, workflows=[Greet]):
+        async with build_worker(client, queue, TetherPlugin(extra_workflows=[Greet])):
             result = await client.execute_workflow(
                 Greet.run, "tether", id=f"greet-{uuid.uuid4()}", task_queue=queue
             )
@@ -198,7 +198,7 @@ async def test_waiting_workflow_survives_a_server_restart(tmp_path: Path, ending
     queue = f"q-{uuid.uuid4()}"
     async with DevServer(db) as first:
         client = await Client.connect(first.address)
-        async with Worker(client, task_queue=queue, workflows=[AwaitApproval]):
+        async with build_worker(client, queue, TetherPlugin(extra_workflows=[AwaitApproval])):
             handle = await client.start_workflow(
                 AwaitApproval.run, "refund #42", id=workflow_id, task_queue=queue
             )
@@ -213,7 +213,7 @@ async def test_waiting_workflow_survives_a_server_restart(tmp_path: Path, ending
 
     async with DevServer(db) as second:
         client = await Client.connect(second.address)
-        async with Worker(client, task_queue=queue, workflows=[AwaitApproval]):
+        async with build_worker(client, queue, TetherPlugin(extra_workflows=[AwaitApproval])):
             handle = client.get_workflow_handle(workflow_id)
             await handle.signal(AwaitApproval.decide, "approved")
             result = await handle.result()
@@ -301,7 +301,7 @@ async def test_time_skipping_server_skips_five_hours(tmp_path: Path):
 
     async with await start_time_skipping_environment() as env:
         queue = f"q-{uuid.uuid4()}"
-        async with Worker(env.client, task_queue=queue, workflows=[SlaTimer]):
+        async with build_worker(env.client, queue, TetherPlugin(extra_workflows=[SlaTimer])):
             elapsed = await env.client.execute_workflow(
                 SlaTimer.run, id=f"sla-{uuid.uuid4()}", task_queue=queue
             )

@@ -21,6 +21,8 @@ from policies.models import TetherPolicy
 from tether.client import connect, start_run
 from tether.core.settings import Settings
 from tether.demo_data import SAMPLE_TICKETS, sample_document
+from tether.store.engine import session_scope
+from tether.store.reviews import count_pending_reviews
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
 
@@ -76,14 +78,8 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
 
 
 def _waiting_reviews(settings: Settings) -> int:
-    from sqlmodel import Session, func, select
-
-    from tether.store.engine import get_engine
-    from tether.store.reviews import ReviewItem
-
-    with Session(get_engine(settings.resolved_database_url)) as session:
-        query = select(func.count()).select_from(ReviewItem).where(ReviewItem.status == "pending")
-        return int(session.exec(query).one())
+    with session_scope(settings.resolved_database_url) as session:
+        return count_pending_reviews(session)
 
 
 def _listening(host: str, port: int) -> bool:

@@ -1,13 +1,22 @@
-"""Assembling a worker: every workflow, every activity, one shared HTTP client per process."""
+"""Assembling a worker: one Temporal plugin and the one place that builds a ``Worker``.
+
+``TetherPlugin`` bundles what every worker and replayer of Tether needs: the data converter,
+the sandbox's passthrough modules, the workflows of the catalog, the activities and the
+interceptors. ``running_worker`` adds the per-process resources (one HTTP pool, one store
+executor) and runs a worker with it; ``tether worker``, ``tether dev``, the tests and the
+benchmarks (through ``tether worker``) all start their workers here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
+import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.checkpoint import CheckpointActivities
 from activities.deps import ActivityDeps, store_executor_for
@@ -19,11 +28,73 @@ from activities.providers.registry import ProviderRegistry
 from activities.review import ReviewActivities
 from policies.loader import load_policy
 from policies.models import TetherPolicy
+from tether.client import DATA_CONVERTER
 from tether.core.settings import Settings
 from workflows.catalog import CATALOG
 
+PLUGIN_NAME = "tether.TetherPlugin"
 
-def activities_for(deps: ActivityDeps, notifier: ReviewNotifier) -> list[Any]:
+SANDBOX_PASSTHROUGH_MODULES = ("activities", "policies", "tether")
+"""Imported once by the worker, not again inside every workflow's sandbox: payload models,
+policies and failure types are deterministic at import and shared with activities. The
+workflows themselves stay sandboxed."""
+
+MAX_CONCURRENT_ACTIVITIES = 200
+MAX_CONCURRENT_WORKFLOW_TASKS = 100
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every Tether workflow runs in, on workers and replayers alike."""
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(
+        *SANDBOX_PASSTHROUGH_MODULES
+    )
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+class TetherPlugin(SimplePlugin):
+    """Everything a Tether worker or replayer is configured with, in one plugin.
+
+    Args:
+        activities: Activity callables to register (``activities_for`` builds Tether's); a
+            replayer needs none.
+        extra_workflows: Workflows to run besides the catalog's (tests' own workflows).
+        interceptors: Worker and client interceptors, applied once per worker.
+
+    Example::
+
+        replayer = Replayer(workflows=[], plugins=[TetherPlugin()])
+    """
+
+    def __init__(
+        self,
+        activities: Sequence[Callable[..., object]] = (),
+        *,
+        extra_workflows: Sequence[type] = (),
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
+        super().__init__(
+            PLUGIN_NAME,
+            data_converter=DATA_CONVERTER,
+            workflows=[entry.workflow for entry in CATALOG.values()] + list(extra_workflows),
+            activities=list(activities),
+            workflow_runner=workflow_runner(),
+            interceptors=list(interceptors),
+        )
+
+
+def build_worker(client: Client, task_queue: str, plugin: TetherPlugin) -> Worker:
+    """The one ``Worker(...)`` of the code base: Tether's plugin and concurrency limits."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        plugins=[plugin],
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
+    )
+
+
+def activities_for(deps: ActivityDeps, notifier: ReviewNotifier) -> list[Callable[..., object]]:
+    """Every activity a Tether worker registers, bound to this process's dependencies."""
     llm = LlmStepActivities(deps)
     checkpoint = CheckpointActivities(deps)
     review = ReviewActivities(deps, notifier)
@@ -60,19 +131,15 @@ async def running_worker(
             providers=ProviderRegistry(settings, http),
             store_executor=stack.enter_context(store_executor_for(settings.resolved_database_url)),
         )
-        worker = Worker(
-            client,
-            task_queue=task_queue or settings.task_queue,
-            workflows=[entry.workflow for entry in CATALOG.values()] + list(extra_workflows),
-            activities=activities_for(deps, notifier or _default_notifier(settings, http)),
-            max_concurrent_activities=200,
-            max_concurrent_workflow_tasks=100,
+        plugin = TetherPlugin(
+            activities_for(deps, notifier or _default_notifier(settings, http)),
+            extra_workflows=extra_workflows,
         )
-        async with worker:
+        async with build_worker(client, task_queue or settings.task_queue, plugin) as worker:
             yield worker
 
 
-def _default_notifier(settings: Settings, http: Any) -> ReviewNotifier:
+def _default_notifier(settings: Settings, http: httpx.AsyncClient) -> ReviewNotifier:
     try:
         from activities.slack import notifier_from_settings
     except ImportError:

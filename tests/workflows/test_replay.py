@@ -14,8 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.workflows.sample_workflows import TEST_WORKFLOWS
-from tether.client import DATA_CONVERTER
-from workflows.catalog import CATALOG
+from tether.worker import TetherPlugin
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
@@ -77,8 +76,5 @@ async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(
         path.stem, json.loads(await asyncio.to_thread(path.read_text))
     )
-    replayer = Replayer(
-        workflows=[entry.workflow for entry in CATALOG.values()] + TEST_WORKFLOWS,
-        data_converter=DATA_CONVERTER,
-    )
+    replayer = Replayer(workflows=TEST_WORKFLOWS, plugins=[TetherPlugin()])
     await replayer.replay_workflow(history)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, func, select
 from sqlmodel.main import SQLModelConfig
 
 
@@ -86,6 +86,12 @@ class ReviewItem(QueueRow, table=True):
 
 def get_review(session: Session, review_id: str) -> ReviewItem | None:
     return session.exec(select(ReviewItem).where(ReviewItem.review_id == review_id)).first()
+
+
+def count_pending_reviews(session: Session) -> int:
+    """How many review items wait for a decision (``tether dev`` says so when it starts)."""
+    query = select(func.count()).select_from(ReviewItem).where(ReviewItem.status == "pending")
+    return int(session.exec(query).one())
 
 
 class DecisionIntent(SQLModel, table=True):

@@ -1,31 +1,18 @@
-"""Obtain and run a real Temporal server locally: the dev server (CLI) and the time-skipping server.
-
-The Temporal CLI is looked up in this order: ``TETHER_TEMPORAL_CLI`` → ``temporal`` on ``PATH`` →
-the per-machine cached build → a build with Go from the Go module proxy → ``None``, meaning the
-SDK downloads its own dev server (which works on any internet-connected laptop, without Go).
-
-Run ``python -m tether.temporal_server ensure`` to obtain the CLI up front and print its path, and
-``python -m tether.temporal_server ensure-test-server`` to fetch the Java time-skipping server.
-"""
+"""Running the Temporal dev server (``temporal server start-dev``) on loopback, persisted in SQLite."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -35,186 +22,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from tether.core.errors import ConfigurationError, ServerUnreachableError
+from tether.core.errors import ServerUnreachableError
+from tether.temporal_server.cache import cache_root, log_tail
+from tether.temporal_server.cli_binary import find_temporal_cli
 
-__all__ = [
-    "TEMPORAL_CLI_VERSION",
-    "TEMPORAL_TEST_SERVER_VERSION",
-    "TIME_SKIPPING_STARTUP_TIMEOUT",
-    "DevServer",
-    "build_temporal_cli",
-    "cached_cli_path",
-    "ensure_time_skipping_server",
-    "find_temporal_cli",
-    "start_time_skipping_environment",
-]
-
-TEMPORAL_CLI_VERSION = "1.5.1"
-# scripts/temporal-test-server reads this line to find the classpath; keep it on one line.
-TEMPORAL_TEST_SERVER_VERSION = "1.38.0"
-# The JVM needs a few seconds on a small machine; the SDK's default assumes a native binary.
-TIME_SKIPPING_STARTUP_TIMEOUT = timedelta(seconds=90)
-
-_CLI_PACKAGE = "github.com/temporalio/cli/cmd/temporal"
-_CLI_VERSION_VAR = "github.com/temporalio/cli/temporalcli.Version"  # what `--version` prints
 _HOST = "127.0.0.1"
-
-
-def cache_root() -> Path:
-    """Return Tether's per-machine cache folder (``$XDG_CACHE_HOME/tether``, default ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tether"
-
-
-def cached_cli_path() -> Path:
-    """Return where the pinned CLI build lives (whether or not it exists yet)."""
-    return cache_root() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
-
-
-def find_temporal_cli(build: bool = True) -> Path | None:
-    """Find a Temporal CLI binary, building the pinned version with Go when allowed and possible.
-
-    Args:
-        build: Whether to build with Go when no binary is found (takes minutes the first time).
-
-    Returns:
-        The binary's path, or ``None`` when the SDK should download its own dev server.
-
-    Raises:
-        ConfigurationError: ``TETHER_TEMPORAL_CLI`` names a file that is not an executable.
-    """
-    override = os.environ.get("TETHER_TEMPORAL_CLI")
-    if override:
-        path = Path(override).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ConfigurationError(f"TETHER_TEMPORAL_CLI: {path} is not an executable file")
-        return path
-    on_path = shutil.which("temporal")
-    if on_path:
-        return Path(on_path)
-    cached = cached_cli_path()
-    if cached.is_file():
-        return cached
-    if not build or _go_binary() is None:
-        return None
-    try:
-        return build_temporal_cli()
-    except ServerUnreachableError as exc:
-        # A broken Go setup must not block a laptop that can still use the SDK's download.
-        print(f"tether: {exc}; falling back to the SDK's dev server download", file=sys.stderr)
-        return None
-
-
-def build_temporal_cli() -> Path:
-    """Build the pinned Temporal CLI with Go into the cache; safe against concurrent callers.
-
-    Returns:
-        The path of the built (or concurrently built) binary.
-
-    Raises:
-        ServerUnreachableError: Go is missing or the build failed; the message ends with the
-            last lines of the build log.
-    """
-    go = _go_binary()
-    if go is None:
-        raise ServerUnreachableError("cannot build the Temporal CLI: `go` was not found")
-    target = cached_cli_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target.parent / ".lock"):
-        if target.is_file():  # another process built it while we waited for the lock
-            return target
-        for stale in target.parent.glob(".build-*"):  # left by a killed build
-            shutil.rmtree(stale, ignore_errors=True)
-        print(
-            f"building the Temporal CLI v{TEMPORAL_CLI_VERSION} with Go "
-            "(first time only, a few minutes)...",
-            file=sys.stderr,
-            flush=True,
-        )
-        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-        log_path = target.parent / "build.log"
-        try:
-            env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"}
-            with log_path.open("wb") as log:
-                result = subprocess.run(
-                    [go, "install", f"-ldflags=-s -w -X {_CLI_VERSION_VAR}={TEMPORAL_CLI_VERSION}",
-                     f"{_CLI_PACKAGE}@v{TEMPORAL_CLI_VERSION}"],
-                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    check=False,
-                )  # fmt: skip
-            built = staging / "temporal"
-            if result.returncode != 0 or not built.is_file():
-                raise ServerUnreachableError(
-                    f"building the Temporal CLI failed (exit {result.returncode}): "
-                    f"{_log_tail(log_path, 5)}"
-                )
-            os.replace(built, target)  # atomic: a reader never sees a half-written binary
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def ensure_time_skipping_server() -> Path | None:
-    """Fetch the Java time-skipping test server once (Maven Central) and return its wrapper script.
-
-    The jars of ``io.temporal:temporal-test-server`` and its runtime dependencies are copied to
-    ``<cache>/temporal-test-server-<version>/lib``; ``scripts/temporal-test-server`` runs them.
-
-    Returns:
-        The wrapper's path, or ``None`` when Java, Maven or the wrapper (outside a source
-        checkout) is missing or the fetch failed; then the SDK's own download is the fallback.
-    """
-    # Computed here, not at import: workflow sandboxes re-import this module and forbid resolve().
-    wrapper = Path(__file__).resolve().parent.parent / "scripts" / "temporal-test-server"
-    if not wrapper.is_file() or shutil.which("java") is None:
-        return None
-    lib = time_skipping_server_lib()
-    if lib.is_dir():
-        return wrapper
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        return None
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(lib.parent / ".lock"):
-        if lib.is_dir():
-            return wrapper
-        pom = lib.parent / "pom.xml"
-        pom.write_text(_TEST_SERVER_POM.format(version=TEMPORAL_TEST_SERVER_VERSION))
-        staging = Path(tempfile.mkdtemp(prefix=".lib-", dir=lib.parent))
-        log_path = lib.parent / "fetch.log"
-        try:
-            with log_path.open("wb") as log:
-                result = subprocess.run(
-                    [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-                     "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False,
-                )  # fmt: skip
-            if result.returncode != 0:
-                print(
-                    f"tether: fetching the time-skipping server failed: {_log_tail(log_path, 3)}",
-                    file=sys.stderr,
-                )
-                return None
-            os.replace(staging, lib)  # the folder appears only once complete
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return wrapper
-
-
-def time_skipping_server_lib() -> Path:
-    """Return the folder holding the time-skipping server's jars (whether or not it exists)."""
-    return cache_root() / f"temporal-test-server-{TEMPORAL_TEST_SERVER_VERSION}" / "lib"
-
-
-async def start_time_skipping_environment() -> WorkflowEnvironment:
-    """Start a time-skipping environment on the Java test server, or the SDK's download."""
-    wrapper = await asyncio.to_thread(ensure_time_skipping_server)
-    cache_root().mkdir(parents=True, exist_ok=True)
-    return await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(wrapper) if wrapper else None,
-        test_server_startup_timeout=TIME_SKIPPING_STARTUP_TIMEOUT,
-        download_dest_dir=str(cache_root()),
-    )
 
 
 # Settings the dev server runs with. SQLite in WAL mode without an fsync per commit: still safe
@@ -399,7 +211,7 @@ class DevServer:
                 self.stop()
                 raise ServerUnreachableError(
                     f"the Temporal dev server exited with code {process.returncode} during "
-                    f"startup; last lines of {self.log_path}:\n{_log_tail(self.log_path, 15)}"
+                    f"startup; last lines of {self.log_path}:\n{log_tail(self.log_path, 15)}"
                 )
             if _is_port_open(_HOST, self._port or 0):
                 try:
@@ -415,7 +227,7 @@ class DevServer:
         raise ServerUnreachableError(
             f"the Temporal dev server did not answer on {self.address} within "
             f"{self._startup_timeout:.0f}s ({last_error}); last lines of {self.log_path}:\n"
-            f"{_log_tail(self.log_path, 15)}"
+            f"{log_tail(self.log_path, 15)}"
         )
 
 
@@ -471,41 +283,6 @@ def _stop_running_servers() -> None:
         server.stop()
 
 
-_TEST_SERVER_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.tether</groupId>
-  <artifactId>temporal-test-server-classpath</artifactId>
-  <version>0</version>
-  <dependencies>
-    <dependency>
-      <groupId>io.temporal</groupId>
-      <artifactId>temporal-test-server</artifactId>
-      <version>{version}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
-
-
-def _go_binary() -> str | None:
-    # The official tarball installs to /usr/local/go, often missing from non-login shells' PATH.
-    found = shutil.which("go")
-    if found:
-        return found
-    default = Path("/usr/local/go/bin/go")
-    return str(default) if default.is_file() else None
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
@@ -516,44 +293,3 @@ def _is_port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-def _log_tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``ensure`` prints the CLI's path; ``ensure-test-server`` the wrapper's."""
-    parser = argparse.ArgumentParser(prog="python -m tether.temporal_server")
-    parser.add_argument("command", choices=["ensure", "ensure-test-server"])
-    command = parser.parse_args(argv).command
-    try:
-        if command == "ensure":
-            found = find_temporal_cli(build=False)
-            if found is None and _go_binary() is not None:
-                found = build_temporal_cli()
-            if found is None:
-                print(
-                    "tether: no Temporal CLI and no Go to build one; the SDK will download "
-                    "its dev server on first start",
-                    file=sys.stderr,
-                )
-                return 0
-        else:
-            found = ensure_time_skipping_server()
-            if found is None:
-                print("tether: the time-skipping server needs java and mvn", file=sys.stderr)
-                return 1
-    except (ConfigurationError, ServerUnreachableError) as exc:
-        print(f"tether: {exc}", file=sys.stderr)
-        return 1
-    print(found)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Obtaining the Temporal CLI binary: an override, ``PATH``, the cached build, or a Go build.
+
+``None`` from ``find_temporal_cli`` means the SDK downloads its own dev server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tether.core.errors import ConfigurationError, ServerUnreachableError
+from tether.temporal_server.cache import cache_root, exclusive_lock, log_tail
+
+TEMPORAL_CLI_VERSION = "1.5.1"
+_CLI_PACKAGE = "github.com/temporalio/cli/cmd/temporal"
+_CLI_VERSION_VAR = "github.com/temporalio/cli/temporalcli.Version"  # what `--version` prints
+
+
+def cached_cli_path() -> Path:
+    """Return where the pinned CLI build lives (whether or not it exists yet)."""
+    return cache_root() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+
+
+def find_temporal_cli(build: bool = True) -> Path | None:
+    """Find a Temporal CLI binary, building the pinned version with Go when allowed and possible.
+
+    Args:
+        build: Whether to build with Go when no binary is found (takes minutes the first time).
+
+    Returns:
+        The binary's path, or ``None`` when the SDK should download its own dev server.
+
+    Raises:
+        ConfigurationError: ``TETHER_TEMPORAL_CLI`` names a file that is not an executable.
+    """
+    override = os.environ.get("TETHER_TEMPORAL_CLI")
+    if override:
+        path = Path(override).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ConfigurationError(f"TETHER_TEMPORAL_CLI: {path} is not an executable file")
+        return path
+    on_path = shutil.which("temporal")
+    if on_path:
+        return Path(on_path)
+    cached = cached_cli_path()
+    if cached.is_file():
+        return cached
+    if not build or go_binary() is None:
+        return None
+    try:
+        return build_temporal_cli()
+    except ServerUnreachableError as exc:
+        # A broken Go setup must not block a laptop that can still use the SDK's download.
+        print(f"tether: {exc}; falling back to the SDK's dev server download", file=sys.stderr)
+        return None
+
+
+def build_temporal_cli() -> Path:
+    """Build the pinned Temporal CLI with Go into the cache; safe against concurrent callers.
+
+    Returns:
+        The path of the built (or concurrently built) binary.
+
+    Raises:
+        ServerUnreachableError: Go is missing or the build failed; the message ends with the
+            last lines of the build log.
+    """
+    go = go_binary()
+    if go is None:
+        raise ServerUnreachableError("cannot build the Temporal CLI: `go` was not found")
+    target = cached_cli_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(target.parent / ".lock"):
+        if target.is_file():  # another process built it while we waited for the lock
+            return target
+        for stale in target.parent.glob(".build-*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        print(
+            f"building the Temporal CLI v{TEMPORAL_CLI_VERSION} with Go "
+            "(first time only, a few minutes)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+        log_path = target.parent / "build.log"
+        try:
+            env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"}
+            with log_path.open("wb") as log:
+                result = subprocess.run(
+                    [go, "install", f"-ldflags=-s -w -X {_CLI_VERSION_VAR}={TEMPORAL_CLI_VERSION}",
+                     f"{_CLI_PACKAGE}@v{TEMPORAL_CLI_VERSION}"],
+                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    check=False,
+                )  # fmt: skip
+            built = staging / "temporal"
+            if result.returncode != 0 or not built.is_file():
+                raise ServerUnreachableError(
+                    f"building the Temporal CLI failed (exit {result.returncode}): "
+                    f"{log_tail(log_path, 5)}"
+                )
+            os.replace(built, target)  # atomic: a reader never sees a half-written binary
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def go_binary() -> str | None:
+    """Return the ``go`` executable, or ``None`` when Go is not installed."""
+    # The official tarball installs to /usr/local/go, often missing from non-login shells' PATH.
+    found = shutil.which("go")
+    if found:
+        return found
+    default = Path("/usr/local/go/bin/go")
+    return str(default) if default.is_file() else None
