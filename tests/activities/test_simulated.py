@@ -10,8 +10,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
 from activities.providers import simulated as simulated_module
+from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
 from activities.providers.simulated import REPAIR_PREFIX, SimulatedProvider
 from tether.core.errors import ProviderUnavailableError
 
