@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
@@ -20,6 +19,7 @@ from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Ques
 from tether.client import DATA_CONVERTER
 from workflows.catalog import CATALOG
 from workflows.document_summary_steps import SummaryResult
+from workflows.steps import TetherResult
 from workflows.support_triage_steps import TriageResult
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -48,7 +48,7 @@ OUTCOMES = {
     "one_step_downgraded": "completed",
     "one_step_fallback": "completed",
 }
-RESULT_MODELS: dict[str, type[BaseModel]] = {
+RESULT_MODELS: dict[str, type[TetherResult]] = {
     "support_triage": TriageResult,
     "document_summary": SummaryResult,
     "test_one_step": OneStepResult,
@@ -75,7 +75,7 @@ def test_each_history_ends_as_recorded_and_its_result_still_loads(name: str) -> 
     [result] = DATA_CONVERTER.payload_converter.from_payloads(
         list(completed.result.payloads), [model]
     )
-    assert isinstance(result, model)
+    assert isinstance(result, model) and isinstance(result, TetherResult)
     assert result.status == OUTCOMES[name.split(".")[0]]
     assert result.steps and result.cost_usd > 0
 
