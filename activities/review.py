@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from sqlmodel import Session
 from temporalio import activity
@@ -10,6 +11,7 @@ from temporalio import activity
 from activities.deps import ActivityDeps
 from activities.notify import ReviewNotifier
 from policies.effective import effective_for
+from policies.models import ReviewTimeouts
 from tether.contracts import (
     OpenReviewInput,
     RecordDecisionInput,
@@ -166,6 +168,9 @@ class ReviewActivities:
                     ):
                         item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
                     channel = timeouts.escalate_to_channel
+                elif inp.kind == "default" and item.decision is None and _run_fails(item, timeouts):
+                    # No decision will come: the run halts, so the item leaves the pending queue.
+                    item.status = "expired"
                 session.add(item)
             _audit(
                 session,
@@ -204,3 +209,11 @@ def _audit(
         review_id=review_id,
         detail=detail,
     )
+
+
+def _run_fails(item: ReviewItem, timeouts: ReviewTimeouts) -> bool:
+    """Whether a fired default timeout ends the run: its action is "fail", or the item expired."""
+    expires_at = item.expires_at
+    if expires_at.tzinfo is None:  # SQLite hands datetimes back without their zone
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return timeouts.default_action == "fail" or datetime.now(UTC) >= expires_at

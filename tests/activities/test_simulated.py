@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import date
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from activities.providers import simulated as simulated_module
 from activities.providers.base import ChatMessage, ChatRequest, ChatResponse
 from activities.providers.simulated import REPAIR_PREFIX, SimulatedProvider
 from tether.core.errors import ProviderUnavailableError
@@ -245,17 +245,27 @@ async def test_plain_text_without_a_schema() -> None:
     assert response.text and not response.text.startswith("{")
 
 
-async def test_latency_is_simulated() -> None:
+async def test_latency_is_simulated_by_awaiting_the_configured_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No clock: the provider must ask to wait about latency_ms (jitter of +-20%), and not at all
+    # when latency is off. The sleep is recorded instead of waited for.
+    waits: list[float] = []
+
+    async def recorded_sleep(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr(simulated_module.asyncio, "sleep", recorded_sleep)
     slow = SimulatedProvider(latency_ms=200, seed=1)
     instant = SimulatedProvider(latency_ms=0, seed=1)
-    request = request_for(TicketTriage, TICKETS[0])
 
-    started = time.perf_counter()
-    response = await slow.complete(request)
-    slow_elapsed = time.perf_counter() - started
-    started = time.perf_counter()
-    await instant.complete(request)
-    instant_elapsed = time.perf_counter() - started
+    for text in TICKETS:
+        await slow.complete(request_for(TicketTriage, text))
+    assert len(waits) == len(TICKETS)
+    assert all(0.16 <= wait <= 0.24 for wait in waits), waits
+    assert len(set(waits)) > 1, "the delay is jittered per call"
 
-    assert slow_elapsed >= 0.12 and response.latency_ms >= 120
-    assert instant_elapsed < slow_elapsed
+    waits.clear()
+    for text in TICKETS:
+        await instant.complete(request_for(TicketTriage, text))
+    assert waits == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -140,7 +144,44 @@ def test_bad_values_are_reported_on_their_field() -> None:
     assert by_path(refilled, "urgent").checked is False
 
 
-def test_models_outside_workflows_are_not_imported_from_the_store() -> None:
-    data = {"anything": 1}
-    assert validate_output("os.path:join", data) == (data, {})
-    assert validate_output("never_loaded_module:Thing", data) == (data, {})
+def test_an_edit_is_checked_against_the_recorded_step_model() -> None:
+    # The path a review item stores for support_triage's classify step (recorded in histories).
+    path = "workflows.support_triage:Classification"
+    good = {"category": "billing", "priority": "high", "rationale": "double charge"}
+    assert validate_output(path, good) == (good, {})
+
+    bad = {"category": "refunds", "priority": "high", "rationale": "x" * 301}
+    data, errors = validate_output(path, bad)
+    assert data == bad
+    assert set(errors) == {"category", "rationale"}
+    assert errors["rationale"] == "String should have at most 300 characters"
+
+
+def test_a_workflow_model_is_loaded_to_check_an_edit_but_no_other_module_is() -> None:
+    # In a fresh interpreter (as the UI process starts), nothing of workflows/ is loaded yet: the
+    # step's model is imported to validate the edit, while a module named by a store row that
+    # is not a workflow module is never imported on its say-so (nor is a non-model used).
+    script = """
+import json, sys
+from review_ui.schema_form import validate_output
+assert "workflows.support_triage" not in sys.modules
+bad = {"category": "refunds", "priority": "high", "rationale": "ok"}
+checked = validate_output("workflows.support_triage:Classification", bad)
+skipped = validate_output("wave:Wave_read", bad)
+not_a_model = validate_output("os.path:join", bad)
+print(json.dumps([checked[1], skipped, "wave" in sys.modules, not_a_model]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    errors, skipped, wave_loaded, not_a_model = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(errors) == ["category"]
+    assert "'billing'" in errors["category"]
+    bad = {"category": "refunds", "priority": "high", "rationale": "ok"}
+    assert skipped == [bad, {}] and not wave_loaded
+    assert not_a_model == [bad, {}]

@@ -8,6 +8,8 @@ import pytest
 from temporalio.client import Client
 
 from policies.models import TetherPolicy
+from policies.pricing import cost_usd
+from policies.values import Usage
 from tests.policy_variants import gated, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
@@ -96,7 +98,19 @@ async def test_approve_spend_pauses_for_a_human(
         result = await handle.result()
     if verdict == "approve":
         assert result.status == "completed" and result.answer
-        assert len(ledger(settings, run_id)) >= 1
+        rows = ledger(settings, run_id)
+        # Once approved, the step runs once: its answer and the default policy's judge, each
+        # charged at its model's price for the tokens it used, and nothing else.
+        assert [(r.step, r.call, r.model, r.activity_attempt, r.outcome) for r in rows] == [
+            ("answer", "main", "simulated/cheap", 1, "ok"),
+            ("answer", "judge", "simulated/strong", 1, "ok"),
+        ]
+        for row in rows:
+            usage = Usage(input_tokens=row.input_tokens, output_tokens=row.output_tokens)
+            assert row.input_tokens > 0 and row.output_tokens > 0
+            assert row.cost_usd == pytest.approx(cost_usd(policy.prices, row.model, usage))
+        assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
+        assert result.steps[0].cost_usd == pytest.approx(result.cost_usd)
     else:
         assert result.status == "stopped_over_budget"
         assert result.halted_reason is not None and "not worth it" in result.halted_reason

@@ -10,11 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
-from tests.workflows.sample_workflows import TEST_WORKFLOWS
+from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
+from tether.client import DATA_CONVERTER
 from tether.worker import TetherPlugin
+from workflows.document_summary_steps import SummaryResult
+from workflows.steps import TetherResult
+from workflows.support_triage_steps import TriageResult
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
@@ -32,11 +38,63 @@ TAGS = ("", ".checkpoint_local", ".checked_step")
 LATER_SHAPES = {"one_step_downgraded": ".checked_step", "one_step_fallback": ".checked_step"}
 
 
-def test_histories_are_present() -> None:
-    names = {path.stem for path in HISTORIES}
-    assert {shape + tag for shape in SHAPES for tag in TAGS} <= names
+# How each recorded shape ended; a run's recorded result must still load into today's model.
+OUTCOMES = {
+    "support_triage_accepted": "completed",
+    "support_triage_reviewed": "completed",
+    "document_summary_accepted": "completed",
+    "one_step_rejected": "rejected",
+    "one_step_spend_approved": "completed",
+    "one_step_downgraded": "completed",
+    "one_step_fallback": "completed",
+}
+RESULT_MODELS: dict[str, type[TetherResult]] = {
+    "support_triage": TriageResult,
+    "document_summary": SummaryResult,
+    "test_one_step": OneStepResult,
+    "test_one_strong_step": OneStepResult,
+}
+
+
+def _recorded_names() -> list[str]:
+    names = [shape + tag for shape in SHAPES for tag in TAGS]
     for shape, since in LATER_SHAPES.items():
-        assert {shape + tag for tag in TAGS[TAGS.index(since) :]} <= names
+        names += [shape + tag for tag in TAGS[TAGS.index(since) :]]
+    return sorted(names)
+
+
+@pytest.mark.parametrize("name", _recorded_names())
+def test_each_history_ends_as_recorded_and_its_result_still_loads(name: str) -> None:
+    path = HISTORIES[0].with_name(f"{name}.json")
+    assert path in HISTORIES, f"history {name} is missing: the replay below would not cover it"
+    history = _history(path)
+    started = history.events[0].workflow_execution_started_event_attributes
+    completed = history.events[-1].workflow_execution_completed_event_attributes
+    assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
+    model = RESULT_MODELS[started.workflow_type.name]
+    [result] = DATA_CONVERTER.payload_converter.from_payloads(
+        list(completed.result.payloads), [model]
+    )
+    assert isinstance(result, model) and isinstance(result, TetherResult)
+    assert result.status == OUTCOMES[name.split(".")[0]]
+    assert result.steps and result.cost_usd > 0
+
+
+@workflow.defn(name="test_one_step", sandboxed=False)
+class OneStepChangedWithoutAPatch:
+    """test_one_step as an unpatched change would make it: no model call any more."""
+
+    @workflow.run
+    async def run(self, question: Question) -> OneStepResult:
+        return OneStepResult(answer=question.text)
+
+
+async def test_a_change_without_a_patch_fails_the_replay() -> None:
+    # The safety net itself: replaying a recorded run against changed code must fail loudly.
+    path = HISTORIES[0].with_name("one_step_rejected.checked_step.json")
+    replayer = Replayer(workflows=[OneStepChangedWithoutAPatch], plugins=[TetherPlugin()])
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(_history(path))
 
 
 def _history(path: Path) -> WorkflowHistory:

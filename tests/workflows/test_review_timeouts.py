@@ -70,15 +70,25 @@ async def test_remind_escalate_then_default_action(
             timeout=60,
         )
     assert result.status == status
+    assert result.halted_step == (None if default_action == "approve" else "answer")
     kinds = audit_kinds(settings, run_id)
-    assert kinds[:4] == ["review_opened", "review_remind", "review_escalate", "review_default"]
+    timed_out = ["review_opened", "review_remind", "review_escalate", "review_default"]
     with Session(get_engine(settings.resolved_database_url)) as session:
         item = get_review(session, f"{run_id}:answer:1")
         assert item is not None and item.reminded and item.escalated
         assert "lead" in item.allowed_roles
-        if default_action != "fail":
+        if default_action == "fail":
+            # Nobody decided: the run fails, and the item leaves the pending queue as expired.
+            assert kinds == timed_out
+            assert item.status == "expired"
+            assert item.decision is None and item.decided_via is None and item.reviewer is None
+            assert result.halted_reason == "no decision within 3s"
+            assert result.disposition is None and result.answer is None
+        else:
+            assert kinds == [*timed_out, "review_decided"]
             assert item.decided_via == "timeout" and item.decision == default_action
-            assert kinds[4] == "review_decided"
+            assert item.status == {"approve": "approved", "reject": "rejected"}[default_action]
+            assert item.reviewer == "tether (timeout policy)"
 
 
 async def test_escalation_lets_the_escalation_role_decide(
