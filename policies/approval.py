@@ -105,7 +105,7 @@ def decision_problem(
         return f"no review {review_id} is waiting for a decision in this run"
     if expiry is not None and expiry.now >= expiry.expires_at:
         return f"review {review_id} expired at {expiry.expires_at.isoformat()}"
-    if not set(reviewer_roles) & set(allowed_roles):
+    if lacks_role(reviewer_roles, allowed_roles):
         return (
             f"{reviewer} may not decide {workflow} reviews: needs one of the roles "
             f"{', '.join(sorted(allowed_roles))}"
@@ -119,6 +119,11 @@ def decision_problem(
     if decision is None:
         return None
     return _kind_problem(decision, review_reason, approval_only)
+
+
+def lacks_role(reviewer_roles: Collection[str], allowed_roles: Collection[str]) -> bool:
+    """True when none of the reviewer's roles may decide the review (one role is enough)."""
+    return not set(reviewer_roles) & set(allowed_roles)
 
 
 def _kind_problem(

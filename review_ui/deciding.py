@@ -11,7 +11,7 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.approval import EarlierDecision, decision_problem
+from policies.approval import EarlierDecision, decision_problem, lacks_role
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
 from review_ui.decisions import (
@@ -79,7 +79,7 @@ def may_decide(reviewer: Reviewer, item: ReviewItem) -> str | None:
 
 
 def is_role_refusal(reviewer: Reviewer, item: ReviewItem) -> bool:
-    return not set(reviewer.roles) & set(item.allowed_roles)
+    return lacks_role(reviewer.roles, item.allowed_roles)
 
 
 async def decide(

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from policies.approval import EarlierDecision, Expiry, SubmittedDecision, decision_problem
+from policies.approval import (
+    EarlierDecision,
+    Expiry,
+    SubmittedDecision,
+    decision_problem,
+    lacks_role,
+)
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -128,3 +134,9 @@ def test_an_approval_request_takes_approve_and_reject() -> None:
     for kind in ("approve", "reject"):
         decision = SubmittedDecision(kind=kind, reason="too dear")
         assert ask(decision, review_reason="over_budget", approval_only=True) is None
+
+
+def test_one_allowed_role_is_enough() -> None:
+    assert not lacks_role(["viewer", "lead"], ["reviewer", "lead"])
+    assert lacks_role(["viewer"], ["reviewer", "lead"])
+    assert lacks_role([], ["reviewer"])

@@ -122,7 +122,9 @@ class RunLifecycle:
             allowed_roles=pending.allowed_roles if pending else [],
             requester=pending.requester if pending else None,
             already_decided=(
-                EarlierDecision(earlier.kind, earlier.reviewer, earlier.decided_at)
+                EarlierDecision(
+                    outcome=earlier.kind, reviewer=earlier.reviewer, decided_at=earlier.decided_at
+                )
                 if earlier is not None
                 else None
             ),
