@@ -11,6 +11,7 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policies.approval import EarlierDecision, decision_problem, lacks_role
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
 from review_ui.decisions import (
@@ -61,21 +62,24 @@ def allowed_kinds(item: ReviewItem) -> list[DecisionKind]:
 
 def may_decide(reviewer: Reviewer, item: ReviewItem) -> str | None:
     """Why ``reviewer`` cannot decide ``item`` now, or None when they can."""
-    if item.status != "pending":
-        by = f" by {item.reviewer}" if item.reviewer else ""
-        return f"review {item.review_id} was already decided ({item.decision or item.status}){by}"
-    if not set(reviewer.roles) & set(item.allowed_roles):
-        return (
-            f"{reviewer.name} may not decide {item.workflow} reviews: needs one of the roles "
-            f"{', '.join(sorted(item.allowed_roles))}"
-        )
-    if item.requester is not None and item.requester == reviewer.name:
-        return f"{reviewer.name} requested this run and cannot decide its review"
-    return None
+    earlier = (
+        None
+        if item.status == "pending"
+        else EarlierDecision(outcome=item.decision or item.status, reviewer=item.reviewer or None)
+    )
+    return decision_problem(
+        review_id=item.review_id,
+        workflow=item.workflow,
+        reviewer=reviewer.name,
+        reviewer_roles=reviewer.roles,
+        allowed_roles=item.allowed_roles,
+        requester=item.requester,
+        already_decided=earlier,
+    )
 
 
 def is_role_refusal(reviewer: Reviewer, item: ReviewItem) -> bool:
-    return not set(reviewer.roles) & set(item.allowed_roles)
+    return lacks_role(reviewer.roles, item.allowed_roles)
 
 
 async def decide(

@@ -11,9 +11,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.documents import DocumentActivities
     from tether.contracts import PreparedDocument, PrepareDocumentInput
-    from tether.core.digests import output_digest
-    from workflows.base import TetherWorkflow
 
     # ChunkSummary and FinalSummary stay importable from here: steps scheduled and review items
     # opened before the models moved to the _steps module name them by this module's path.
@@ -25,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         FinalSummary,
         SummaryResult,
     )
+    from workflows.engine import TetherWorkflow
     from workflows.steps import RunHalted
 
 
@@ -42,12 +42,11 @@ class DocumentSummary(TetherWorkflow):
                 "start": doc.document[:1000],
             },
         )
-        prepared = await workflow.execute_activity(
-            "tether.prepare_document",
+        prepared = await workflow.execute_activity_method(
+            DocumentActivities.prepare_document,
             PrepareDocumentInput(
                 run_id=self.run_id, workflow="document_summary", document=doc.document
             ),
-            result_type=PreparedDocument,
             start_to_close_timeout=timedelta(seconds=60),
         )
         result = SummaryResult(
@@ -81,20 +80,13 @@ class DocumentSummary(TetherWorkflow):
         )
 
     async def _approve_oversize(self, prepared: PreparedDocument) -> None:
-        request = {"original_chars": prepared.original_chars, "limit": prepared.max_input_chars}
-        decision, _ = await self._review(
-            step_name="guard",
-            reason="escalated",
+        decision = await self.ask_approval(
+            step="guard",
             summary=(
                 f"document of {prepared.original_chars} characters is over the "
                 f"{prepared.max_input_chars} limit; approve to summarise it truncated"
             ),
-            output=request,
-            raw_output=None,
-            digest=output_digest(request),
-            output_model=None,
-            confidence=None,
-            approval_only=True,
+            request={"original_chars": prepared.original_chars, "limit": prepared.max_input_chars},
         )
         if decision.kind == "reject":
             raise RunHalted("blocked", "guard", f"oversized document rejected: {decision.reason}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.base import TetherWorkflow
+    from workflows.engine import TetherWorkflow
     from workflows.steps import RunHalted
 
     # Classification, DraftReply and TicketFacts stay importable from here: steps scheduled

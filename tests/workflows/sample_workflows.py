@@ -9,7 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from tether.contracts import PromptTemplate
-    from workflows.base import TetherWorkflow
+    from workflows.engine import TetherWorkflow
     from workflows.steps import LlmStep, RunHalted, StepOptions, TetherResult
 
 

@@ -1,0 +1,61 @@
+"""What a run holds between workflow tasks: who it is for, the review it waits on, one step's
+call scope; plus the patch ids and the short-activity timeout every part of the engine shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from policies.models import ModelTier
+    from tether.contracts import DecisionReceipt, ReviewDecision, ReviewReason, ReviewTicket
+    from workflows.steps import LlmStep
+
+SHORT_ACTIVITY = timedelta(seconds=30)
+# Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
+CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
+STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
+
+
+@dataclass
+class PendingReview:
+    """The review a run waits on, and the decision once one is taken."""
+
+    ticket: ReviewTicket
+    step: str
+    reason: ReviewReason
+    digest: str
+    requester: str | None
+    output_model: type[BaseModel] | None
+    approval_only: bool
+    allowed_roles: list[str]
+    decision: ReviewDecision | None = None
+    receipt: DecisionReceipt | None = None
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One attempt scope of a step: what every checkpoint and model call in it is asked."""
+
+    step: LlmStep[Any]
+    tier: ModelTier | str
+    input_chars: int
+    variables: dict[str, str]
+    text_refs: dict[str, str]
+    feedback: str | None
+    key: str
+
+
+@dataclass
+class RunContext:
+    """Who the run is for (set by ``begin``)."""
+
+    tenant: str = "default"
+    end_user: str | None = None
+    requester: str | None = None
+    input_preview: dict[str, Any] = field(default_factory=dict)
