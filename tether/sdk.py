@@ -23,7 +23,7 @@ from temporalio import workflow
 from policies.models import ModelTier
 from policies.values import ConfidenceReport
 from tether.contracts import PromptTemplate, ReviewDecision, StepStatus
-from workflows.base import TetherWorkflow
+from workflows.engine import TetherWorkflow
 from workflows.steps import (
     HaltStatus,
     LlmStep,
