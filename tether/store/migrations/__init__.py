@@ -8,6 +8,7 @@ revision: ``alembic revision --autogenerate -m "..."`` from the repository root,
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -38,9 +39,12 @@ def upgrade(connection: Connection) -> None:
     A database made before migrations (tables from ``create_all``, no ``alembic_version``) is
     adopted by the first revision, which keeps the tables it finds with their rows.
     """
+    if current_revision(connection) == head_revision():
+        return  # the usual start-up: one SELECT, without loading Alembic's environment
     command.upgrade(alembic_config(connection), "head")
 
 
+@cache
 def head_revision() -> str:
     """The newest revision shipped with this code."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
