@@ -10,7 +10,7 @@ LOCK := requirements.lock
 # uv installs the lock in seconds; without it, pip installs the very same lock.
 UV ?= $(shell command -v uv 2>/dev/null)
 
-.PHONY: install lock lint typecheck test test-fast bench demo temporal clean
+.PHONY: install lock lock-check lint typecheck test test-fast bench demo temporal clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tether needs Python >= 3.11")'
@@ -32,6 +32,11 @@ LOCK_COMPILE = $(or $(UV),uv) pip compile pyproject.toml --universal --python-ve
 lock:
 	$(LOCK_COMPILE) --all-extras -o $(LOCK)
 	$(LOCK_COMPILE) --extra postgres --constraint $(LOCK) -o requirements-production.lock
+
+# Fails when pyproject.toml asks for something the locks do not hold (a dependency added without
+# `make lock`); locking again changes nothing otherwise.
+lock-check: lock
+	git diff --exit-code -- $(LOCK) requirements-production.lock
 
 # Bytecode for the project's own modules even under PYTHONDONTWRITEBYTECODE=1 (as in this
 # machine's image): Temporal's sandbox imports a workflow's module afresh for every run, and
