@@ -7,13 +7,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-production.lock ./
 COPY tether ./tether
 COPY workflows ./workflows
 COPY activities ./activities
 COPY policies ./policies
 COPY review_ui ./review_ui
-RUN pip install '.[postgres]'
+# The locked versions (hashes checked), then Tether itself without resolving anything again.
+RUN pip install --require-hashes -r requirements-production.lock \
+    && pip install --no-deps .
 
 RUN useradd --create-home --uid 10001 --user-group tether
 USER tether

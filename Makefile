@@ -4,15 +4,39 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Exact versions with hashes, every extra (dev, postgres); written by `make lock` from
+# pyproject.toml. The image installs requirements-production.lock (no dev tools), same versions.
+LOCK := requirements.lock
+# uv installs the lock in seconds; without it, pip installs the very same lock.
+UV ?= $(shell command -v uv 2>/dev/null)
 
-.PHONY: install lint typecheck test test-fast bench demo temporal clean
+.PHONY: install lock lock-check lint typecheck test test-fast bench demo temporal clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tether needs Python >= 3.11")'
+ifneq ($(UV),)
+	test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+else
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+endif
 	touch $(STAMP)
+
+# After a change to the dependencies in pyproject.toml. Versions already locked stay unless
+# asked: `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`).
+LOCK_COMPILE = $(or $(UV),uv) pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_ARGS)
+lock:
+	$(LOCK_COMPILE) --all-extras -o $(LOCK)
+	$(LOCK_COMPILE) --extra postgres --constraint $(LOCK) -o requirements-production.lock
+
+# Fails when pyproject.toml asks for something the locks do not hold (a dependency added without
+# `make lock`); locking again changes nothing otherwise.
+lock-check: lock
+	git diff --exit-code -- $(LOCK) requirements-production.lock
 
 # Bytecode for the project's own modules even under PYTHONDONTWRITEBYTECODE=1 (as in this
 # machine's image): Temporal's sandbox imports a workflow's module afresh for every run, and

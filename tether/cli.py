@@ -1,4 +1,4 @@
-"""The ``tether`` command: dev, worker, run, status, ui.
+"""The ``tether`` command: dev, worker, run, status, ui, db upgrade.
 
 Bad input (unknown workflow, invalid JSON, input that fails the workflow's schema, no server)
 prints one line to stderr and exits 2 before anything is started.
@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("run_id")
     status.set_defaults(handler=_cmd_status)
+
+    db = sub.add_parser("db", help="the store's schema")
+    db_actions = db.add_subparsers(required=True, metavar="ACTION")
+    db_upgrade = db_actions.add_parser(
+        "upgrade", help="migrate the store (TETHER_DATABASE_URL) to the newest revision"
+    )
+    db_upgrade.set_defaults(handler=_cmd_db_upgrade)
     return parser
 
 
@@ -142,6 +149,13 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.store.engine import upgrade_database
+
+    print(f"store at revision {upgrade_database(settings.resolved_database_url)}")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from tests.store.conftest import postgres_url
 from tether.store.audit import AuditEvent, append_event, events_for, verify_chain
 from tether.store.engine import dispose_all, get_engine, session_scope
 from tether.store.ledger import (
@@ -29,21 +29,12 @@ from tether.store.ledger import (
 from tether.store.spend import SpendScope, spend_by_scope
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("TETHER_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("TETHER_TEST_POSTGRES_URL is not set: run the suite through `make test`")
-        pytest.skip("no PostgreSQL: run through `make test` (scripts/test-services.sh starts one)")
-    return url
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        url = _postgres_url()
+        url = postgres_url()
         engine = get_engine(url)
         with engine.begin() as conn:
             for table in (

@@ -1,97 +1,91 @@
-"""Runtime settings, read once from the environment (secrets only ever come from here)."""
+"""Runtime settings, read once from the environment and ``.env`` (secrets only ever come from
+there, never from a file in the repository or a request)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from tether.core.errors import ConfigurationError
 
 DEV_SESSION_SECRET = "tether-dev-session-secret-change-me"
+ENV_PREFIX = "TETHER_"
 
 
-class Settings(BaseModel):
-    """Tether's settings. Each field maps to the ``TETHER_*`` variable named in its description."""
+class Settings(BaseSettings):
+    """Tether's settings: each field is read from ``TETHER_<FIELD>``, or from the variable its
+    alias names (``OPENAI_API_KEY``, ``SLACK_CHANNEL``, ...). Empty variables count as unset.
 
-    model_config = ConfigDict(frozen=True)
+    Build them with ``from_env``; ``Settings(field=value)`` takes only its arguments.
+    """
 
-    env: str = Field(default="dev", description="TETHER_ENV: dev or production.")
-    home: Path = Field(default=Path(".tether"), description="TETHER_HOME: local state folder.")
-    temporal_address: str = Field(default="127.0.0.1:7233", description="TETHER_TEMPORAL_ADDRESS")
-    temporal_namespace: str = Field(default="default", description="TETHER_TEMPORAL_NAMESPACE")
-    task_queue: str = Field(default="tether", description="TETHER_TASK_QUEUE")
-    database_url: str | None = Field(
-        default=None, description="TETHER_DATABASE_URL; default sqlite:///<home>/tether.db"
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",  # a .env file may hold variables of other tools
+        validate_by_name=True,
+        validate_by_alias=True,
     )
+
+    env: str = Field(default="dev", description="dev or production")
+    home: Path = Field(default=Path(".tether"), description="local state folder")
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "tether"
+    database_url: str | None = Field(default=None, description="default sqlite:///<home>/tether.db")
     policy_file: Path | None = Field(
-        default=None, description="TETHER_POLICY_FILE; default: the embedded policies/default.yaml"
+        default=None, description="default: the embedded policies/default.yaml"
     )
-    openai_api_key: SecretStr | None = Field(default=None, description="OPENAI_API_KEY")
-    openai_base_url: str = Field(default="https://api.openai.com/v1", description="OPENAI_BASE_URL")
-    anthropic_api_key: SecretStr | None = Field(default=None, description="ANTHROPIC_API_KEY")
-    anthropic_base_url: str = Field(
-        default="https://api.anthropic.com", description="ANTHROPIC_BASE_URL"
-    )
-    provider_timeout_s: float = Field(default=60.0, gt=0, description="TETHER_PROVIDER_TIMEOUT_S")
-    sim_latency_ms: float = Field(default=150.0, ge=0, description="TETHER_SIM_LATENCY_MS")
-    sim_failure_rate: float = Field(default=0.0, ge=0, le=1, description="TETHER_SIM_FAILURE_RATE")
-    sim_quality: float = Field(default=0.85, ge=0, le=1, description="TETHER_SIM_QUALITY")
-    sim_seed: int = Field(default=7, description="TETHER_SIM_SEED")
-    slack_bot_token: SecretStr | None = Field(default=None, description="SLACK_BOT_TOKEN")
-    slack_signing_secret: SecretStr | None = Field(default=None, description="SLACK_SIGNING_SECRET")
-    slack_api_url: str = Field(default="https://slack.com/api/", description="SLACK_API_URL")
-    slack_default_channel: str = Field(default="#tether-reviews", description="SLACK_CHANNEL")
-    ui_host: str = Field(default="127.0.0.1", description="TETHER_UI_HOST")
-    ui_port: int = Field(default=8000, description="TETHER_UI_PORT")
-    public_url: str = Field(default="http://127.0.0.1:8000", description="TETHER_PUBLIC_URL")
-    session_secret: SecretStr = Field(
-        default=SecretStr(DEV_SESSION_SECRET), description="TETHER_SESSION_SECRET"
-    )
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(default="https://api.anthropic.com", alias="ANTHROPIC_BASE_URL")
+    provider_timeout_s: float = Field(default=60.0, gt=0)
+    sim_latency_ms: float = Field(default=150.0, ge=0)
+    sim_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    sim_quality: float = Field(default=0.85, ge=0, le=1)
+    sim_seed: int = 7
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_default_channel: str = Field(default="#tether-reviews", alias="SLACK_CHANNEL")
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
 
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'tether.db'}"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from environment variables; raise ConfigurationError on bad values."""
-        env = dict(os.environ if environ is None else environ)
-        names = {
-            "env": "TETHER_ENV",
-            "home": "TETHER_HOME",
-            "temporal_address": "TETHER_TEMPORAL_ADDRESS",
-            "temporal_namespace": "TETHER_TEMPORAL_NAMESPACE",
-            "task_queue": "TETHER_TASK_QUEUE",
-            "database_url": "TETHER_DATABASE_URL",
-            "policy_file": "TETHER_POLICY_FILE",
-            "openai_api_key": "OPENAI_API_KEY",
-            "openai_base_url": "OPENAI_BASE_URL",
-            "anthropic_api_key": "ANTHROPIC_API_KEY",
-            "anthropic_base_url": "ANTHROPIC_BASE_URL",
-            "provider_timeout_s": "TETHER_PROVIDER_TIMEOUT_S",
-            "sim_latency_ms": "TETHER_SIM_LATENCY_MS",
-            "sim_failure_rate": "TETHER_SIM_FAILURE_RATE",
-            "sim_quality": "TETHER_SIM_QUALITY",
-            "sim_seed": "TETHER_SIM_SEED",
-            "slack_bot_token": "SLACK_BOT_TOKEN",
-            "slack_signing_secret": "SLACK_SIGNING_SECRET",
-            "slack_api_url": "SLACK_API_URL",
-            "slack_default_channel": "SLACK_CHANNEL",
-            "ui_host": "TETHER_UI_HOST",
-            "ui_port": "TETHER_UI_PORT",
-            "public_url": "TETHER_PUBLIC_URL",
-            "session_secret": "TETHER_SESSION_SECRET",
-        }
-        values = {field: env[var] for field, var in names.items() if env.get(var)}
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the process's environment and ``./.env`` (the environment wins),
+        or from ``environ`` alone when given. Raise ConfigurationError, in one line naming the
+        variable, on a bad value."""
+        token = _environment.set(_ProcessEnvironment() if environ is None else dict(environ))
         try:
-            settings = cls.model_validate(values)
+            settings = cls()
         except ValidationError as exc:
             first = exc.errors()[0]
-            var = names.get(str(first["loc"][0]), str(first["loc"][0]))
-            raise ConfigurationError(f"{var}: {first['msg']}") from exc
+            name = str(first["loc"][0]) if first["loc"] else "settings"
+            raise ConfigurationError(f"{variable_of(name)}: {first['msg']}") from None
+        finally:
+            _environment.reset(token)
         if (
             settings.env != "dev"
             and settings.session_secret.get_secret_value() == DEV_SESSION_SECRET
@@ -100,3 +94,49 @@ class Settings(BaseModel):
                 "TETHER_SESSION_SECRET must be set to a private value outside TETHER_ENV=dev"
             )
         return settings
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environment = _environment.get()
+        if environment is None:  # Settings(field=value): its arguments only, as in tests
+            return (init_settings,)
+        if isinstance(environment, _ProcessEnvironment):
+            return (init_settings, env_settings, dotenv_settings)
+        return (init_settings, _GivenEnvironment(settings_cls, environment))
+
+
+def variable_of(field: str) -> str:
+    """The environment variable a field (or an alias already) is read from."""
+    info: FieldInfo | None = Settings.model_fields.get(field)
+    if info is None:
+        return field
+    return info.alias or f"{ENV_PREFIX}{field.upper()}"
+
+
+class _ProcessEnvironment:
+    """Marks ``from_env()`` without an explicit environment: read os.environ and ``.env``."""
+
+
+_environment: ContextVar[_ProcessEnvironment | dict[str, str] | None] = ContextVar(
+    "tether_settings_environment", default=None
+)
+
+
+class _GivenEnvironment(EnvSettingsSource):
+    """Environment variables handed to ``Settings.from_env`` instead of the process's own."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._given = environ  # read by _load_env_vars, which the base __init__ calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )

@@ -1,0 +1,57 @@
+"""The store's schema history: Alembic revisions shipped inside the package.
+
+``upgrade`` brings a database to the newest revision on a connection the caller holds (the engine
+takes the schema lock first, see ``tether.store.engine.migrate``). A new schema change is a new
+revision: ``alembic revision --autogenerate -m "..."`` from the repository root, then edit it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+# Alembic announces each of its plugins at INFO on every start-up; what a revision does stays.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for the store, without an ini file (so an installed tether has
+    everything it needs). With ``connection``, revisions run on it, inside its transaction."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(connection: Connection) -> None:
+    """Run every revision the database lacks, inside ``connection``'s transaction.
+
+    A database made before migrations (tables from ``create_all``, no ``alembic_version``) is
+    adopted by the first revision, which keeps the tables it finds with their rows.
+    """
+    if current_revision(connection) == head_revision():
+        return  # the usual start-up: one SELECT, without loading Alembic's environment
+    command.upgrade(alembic_config(connection), "head")
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the store has at least one revision"
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision ``connection``'s database is at; None before any migration."""
+    return MigrationContext.configure(connection).get_current_revision()
