@@ -7,27 +7,23 @@ STAMP := $(VENV)/.installed
 # Exact versions with hashes, every extra (dev, postgres); written by `make lock` from
 # pyproject.toml. The image installs requirements-production.lock (no dev tools), same versions.
 LOCK := requirements.lock
-# uv installs the lock in seconds; without it, pip installs the very same lock.
-UV ?= $(shell command -v uv 2>/dev/null)
+# uv installs the lock in seconds (pip takes minutes); where uv is not on PATH, it is put into
+# the venv first (one wheel from PyPI), so every machine installs the same way.
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(VENV)/bin/uv)
 
 .PHONY: install lock lock-check lint typecheck test test-fast bench demo temporal clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tether needs Python >= 3.11")'
-ifneq ($(UV),)
-	test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install --quiet uv
 	$(UV) pip sync --quiet --python $(PY) $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
-else
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
-	$(PY) -m pip install --quiet --no-deps -e .
-endif
 	touch $(STAMP)
 
 # After a change to the dependencies in pyproject.toml. Versions already locked stay unless
 # asked: `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`).
-LOCK_COMPILE = $(or $(UV),uv) pip compile pyproject.toml --universal --python-version 3.11 \
+LOCK_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_ARGS)
 lock:
 	$(LOCK_COMPILE) --all-extras -o $(LOCK)
