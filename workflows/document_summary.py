@@ -13,6 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.documents import DocumentActivities
     from tether.contracts import PreparedDocument, PrepareDocumentInput
+    from tether.sdk import RunHalted, TetherWorkflow
 
     # ChunkSummary and FinalSummary stay importable from here: steps scheduled and review items
     # opened before the models moved to the _steps module name them by this module's path.
@@ -24,8 +25,6 @@ with workflow.unsafe.imports_passed_through():
         FinalSummary,
         SummaryResult,
     )
-    from workflows.engine import TetherWorkflow
-    from workflows.steps import RunHalted
 
 
 @workflow.defn(name="document_summary")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tether.contracts import PromptTemplate
-from workflows.steps import LlmStep, TetherResult
+from tether.sdk import LlmStep, PromptTemplate, TetherResult
 
 
 class Document(BaseModel):

@@ -6,8 +6,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.engine import TetherWorkflow
-    from workflows.steps import RunHalted
+    from tether.sdk import RunHalted, TetherWorkflow
 
     # Classification, DraftReply and TicketFacts stay importable from here: steps scheduled
     # and review items opened before the models moved to the _steps module name them by

@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tether.contracts import PromptTemplate
-from workflows.steps import LlmStep, TetherResult
+from tether.sdk import LlmStep, PromptTemplate, TetherResult
 
 
 class Ticket(BaseModel):
