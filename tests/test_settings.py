@@ -130,3 +130,18 @@ def test_the_cli_reports_a_bad_setting_in_one_line_and_exits_2(
     assert capsys.readouterr().err == (
         "tether: TETHER_PROVIDER_TIMEOUT_S: Input should be greater than 0\n"
     )
+
+
+def test_only_the_documented_names_are_read() -> None:
+    """A lower-case or prefixed spelling of a variable is somebody else's, not Tether's: it must
+    not switch production on or hand a key to a provider."""
+    settings = Settings.from_env(
+        {
+            "tether_env": "production",
+            "TETHER_OPENAI_API_KEY": "sk-not-this-one",
+            "TETHER_SLACK_DEFAULT_CHANNEL": "#elsewhere",
+        }
+    )
+    assert settings.env == "dev"
+    assert settings.openai_api_key is None
+    assert settings.slack_default_channel == "#tether-reviews"

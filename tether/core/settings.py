@@ -3,11 +3,13 @@ there, never from a file in the repository or a request)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -34,7 +36,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
         env_prefix=ENV_PREFIX,
-        env_file=".env",
         env_ignore_empty=True,
         extra="ignore",  # a .env file may hold variables of other tools
         validate_by_name=True,
@@ -104,12 +105,16 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        environment = _environment.get()
-        if environment is None:  # Settings(field=value): its arguments only, as in tests
+        given = _environment.get()
+        if given is None:  # Settings(field=value): its arguments only, as in tests
             return (init_settings,)
-        if isinstance(environment, _ProcessEnvironment):
-            return (init_settings, env_settings, dotenv_settings)
+        environment: Mapping[str, str | None] = given if isinstance(given, dict) else _process()
         return (init_settings, _GivenEnvironment(settings_cls, environment))
+
+
+def _process() -> dict[str, str | None]:
+    """The process's environment over ``./.env``: the environment wins."""
+    return {**dotenv_values(".env"), **os.environ}
 
 
 def variable_of(field: str) -> str:
@@ -132,8 +137,11 @@ _environment: ContextVar[_ProcessEnvironment | dict[str, str] | None] = ContextV
 class _GivenEnvironment(EnvSettingsSource):
     """Environment variables handed to ``Settings.from_env`` instead of the process's own."""
 
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._given = environ  # read by _load_env_vars, which the base __init__ calls
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str | None]) -> None:
+        # Only the documented names, spelt exactly: `tether_env` or `TETHER_OPENAI_API_KEY` are
+        # somebody else's variables and must not switch production on or hand over a key.
+        documented = {variable_of(name) for name in Settings.model_fields}
+        self._given = {k: v for k, v in environ.items() if k in documented and v is not None}
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
