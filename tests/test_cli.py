@@ -60,6 +60,21 @@ async def started_on(client: Client, settings: Settings) -> int:
             "cannot read input file",
         ),
         (["status", "no-such-run"], "no run 'no-such-run'"),
+        (
+            [
+                "run",
+                "support_triage",
+                "--input",
+                '{"subject": "s", "body": "b"}',
+                "--id",
+                "r" * 201,
+            ],
+            "run id is 201 characters; at most 200",
+        ),
+        (
+            ["run", "support_triage", "--input", '{"subject": "s", "body": "b"}', "--id", "a b"],
+            "run id may use only letters, digits and . _ : -",
+        ),
     ],
 )
 async def test_bad_input_is_one_line_exit_2_and_starts_nothing(

@@ -6,6 +6,7 @@ with Tether's one data converter.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -68,6 +69,20 @@ def parse_run_input(workflow: str, raw: str) -> BaseModel:
         raise InputError(f"{workflow} input is invalid: {where}: {first['msg']}") from exc
 
 
+RUN_ID_MAX_CHARS = 200
+"""A run id names its ledger keys, review ids and store rows, whose columns are sized for it."""
+_RUN_ID = re.compile(r"[A-Za-z0-9._:-]+")
+
+
+def check_run_id(run_id: str) -> str:
+    """The run id, or InputError in one line when it is too long or uses other characters."""
+    if len(run_id) > RUN_ID_MAX_CHARS:
+        raise InputError(f"run id is {len(run_id)} characters; at most {RUN_ID_MAX_CHARS}")
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError("run id may use only letters, digits and . _ : -")
+    return run_id
+
+
 def new_run_id(workflow: str) -> str:
     return f"{workflow}-{uuid.uuid4().hex[:12]}"
 
@@ -81,7 +96,7 @@ async def start_run(
     run_id: str | None = None,
 ) -> str:
     """Start a run of ``workflow``; returns its run id (the workflow id)."""
-    run_id = run_id or new_run_id(workflow)
+    run_id = check_run_id(run_id) if run_id else new_run_id(workflow)
     await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
     return run_id
 

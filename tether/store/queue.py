@@ -89,8 +89,9 @@ def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) ->
         .offset((query.page - 1) * query.per_page)
         .limit(query.per_page)
     )
-    rows = [
-        QueueRow(**dict(zip(_ROW_NAMES, row, strict=True))) for row in session.exec(statement).all()
+    rows = [  # rows the store wrote: built as they are, not validated again
+        QueueRow.model_construct(**dict(zip(_ROW_NAMES, row, strict=True)))
+        for row in session.exec(statement).all()
     ]
     return QueuePage(rows=rows, total=int(total), query=query)
 
