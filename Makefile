@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(LOCK)
 # asked: `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`).
 LOCK_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_ARGS)
-lock:
+lock: $(STAMP)
 	$(LOCK_COMPILE) --all-extras -o $(LOCK)
 	$(LOCK_COMPILE) --extra postgres --constraint $(LOCK) -o requirements-production.lock
 

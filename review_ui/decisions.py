@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
-from sqlmodel import Session
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -29,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tether.client import deliver_decision
 from tether.contracts import DecisionReceipt, ReviewDecision
 from tether.core.settings import Settings
-from tether.store.engine import session_scope
+from tether.store.engine import Session, session_scope
 from tether.store.outbox import (
     find_intent,
     postpone_intent,

@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends
-from sqlmodel import Session
 
 from review_ui.auth import ApiReviewer, CurrentUser
 from review_ui.context import Desk
-from tether.store.engine import session_scope
+from tether.store.engine import Session, session_scope
 
 __all__ = [
     "ApiReviewer",

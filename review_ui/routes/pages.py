@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session
 
 from review_ui.auth import PageUser
 from review_ui.context import ReviewDesk
@@ -22,6 +21,7 @@ from review_ui.rendering import Flash, form_text, read_flash, render, safe_next,
 from review_ui.run_state import run_snapshot
 from review_ui.schema_form import build_fields
 from tether.store.audit import AuditEvent
+from tether.store.engine import Session
 from tether.store.outbox import find_intent, pending_intents
 from tether.store.queue import (
     REASONS,

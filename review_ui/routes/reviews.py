@@ -11,13 +11,13 @@ from datetime import datetime
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from policies.models import Reviewer
 from review_ui.deciding import DecisionRequest, decide, is_role_refusal
 from review_ui.decisions import DecisionOutcome, decision_update_id
 from review_ui.deps import ApiReviewer, Desk, SessionDep, read_apart
 from tether.contracts import JsonObject, ReviewReason
+from tether.store.engine import Session
 from tether.store.queue import (
     PAGE_SIZE,
     ClaimFilter,

@@ -23,7 +23,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
-from sqlmodel import Session
 
 from activities.slack import SLACK_FAILURES, slack_client
 from activities.slack_message import (
@@ -49,7 +48,7 @@ from review_ui.slack_modals import (
 )
 from review_ui.slack_verification import SlackPayload
 from tether.contracts import JsonObject
-from tether.store.engine import session_scope
+from tether.store.engine import Session, session_scope
 from tether.store.reviews import ReviewItem, get_review
 
 __all__ = ["router"]
