@@ -30,7 +30,7 @@ from tether.store.queue import (
     release,
     run_timeline,
 )
-from tether.store.reviews import ReviewItem, ReviewSummary, get_review
+from tether.store.reviews import ReviewItem, ReviewPublic, ReviewSummary, get_review
 
 router = APIRouter(prefix="/api/reviews", tags=["reviews"])
 
@@ -51,35 +51,9 @@ class TimelineEvent(BaseModel):
     detail: JsonObject
 
 
-class ReviewDetail(BaseModel):
-    review_id: str
-    run_id: str
-    workflow: str
-    step: str
-    tenant: str
-    requester: str | None
-    reason: str
-    summary: str
-    status: str
-    input_preview: JsonObject
-    output: JsonObject | None
-    raw_output: str | None
-    output_schema: JsonObject | None
-    output_digest: str
-    confidence: JsonObject | None
-    cost_usd: float
-    allowed_roles: list[str]
-    escalated: bool
-    claimed_by: str | None
-    opened_at: datetime
-    due_at: datetime | None
-    expires_at: datetime
-    decision: str | None
-    decision_reason: str | None
-    decided_output: JsonObject | None
-    reviewer: str | None
-    decided_at: datetime | None
-    decided_via: str | None
+class ReviewDetail(ReviewPublic):
+    """The item as a reviewer reads it, with the run's timeline."""
+
     timeline: list[TimelineEvent]
 
 
@@ -125,7 +99,7 @@ def get_review_item(review_id: str, session: SessionDep, reviewer: ApiReviewer) 
     """One item with its output, schema, digest (to decide with) and the run's timeline."""
     item = _item_or_404(session, review_id)
     events = run_timeline(session, item.run_id)
-    fields = {name: getattr(item, name) for name in ReviewDetail.model_fields if name != "timeline"}
+    fields = {name: getattr(item, name) for name in ReviewPublic.model_fields}
     timeline = [
         TimelineEvent(at=e.at, kind=e.kind, actor=e.actor, review_id=e.review_id, detail=e.detail)
         for e in events

@@ -51,7 +51,28 @@ class QueueRow(ReviewSummary):
     allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON))
 
 
-class ReviewItem(QueueRow, table=True):
+class ReviewPublic(QueueRow):
+    """Everything about an item a reviewer may read (``GET /api/reviews/{id}``): the queue's
+    columns plus the input, the output with its schema and digest, and the decision."""
+
+    tenant: str = Field(index=True, max_length=100)
+    requester: str | None = Field(default=None, max_length=200)
+    input_preview: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    raw_output: str | None = None
+    output_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    output_digest: str = Field(max_length=80)
+    confidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    expires_at: datetime
+    decision_reason: str | None = None
+    decided_output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    decided_at: datetime | None = None
+    decided_via: str | None = Field(default=None, max_length=20)
+
+
+class ReviewItem(ReviewPublic, table=True):
+    """The stored item: the public shape plus what only Tether itself uses."""
+
     __tablename__ = "review_items"
     # The queue filters by status (and workflow or reason) and sorts by due time or age; these
     # let it count and page through 10,000s of items without scanning the table.
@@ -63,22 +84,9 @@ class ReviewItem(QueueRow, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    tenant: str = Field(index=True, max_length=100)
-    requester: str | None = Field(default=None, max_length=200)
-    input_preview: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    raw_output: str | None = None
-    output_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     output_model: str | None = Field(default=None, max_length=300)
-    output_digest: str = Field(max_length=80)
-    confidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     reminded: bool = False
     claimed_at: datetime | None = None
-    expires_at: datetime
-    decision_reason: str | None = None
-    decided_output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    decided_at: datetime | None = None
-    decided_via: str | None = Field(default=None, max_length=20)
     slack_channel: str | None = Field(default=None, max_length=100)
     slack_ts: str | None = Field(default=None, max_length=40)
     updated_at: datetime = Field(default_factory=_now)
