@@ -1,0 +1,381 @@
+"""Routing by input features: what a step's rendered input looks like, and which tier it gets.
+
+:func:`input_features` measures an input (size, language, code, questions, links, attachments)
+with a few regular expressions and stopword lists, no dependency and no I/O. :func:`choose_tier`
+applies ``RouteRulesPolicy``: the first rule whose conditions all hold wins, else the default
+tier, and the decision carries the reason to record ("rule 2: has_code → strong"). A learned rule
+(reviewers rejected or edited the answers to the nearest past inputs) plugs in as a
+:class:`LearnedRule`; the store feeds it later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from policies.guard_routing import RouteRulesPolicy, RouteWhen
+from policies.models import ModelTier
+from policies.pricing import estimate_tokens
+from policies.routing import TierChoice
+
+__all__ = [
+    "LearnedRule",
+    "LearnedVerdict",
+    "RouteFeatures",
+    "RouteRequest",
+    "TierDecision",
+    "choose_tier",
+    "detect_language",
+    "input_features",
+    "route_tier",
+]
+
+UNDETERMINED = "und"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RouteFeatures(_Frozen):
+    """What routing knows about a step's input."""
+
+    chars: int
+    tokens: int
+    language: str
+    has_code: bool
+    questions: int
+    links: int
+    attachments: int
+
+
+class RouteRequest(_Frozen):
+    """A step asking for a tier: its input's features and where it runs."""
+
+    features: RouteFeatures
+    tenant: str | None = None
+    workflow: str | None = None
+    step: str | None = None
+
+
+class LearnedVerdict(_Frozen):
+    """What the learned rule says about an input, e.g. ``troubled=True, reason="4 of 5 nearest
+    past inputs rejected or edited"``."""
+
+    troubled: bool
+    reason: str
+
+
+class LearnedRule(Protocol):
+    """Looks at an input's nearest past inputs; None when it has nothing to say."""
+
+    def __call__(self, request: RouteRequest) -> LearnedVerdict | None: ...
+
+
+class TierDecision(_Frozen):
+    """The tier a step gets, the rule that chose it (1-based; None: default or explicit), why."""
+
+    tier: ModelTier
+    rule: int | None
+    reason: str
+
+
+# --- features ----------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?(^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+_LINK = re.compile(r"\bhttps?://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+", re.IGNORECASE)
+_QUESTION = re.compile(r"[?\uff1f\u061f]+")  # also the full-width and Arabic ones
+_WORD = re.compile(r"[^\W\d_]+")
+_FILE_EXTENSIONS = (
+    "pdf|docx?|xlsx?|pptx?|odt|ods|csv|txt|rtf|png|jpe?g|gif|webp|heic|tiff?|zip|rar|7z|eml|msg|log"
+)
+_FILE_NAME = re.compile(rf"\b[\w\-]+(?:\.[\w\-]+)*?\.(?:{_FILE_EXTENSIONS})\b", re.IGNORECASE)
+_ATTACHMENT_MARKER = re.compile(
+    r"\[(?:attachment|attached|file|image|screenshot|photo)\b[^\]\n]*\]"
+    r"|^[ \t]*(?:attachments?|attached)[ \t]*:.*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CODE_PATTERNS = [
+    re.compile(pattern, flags)
+    for pattern, flags in (
+        (r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(.*\)[ \t]*(?:->.*)?:", re.MULTILINE),
+        (r"^[ \t]*class[ \t]+\w+[ \t]*(?:\(.*\))?[ \t]*:[ \t]*$", re.MULTILINE),
+        (
+            r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import[ \t]+[\w.]+(?:[ \t]+as[ \t]+\w+)?"
+            r"(?:[ \t]*,[ \t]*[\w.]+)*;?[ \t]*$",
+            re.MULTILINE,
+        ),
+        (r"\bfunction\b[ \t]*\w*[ \t]*\([^)\n]*\)[ \t]*\{", 0),
+        (r"\b(?:const|let|var)[ \t]+\w+[ \t]*=[^=]", 0),
+        (r"=>[ \t]*[{(]", 0),
+        (r"#include[ \t]*[<\"]", 0),
+        (r"\bSELECT\b[^;\n]{0,200}\bFROM\b|\b(?:INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b", 0),
+        (r"\b(?:public|private|protected|static)[ \t]+[\w<>\[\]]+[ \t]+\w+[ \t]*\(", 0),
+        (r"\bconsole\.log\(|\bSystem\.out\.print|\bprintf\(|\bprint\(", 0),
+        (r"<\?php|<(?:div|span|script|html|body|table|input)\b[^>]*>", re.IGNORECASE),
+        (r"Traceback \(most recent call last\)|^[ \t]+at [\w.$<>]+\(.*:\d+\)", re.MULTILINE),
+        (r"^[ \t]*\$[ \t]+(?:sudo|git|npm|pip|curl|docker|kubectl|python3?|cd|ls)\b", re.MULTILINE),
+        (r"`[^`\n]*[(){}=;][^`\n]*`", 0),
+    )
+]
+_STATEMENT_END = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
+
+_STOPWORDS: dict[str, frozenset[str]] = {
+    language: frozenset(words.split())
+    for language, words in {
+        "en": "the and is are was were of to it that this with for you my have has not be what "
+        "how why can please would could do does on at from your we they an or but i",
+        "de": "der die das und ist nicht ich ein eine einen mit zu auf für es sie wir den dem des "
+        "von im wie was warum bitte kann können habe hat mein meine meinen auch noch aber oder "
+        "sich wird werden bei nach hallo danke",
+        "fr": "le la les et est je vous une un des du pour pas ne que qui dans sur avec mon ma mes "
+        "ce cette il elle nous au aux mais ou comment pourquoi merci votre suis avez être bonjour",
+        "es": "el la los las y es que en un una por para con no mi mis su del al lo como pero cómo "
+        "qué porque gracias tengo estoy está hola muy este esta usted puedo se",
+        "pt": "o os a as e é que um uma não para com em no na nos do da dos das de meu minha por "
+        "mas como obrigado obrigada olá você vocês estou tenho está ao isso pelo pela",
+        "it": "il lo la gli le e è che un una non per con di del della in mi mio mia ma come "
+        "perché grazie sono ho ciao questo questa anche sul nel alla",
+        "nl": "de het een en is niet ik je van dat die met voor op te mijn maar hoe wat waarom "
+        "bedankt graag kan heb ben er ook zijn wij u bij naar nog geen",
+    }.items()
+}
+_LETTER_HINTS: dict[str, str] = {"ß": "de", "ñ": "es", "¿": "es", "¡": "es", "ã": "pt", "õ": "pt"}
+
+_SCRIPTS: list[tuple[str, tuple[tuple[int, int], ...]]] = [
+    ("latin", ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F), (0x1E00, 0x1EFF))),
+    ("cyrillic", ((0x400, 0x4FF),)),
+    ("greek", ((0x370, 0x3FF),)),
+    ("hebrew", ((0x590, 0x5FF),)),
+    ("arabic", ((0x600, 0x6FF), (0x750, 0x77F))),
+    ("devanagari", ((0x900, 0x97F),)),
+    ("thai", ((0xE00, 0xE7F),)),
+    ("hangul", ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF))),
+    ("kana", ((0x3040, 0x30FF),)),
+    ("han", ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))),
+]
+_SCRIPT_LANGUAGE = {
+    "greek": "el",
+    "hebrew": "he",
+    "arabic": "ar",
+    "devanagari": "hi",
+    "thai": "th",
+    "hangul": "ko",
+    "han": "zh",
+}
+_UKRAINIAN_LETTERS = frozenset("іїєґІЇЄҐ")
+_ONE_TOKEN_SCRIPTS = frozenset({"hangul", "kana", "han"})
+
+
+def _script(char: str) -> str | None:
+    code = ord(char)
+    for name, ranges in _SCRIPTS:
+        if any(low <= code <= high for low, high in ranges):
+            return name
+    return None
+
+
+def _scripts(text: str) -> Counter[str]:
+    return Counter(name for char in text if char.isalpha() and (name := _script(char)))
+
+
+def _prose(text: str) -> str:
+    """The text without code blocks and links, for language and question detection."""
+    return _LINK.sub(" ", _FENCE.sub(" ", text))
+
+
+def detect_language(text: str) -> str:
+    """The input's language: ``en de fr es pt it nl`` by stopwords, a non-Latin script's
+    language (``ru uk el he ar hi th ko ja zh``) by its letters, else ``und``."""
+    prose = _prose(text)
+    scripts = _scripts(prose)
+    if not scripts:
+        return UNDETERMINED
+    script, letters = scripts.most_common(1)[0]
+    if script in {"han", "kana"} and scripts["kana"] > 0:
+        return "ja"  # Japanese mixes kanji (han) with kana; Chinese has no kana
+    if script == "cyrillic":
+        return "uk" if any(char in _UKRAINIAN_LETTERS for char in prose) else "ru"
+    if script != "latin":
+        return _SCRIPT_LANGUAGE.get(script, UNDETERMINED) if letters else UNDETERMINED
+    return _latin_language(prose)
+
+
+def _latin_language(prose: str) -> str:
+    words = [word.lower() for word in _WORD.findall(prose)]
+    scores = Counter({language: 0 for language in _STOPWORDS})
+    for word in words:
+        for language, stopwords in _STOPWORDS.items():
+            if word in stopwords:
+                scores[language] += 1
+    for letter, language in _LETTER_HINTS.items():
+        if letter in prose.lower():
+            scores[language] += 2
+    ranked = scores.most_common(2)
+    (best, best_score), (_, runner_up) = ranked[0], ranked[1]
+    if best_score < 2 or best_score == runner_up:
+        return UNDETERMINED
+    return best
+
+
+def estimate_input_tokens(text: str) -> int:
+    """Tokens of ``text``: one per CJK character, about four characters each for the rest."""
+    one_token = sum(1 for char in text if char.isalpha() and _script(char) in _ONE_TOKEN_SCRIPTS)
+    return one_token + estimate_tokens(len(text) - one_token)
+
+
+def _has_code(text: str) -> bool:
+    if _FENCE.search(text) is not None:
+        return True
+    if any(pattern.search(text) for pattern in _CODE_PATTERNS):
+        return True
+    return len(_STATEMENT_END.findall(text)) >= 3
+
+
+def _attachments(text: str) -> int:
+    text = _LINK.sub(" ", text)
+    names = {name.lower() for name in _FILE_NAME.findall(text)}
+    bare_markers = sum(
+        1 for marker in _ATTACHMENT_MARKER.findall(text) if _FILE_NAME.search(marker) is None
+    )
+    return len(names) + bare_markers
+
+
+def input_features(text: str, attachments: int = 0) -> RouteFeatures:
+    """Measures a step's rendered input.
+
+    Args:
+        text: The input as the model would see it.
+        attachments: Attachments the step carries besides the text (files passed by reference);
+            added to the ones the text mentions (file names, ``[screenshot]``, ``Attachments:``).
+    """
+    if attachments < 0:
+        raise ValueError(f"attachments must be >= 0, got {attachments}")
+    return RouteFeatures(
+        chars=len(text),
+        tokens=estimate_input_tokens(text),
+        language=detect_language(text),
+        has_code=_has_code(text),
+        questions=len(_QUESTION.findall(_prose(text))),
+        links=len(_LINK.findall(text)),
+        attachments=attachments + _attachments(text),
+    )
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+class _Learned:
+    """Asks the learned rule at most once per decision, and only when a rule needs it."""
+
+    def __init__(self, rule: LearnedRule | None, request: RouteRequest) -> None:
+        self._rule = rule
+        self._request = request
+        self._asked = False
+        self._verdict: LearnedVerdict | None = None
+
+    def verdict(self) -> LearnedVerdict | None:
+        if not self._asked:
+            self._asked = True
+            if self._rule is not None:
+                try:
+                    self._verdict = self._rule(self._request)
+                except Exception:  # a routing hint must never fail the step
+                    self._verdict = None
+        return self._verdict
+
+
+def _listed(values: list[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
+def _conditions(when: RouteWhen, request: RouteRequest, learned: _Learned) -> list[str] | None:
+    """The reasons ``when`` holds for ``request``, or None when one of its conditions fails."""
+    features = request.features
+    checks: list[tuple[bool, str]] = []
+    if when.min_tokens is not None:
+        checks.append(
+            (features.tokens >= when.min_tokens, f"tokens {features.tokens} ≥ {when.min_tokens}")
+        )
+    if when.max_tokens is not None:
+        checks.append(
+            (features.tokens <= when.max_tokens, f"tokens {features.tokens} ≤ {when.max_tokens}")
+        )
+    if when.language is not None:
+        allowed = [code.lower() for code in when.language]
+        checks.append(
+            (features.language in allowed, f"language {features.language} in {_listed(allowed)}")
+        )
+    if when.language_not is not None:
+        excluded = [code.lower() for code in when.language_not]
+        foreign = features.language != UNDETERMINED and features.language not in excluded
+        checks.append((foreign, f"language {features.language} not in {_listed(excluded)}"))
+    if when.has_code is not None:
+        checks.append(
+            (features.has_code == when.has_code, "has_code" if when.has_code else "no code")
+        )
+    for name, minimum, value in (
+        ("questions", when.min_questions, features.questions),
+        ("attachments", when.min_attachments, features.attachments),
+        ("links", when.min_links, features.links),
+    ):
+        if minimum is not None:
+            checks.append((value >= minimum, f"{name} {value} ≥ {minimum}"))
+    for name, allowed_values, actual in (
+        ("tenant", when.tenant, request.tenant),
+        ("workflow", when.workflow, request.workflow),
+        ("step", when.step, request.step),
+    ):
+        if allowed_values is not None:
+            checks.append((actual in allowed_values, f"{name} {actual}"))
+    if not all(holds for holds, _ in checks):
+        return None
+    reasons = [reason for _, reason in checks]
+    if when.learned is not None:  # last: the learned rule may be costly to ask
+        verdict = learned.verdict()
+        troubled = verdict is not None and verdict.troubled
+        if troubled != when.learned:
+            return None
+        reasons.append(f"learned: {verdict.reason}" if verdict else "learned: no signal")
+    return reasons
+
+
+def choose_tier(
+    policy: RouteRulesPolicy, request: RouteRequest, learned: LearnedRule | None = None
+) -> TierDecision:
+    """The tier for an ``auto`` step: the first rule whose conditions all hold, else the default.
+
+    Args:
+        policy: The routing rules.
+        request: The input's features, tenant, workflow and step.
+        learned: The learned rule, asked only when a rule has a ``learned`` condition; without
+            one (or when it fails) it has no signal.
+    """
+    asked = _Learned(learned, request)
+    for number, rule in enumerate(policy.rules, start=1):
+        reasons = _conditions(rule.when, request, asked)
+        if reasons is not None:
+            label = f"rule {number}" + (f" ({rule.name})" if rule.name else "")
+            return TierDecision(
+                tier=rule.tier, rule=number, reason=f"{label}: {', '.join(reasons)} → {rule.tier}"
+            )
+    return TierDecision(
+        tier=policy.default_tier,
+        rule=None,
+        reason=f"default: no rule matched → {policy.default_tier}",
+    )
+
+
+def route_tier(
+    policy: RouteRulesPolicy,
+    tier: TierChoice,
+    request: RouteRequest,
+    learned: LearnedRule | None = None,
+) -> TierDecision:
+    """A step's tier: the one it names, or for ``auto`` the rules' choice."""
+    if tier == "auto":
+        return choose_tier(policy, request, learned)
+    return TierDecision(tier=tier, rule=None, reason=f"step asks for {tier}")
