@@ -89,12 +89,41 @@ _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | 
 _LINK = re.compile(r"\bhttps?://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+", re.IGNORECASE)
 _QUESTION = re.compile(r"[?\uff1f\u061f]+")  # also the full-width and Arabic ones
 _WORD = re.compile(r"[^\W\d_]+")
-_FILE_EXTENSIONS = (
-    "pdf|docx?|xlsx?|pptx?|odt|ods|csv|txt|rtf|png|jpe?g|gif|webp|heic|tiff?|zip|rar|7z|eml|msg|log"
+_FILE_EXTENSIONS = frozenset(
+    [
+        "pdf",
+        "doc",
+        "docx",
+        "xls",
+        "xlsx",
+        "ppt",
+        "pptx",
+        "odt",
+        "ods",
+        "csv",
+        "txt",
+        "rtf",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "webp",
+        "heic",
+        "tif",
+        "tiff",
+        "zip",
+        "rar",
+        "7z",
+        "eml",
+        "msg",
+        "log",
+    ]
 )
-_FILE_NAME = re.compile(rf"\b[\w\-]+(?:\.[\w\-]+)*?\.(?:{_FILE_EXTENSIONS})\b", re.IGNORECASE)
+_PATH_TOKEN = re.compile(r"[\w.\-]+")
+"""A run of name characters; a file name is one whose last dot precedes a known extension
+(checked in Python, not by a backtracking pattern, so hostile text stays linear)."""
 _ATTACHMENT_MARKER = re.compile(
-    r"\[(?:attachment|attached|file|image|screenshot|photo)\b[^\]\n]*\]"
+    r"\[(?:attachment|attached|file|image|screenshot|photo)\b[^\[\]\n]{0,200}\]"
     r"|^[ \t]*(?:attachments?|attached)[ \t]*:.*$",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -115,7 +144,7 @@ _CODE_PATTERNS = [
         (r"\bSELECT\b[^;\n]{0,200}\bFROM\b|\b(?:INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b", 0),
         (r"\b(?:public|private|protected|static)[ \t]+[\w<>\[\]]+[ \t]+\w+[ \t]*\(", 0),
         (r"\bconsole\.log\(|\bSystem\.out\.print|\bprintf\(|\bprint\(", 0),
-        (r"<\?php|<(?:div|span|script|html|body|table|input)\b[^>]*>", re.IGNORECASE),
+        (r"<\?php|<(?:div|span|script|html|body|table|input)\b[^<>\n]{0,200}>", re.IGNORECASE),
         (r"Traceback \(most recent call last\)|^[ \t]+at [\w.$<>]+\(.*:\d+\)", re.MULTILINE),
         (r"^[ \t]*\$[ \t]+(?:sudo|git|npm|pip|curl|docker|kubectl|python3?|cd|ls)\b", re.MULTILINE),
         (r"`[^`\n]*[(){}=;][^`\n]*`", 0),
@@ -143,20 +172,28 @@ _STOPWORDS: dict[str, frozenset[str]] = {
         "bedankt graag kan heb ben er ook zijn wij u bij naar nog geen",
     }.items()
 }
+_STOPWORD_LANGUAGES: dict[str, tuple[str, ...]] = {
+    word: tuple(language for language, words in _STOPWORDS.items() if word in words)
+    for word in frozenset().union(*_STOPWORDS.values())
+}
 _LETTER_HINTS: dict[str, str] = {"ß": "de", "ñ": "es", "¿": "es", "¡": "es", "ã": "pt", "õ": "pt"}
 
-_SCRIPTS: list[tuple[str, tuple[tuple[int, int], ...]]] = [
-    ("latin", ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F), (0x1E00, 0x1EFF))),
-    ("cyrillic", ((0x400, 0x4FF),)),
-    ("greek", ((0x370, 0x3FF),)),
-    ("hebrew", ((0x590, 0x5FF),)),
-    ("arabic", ((0x600, 0x6FF), (0x750, 0x77F))),
-    ("devanagari", ((0x900, 0x97F),)),
-    ("thai", ((0xE00, 0xE7F),)),
-    ("hangul", ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF))),
-    ("kana", ((0x3040, 0x30FF),)),
-    ("han", ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))),
-]
+_SCRIPTS: dict[str, re.Pattern[str]] = {
+    name: re.compile(f"[{letters}]+")
+    for name, letters in {
+        "latin": "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff",
+        "cyrillic": "\u0400-\u0481\u048a-\u04ff",
+        "greek": "\u0386\u0388-\u03ff",
+        "hebrew": "\u05d0-\u05ea",
+        "arabic": "\u0621-\u064a\u0671-\u06d3",
+        "devanagari": "\u0900-\u0963\u0971-\u097f",
+        "thai": "\u0e01-\u0e3a\u0e40-\u0e4e",
+        "hangul": "\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3",
+        "kana": "\u3041-\u3096\u30a1-\u30fa\u30fc",
+        "han": "\u3400-\u4dbf\u4e00-\u9fff",
+    }.items()
+}
+"""The letters of each script this module tells apart (runs of them, counted in C)."""
 _SCRIPT_LANGUAGE = {
     "greek": "el",
     "hebrew": "he",
@@ -170,16 +207,15 @@ _UKRAINIAN_LETTERS = frozenset("іїєґІЇЄҐ")
 _ONE_TOKEN_SCRIPTS = frozenset({"hangul", "kana", "han"})
 
 
-def _script(char: str) -> str | None:
-    code = ord(char)
-    for name, ranges in _SCRIPTS:
-        if any(low <= code <= high for low, high in ranges):
-            return name
-    return None
+def _letters(pattern: re.Pattern[str], text: str) -> int:
+    return sum(map(len, pattern.findall(text)))
 
 
 def _scripts(text: str) -> Counter[str]:
-    return Counter(name for char in text if char.isalpha() and (name := _script(char)))
+    """Letters per script; ASCII text is all Latin and skips the other scans."""
+    names = ["latin"] if text.isascii() else list(_SCRIPTS)
+    counts = Counter({name: _letters(_SCRIPTS[name], text) for name in names})
+    return +counts  # drops the zeros
 
 
 def _prose(text: str) -> str:
@@ -205,14 +241,13 @@ def detect_language(text: str) -> str:
 
 
 def _latin_language(prose: str) -> str:
-    words = [word.lower() for word in _WORD.findall(prose)]
     scores = Counter({language: 0 for language in _STOPWORDS})
-    for word in words:
-        for language, stopwords in _STOPWORDS.items():
-            if word in stopwords:
-                scores[language] += 1
+    for word, times in Counter(_WORD.findall(prose.lower())).items():
+        for language in _STOPWORD_LANGUAGES.get(word, ()):
+            scores[language] += times
+    lowered = prose.lower()
     for letter, language in _LETTER_HINTS.items():
-        if letter in prose.lower():
+        if letter in lowered:
             scores[language] += 2
     ranked = scores.most_common(2)
     (best, best_score), (_, runner_up) = ranked[0], ranked[1]
@@ -223,7 +258,9 @@ def _latin_language(prose: str) -> str:
 
 def estimate_input_tokens(text: str) -> int:
     """Tokens of ``text``: one per CJK character, about four characters each for the rest."""
-    one_token = sum(1 for char in text if char.isalpha() and _script(char) in _ONE_TOKEN_SCRIPTS)
+    one_token = 0
+    if not text.isascii():
+        one_token = sum(_letters(_SCRIPTS[name], text) for name in _ONE_TOKEN_SCRIPTS)
     return one_token + estimate_tokens(len(text) - one_token)
 
 
@@ -235,13 +272,19 @@ def _has_code(text: str) -> bool:
     return len(_STATEMENT_END.findall(text)) >= 3
 
 
+def _file_names(text: str) -> set[str]:
+    names = set()
+    for token in _PATH_TOKEN.findall(text):
+        stem, dot, extension = token.strip(".-").rpartition(".")
+        if dot and stem and extension.lower() in _FILE_EXTENSIONS:
+            names.add(token.strip(".-").lower())
+    return names
+
+
 def _attachments(text: str) -> int:
     text = _LINK.sub(" ", text)
-    names = {name.lower() for name in _FILE_NAME.findall(text)}
-    bare_markers = sum(
-        1 for marker in _ATTACHMENT_MARKER.findall(text) if _FILE_NAME.search(marker) is None
-    )
-    return len(names) + bare_markers
+    bare_markers = sum(1 for marker in _ATTACHMENT_MARKER.findall(text) if not _file_names(marker))
+    return len(_file_names(text)) + bare_markers
 
 
 def input_features(text: str, attachments: int = 0) -> RouteFeatures:
