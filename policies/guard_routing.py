@@ -1,8 +1,9 @@
 """Policy for production routing guards: circuit breakers, per-call timeouts and routing rules.
 
 Plain, validated data like ``policies.models``; the functions that apply it live in
-``policies.breaker`` (the breaker state machine) and ``policies.route_features`` (input
-features and the rule evaluator). Not yet part of ``TetherPolicy``: the activity path wires it in.
+``policies.breaker`` (the breaker state machine), ``policies.route_features`` (input features)
+and ``policies.route_rules`` (the rule evaluator). Not yet part of ``TetherPolicy``: the
+activity path wires it in.
 """
 
 from __future__ import annotations

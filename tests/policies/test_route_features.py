@@ -8,15 +8,13 @@ from pydantic import ValidationError
 
 from policies.guard_routing import RouteRule, RouteRulesPolicy, RouteWhen
 from policies.route_features import (
-    LearnedVerdict,
     RouteFeatures,
     RouteRequest,
-    choose_tier,
     detect_language,
     estimate_input_tokens,
     input_features,
-    route_tier,
 )
+from policies.route_rules import LearnedVerdict, choose_tier, route_tier
 
 # --- size --------------------------------------------------------------------------------------
 

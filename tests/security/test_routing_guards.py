@@ -13,7 +13,8 @@ import pytest
 
 from activities.provider_health import ProviderHealth
 from policies.guard_routing import BreakerPolicy, ProviderHealthPolicy, RouteRulesPolicy
-from policies.route_features import RouteRequest, choose_tier, input_features
+from policies.route_features import RouteRequest, input_features
+from policies.route_rules import choose_tier
 from tether.core.errors import ProviderRateLimitedError, ProviderRejectedError
 
 SIZE = 100_000
