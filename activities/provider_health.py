@@ -137,6 +137,14 @@ class ProviderHealth:
         with self._lock:
             return not self._entry(model_id).breaker.would_allow(self._clock())
 
+    def split_chain(self, chain: list[str]) -> tuple[list[str], list[str]]:
+        """A route's fallback chain split into the models to try now, in order, and the ones
+        skipped because their breaker is open (to record why the route skipped them)."""
+        with self._lock:
+            now = self._clock()
+            usable = [m for m in chain if self._entry(m).breaker.would_allow(now)]
+        return usable, [model for model in chain if model not in usable]
+
     def acquire(self, model_id: str) -> Permit:
         """Asks to call ``model_id`` now; hand the permit back to :meth:`record`."""
         with self._lock:

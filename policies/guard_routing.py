@@ -75,6 +75,10 @@ class BreakerPolicy(_Strict):
     def _cooldown_cap(self) -> BreakerPolicy:
         if self.max_cooldown_s < self.cooldown_s:
             raise ValueError("max_cooldown_s must be >= cooldown_s")
+        if self.window == "count" and self.min_calls > self.window_calls:
+            raise ValueError(
+                "min_calls must be <= window_calls, or the slow-call rate can never open the breaker"
+            )
         return self
 
 

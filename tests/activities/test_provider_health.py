@@ -67,6 +67,21 @@ def test_an_open_breaker_skips_the_model_at_once_and_recovers_after_a_probe() ->
     assert not registry.should_skip("openai/gpt-4o")
 
 
+def test_a_chain_splits_into_models_to_try_and_models_skipped() -> None:
+    clock = FakeClock()
+    registry = health(clock)
+    chain = ["openai/gpt-4o", "anthropic/claude", "openai/gpt-4o-mini"]
+    assert registry.split_chain(chain) == (chain, [])
+    for _ in range(3):
+        registry.record("openai/gpt-4o", outage(), 0.1)
+    assert registry.split_chain(chain) == (
+        ["anthropic/claude", "openai/gpt-4o-mini"],
+        ["openai/gpt-4o"],
+    )
+    clock.advance(30.0)
+    assert registry.split_chain(chain) == (chain, [])  # half-open: the probe may go
+
+
 def test_a_route_spends_no_call_on_a_model_whose_breaker_is_open() -> None:
     clock = FakeClock()
     registry = health(clock)

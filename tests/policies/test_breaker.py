@@ -103,7 +103,7 @@ def test_successes_between_failures_do_not_reset_the_count_in_the_window() -> No
 
 
 def test_failures_sliding_out_of_a_count_window_no_longer_count() -> None:
-    breaker = CircuitBreaker(policy(window_calls=4, min_calls=10))
+    breaker = CircuitBreaker(policy(window_calls=4, min_calls=4, slow_call_rate=1.0))
     feed(breaker, "ffss", 0.0)
     assert breaker.record("failure", FAST, 0.0) == "closed"  # the first f slid out: f s s f
     assert breaker.status(0.0).failures == 2
@@ -305,6 +305,12 @@ def test_a_closed_permit_of_the_current_epoch_counts() -> None:
 def test_the_cool_down_cap_must_not_be_below_the_cool_down() -> None:
     with pytest.raises(ValidationError, match="max_cooldown_s"):
         BreakerPolicy(cooldown_s=60, max_cooldown_s=30)
+
+
+def test_a_count_window_must_be_able_to_hold_min_calls() -> None:
+    with pytest.raises(ValidationError, match="min_calls"):
+        BreakerPolicy(window_calls=5, min_calls=6)
+    BreakerPolicy(window="time", window_calls=5, min_calls=6)
 
 
 def test_unknown_fields_are_rejected() -> None:
