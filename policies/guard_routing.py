@@ -37,11 +37,11 @@ class BreakerPolicy(_Strict):
     """When a provider/model's breaker opens, how long it stays open and how it probes.
 
     Closed → open when the window holds ``failure_threshold`` counted failures, or when at least
-    ``min_calls`` calls are in it and the share slower than ``slow_call_s`` exceeds
+    ``min_calls`` calls are in it and the share taking ``slow_call_s`` or longer reaches
     ``slow_call_rate``. Open for a cool-down that starts at ``cooldown_s`` and is multiplied by
     ``cooldown_multiplier`` each time a probe fails, up to ``max_cooldown_s``. Then half-open:
     ``half_open_probes`` calls go through; all of them succeeding closes the breaker, any of them
-    failing re-opens it.
+    failing (or being slow) re-opens it. Which errors count as failures: ``policies.breaker.classify``.
     """
 
     failure_threshold: int = Field(default=5, ge=1, description="Failures in the window to open.")
