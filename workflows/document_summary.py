@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         SummaryResult,
     )
     from workflows.engine import TetherWorkflow
+    from workflows.engine.state import SHORT_ACTIVITY_RETRY
     from workflows.steps import RunHalted
 
 
@@ -48,6 +49,7 @@ class DocumentSummary(TetherWorkflow):
                 run_id=self.run_id, workflow="document_summary", document=doc.document
             ),
             start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=SHORT_ACTIVITY_RETRY,
         )
         result = SummaryResult(
             guard_action=prepared.guard_action, original_chars=prepared.original_chars

@@ -4,22 +4,29 @@ clear error and changes nothing; error bodies have one shape, and the OpenAPI do
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from policies.models import TetherPolicy
 from review_ui.app import create_app
 from tests.conftest import make_settings
-from tests.review_ui.conftest import BOB, UiServer
+from tests.histories.record import _decide_all as decide_all
+from tests.review_ui.conftest import BOB, UiServer, pause_at
 from tests.test_cli import tether
 from tether.client import MAX_INPUT_BYTES, MAX_INPUT_DEPTH, parse_run_input
 from tether.core.errors import InputError
 from tether.core.settings import Settings
+from tether.worker import running_worker
+from workflows.document_summary_steps import Document
+from workflows.support_triage_steps import Ticket
 
 UNREACHABLE_TEMPORAL = "127.0.0.1:9"  # nothing listens: the app must answer without Temporal
 
@@ -214,3 +221,42 @@ def test_cli_refuses_bad_input_files_with_one_line_and_exit_2(
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
+
+
+# --- item 7: every activity a run schedules retries a bounded number of times ------------------
+
+
+@pytest.mark.integration
+async def test_every_activity_of_a_reviewed_run_has_a_bounded_retry_policy(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    """open_review, record_decision and prepare_document retried without bound before."""
+    paused = pause_at(pause_at(policy, "classify"), "final_summary", "document_summary")
+    async with running_worker(client, settings, policy=paused):
+        triage = f"triage-{uuid.uuid4().hex[:8]}"
+        await client.start_workflow(
+            "support_triage",
+            Ticket(subject="Refund", body="Refund order 7 please."),
+            id=triage,
+            task_queue=settings.task_queue,
+        )
+        summary = f"summary-{uuid.uuid4().hex[:8]}"
+        await client.start_workflow(
+            "document_summary",
+            Document(document="A short report. " * 50, title="Report"),
+            id=summary,
+            task_queue=settings.task_queue,
+        )
+        for run_id in (triage, summary):
+            await asyncio.wait_for(decide_all(client, run_id), 60)
+    scheduled: dict[str, int] = {}
+    for run_id in (triage, summary):
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        for event in history.events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attrs = event.activity_task_scheduled_event_attributes
+                scheduled[attrs.activity_type.name] = attrs.retry_policy.maximum_attempts
+    for name in ("tether.open_review", "tether.record_decision", "tether.prepare_document"):
+        assert name in scheduled, sorted(scheduled)
+    unbounded = sorted(name for name, attempts in scheduled.items() if attempts == 0)
+    assert unbounded == [], f"retried without bound: {unbounded}"
