@@ -9,11 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 from temporalio.client import Client
 
 from policies.loader import load_policy
@@ -22,6 +22,8 @@ from review_ui.auth import LoginRequired
 from review_ui.context import STATIC_DIR, TEMPLATES_DIR, ReviewDesk, TemporalLink
 from review_ui.decisions import redelivery_loop
 from review_ui.display import install_filters
+from review_ui.errors import API_PREFIXES, error_body, install_error_handlers
+from review_ui.limits import BodyLimits, RequestBodyLimit
 from review_ui.routes import router
 from tether.core.settings import Settings
 from tether.store.engine import get_engine
@@ -77,6 +79,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.desk = desk
+    # Outermost: bodies over the limit are refused before authentication or Slack's check.
+    limits = BodyLimits(default=settings.max_body_bytes, slack=settings.slack_max_body_bytes)
+    app.add_middleware(RequestBodyLimit, limits=limits)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(router)
 
@@ -86,14 +91,16 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        path = request.url.path
-        if path.startswith(("/api", "/slack", "/healthz", "/docs", "/openapi")):
-            return await http_exception_handler(request, exc)
+        if request.url.path.startswith(API_PREFIXES):
+            if isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON parse of the body
+                return error_body(422, "body: JSON nested too deeply")
+            return error_body(exc.status_code, str(exc.detail), exc.headers)
         context = {"title": _HTML_ERROR_TITLES.get(exc.status_code, "Error"), "message": exc.detail}
         return templates.TemplateResponse(
             request, "error.html", context, status_code=exc.status_code
         )
 
+    install_error_handlers(app)
     return app
 
 

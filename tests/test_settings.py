@@ -42,6 +42,8 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_UI_PORT": ("ui_port", "9000", 9000),
     "TETHER_PUBLIC_URL": ("public_url", "https://t.example", "https://t.example"),
     "TETHER_SESSION_SECRET": ("session_secret", "private", SecretStr("private")),
+    "TETHER_MAX_BODY_BYTES": ("max_body_bytes", "2048", 2048),
+    "TETHER_SLACK_MAX_BODY_BYTES": ("slack_max_body_bytes", "1024", 1024),
 }
 
 

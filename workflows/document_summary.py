@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         FinalSummary,
         SummaryResult,
     )
+    from workflows.engine.state import SHORT_ACTIVITY_RETRY
 
 
 @workflow.defn(name="document_summary")
@@ -47,6 +48,7 @@ class DocumentSummary(TetherWorkflow):
                 run_id=self.run_id, workflow="document_summary", document=doc.document
             ),
             start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=SHORT_ACTIVITY_RETRY,
         )
         result = SummaryResult(
             guard_action=prepared.guard_action, original_chars=prepared.original_chars

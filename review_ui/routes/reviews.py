@@ -16,6 +16,7 @@ from policies.models import Reviewer
 from review_ui.deciding import DecisionRequest, decide, is_role_refusal
 from review_ui.decisions import DecisionOutcome, decision_update_id
 from review_ui.deps import ApiReviewer, Desk, SessionDep, read_apart
+from review_ui.errors import error_responses
 from tether.contracts import JsonObject, ReviewReason
 from tether.store.engine import Session
 from tether.store.queue import (
@@ -32,7 +33,12 @@ from tether.store.queue import (
 )
 from tether.store.reviews import ReviewItem, ReviewPublic, ReviewSummary, get_review
 
-router = APIRouter(prefix="/api/reviews", tags=["reviews"])
+router = APIRouter(
+    prefix="/api/reviews", tags=["reviews"], responses=error_responses(401, 413, 422)
+)
+
+MAX_PAGE = 100_000
+"""The last page a caller may ask for: past it a list is refused (422), not computed."""
 
 
 class ReviewList(BaseModel):
@@ -62,7 +68,7 @@ class ClaimResult(BaseModel):
     claimed_by: str | None
 
 
-@router.get("", response_model=ReviewList)
+@router.get("", response_model=ReviewList, responses=error_responses(403))
 def list_reviews(
     session: SessionDep,
     reviewer: ApiReviewer,
@@ -71,7 +77,7 @@ def list_reviews(
     reason: ReviewReason | None = None,
     claimed: ClaimFilter = "any",
     sort: QueueSort = "due",
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=MAX_PAGE),
     per_page: int = Query(default=PAGE_SIZE, ge=1, le=200),
 ) -> ReviewList:
     """Review items, filtered and paged (overdue first by default)."""
@@ -94,7 +100,7 @@ def list_reviews(
     )
 
 
-@router.get("/{review_id}", response_model=ReviewDetail)
+@router.get("/{review_id}", response_model=ReviewDetail, responses=error_responses(403, 404))
 def get_review_item(review_id: str, session: SessionDep, reviewer: ApiReviewer) -> ReviewDetail:
     """One item with its output, schema, digest (to decide with) and the run's timeline."""
     item = _item_or_404(session, review_id)
@@ -112,8 +118,7 @@ def get_review_item(review_id: str, session: SessionDep, reviewer: ApiReviewer) 
     response_model=DecisionOutcome,
     responses={
         202: {"model": DecisionOutcome, "description": "Saved; delivered when a worker runs."},
-        403: {"model": DecisionOutcome, "description": "Your roles may not decide this item."},
-        409: {"model": DecisionOutcome, "description": "Refused: the message says why."},
+        **error_responses(403, 404, 409),
     },
 )
 async def decide_review(
@@ -133,16 +138,23 @@ async def decide_review(
     code = {"accepted": 200, "queued": 202}.get(outcome.state, 409)
     if outcome.state == "refused" and item.status == "pending" and is_role_refusal(reviewer, item):
         code = 403
-    return JSONResponse(outcome.model_dump(mode="json"), status_code=code)
+    content = outcome.model_dump(mode="json")
+    if code >= 400:  # an error like every other: ``detail`` says why, the outcome's fields too
+        content["detail"] = outcome.message
+    return JSONResponse(content, status_code=code)
 
 
-@router.post("/{review_id}/claim", response_model=ClaimResult)
+@router.post(
+    "/{review_id}/claim", response_model=ClaimResult, responses=error_responses(403, 404, 409)
+)
 def claim_review(review_id: str, session: SessionDep, reviewer: ApiReviewer) -> ClaimResult:
     """Claim an item; 409 when another reviewer holds it."""
     return _claim_change(session, review_id, reviewer, take=True)
 
 
-@router.post("/{review_id}/release", response_model=ClaimResult)
+@router.post(
+    "/{review_id}/release", response_model=ClaimResult, responses=error_responses(403, 404, 409)
+)
 def release_review(review_id: str, session: SessionDep, reviewer: ApiReviewer) -> ClaimResult:
     """Release your claim on an item."""
     return _claim_change(session, review_id, reviewer, take=False)

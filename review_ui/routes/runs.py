@@ -13,12 +13,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from review_ui.context import ReviewDesk
 from review_ui.deps import ApiReviewer, Desk
+from review_ui.errors import error_responses
 from tether import client as runs_client
 from tether.client import new_run_id, parse_run_input, run_status
 from tether.contracts import JsonObject
 from tether.core.errors import InputError, ServerUnreachableError
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 422, 503))
 
 _STATUS_DEADLINE_S = 5.0
 
@@ -35,7 +36,12 @@ class RunStarted(BaseModel):
     status_url: str
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RunStarted)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RunStarted,
+    responses=error_responses(400, 403, 409, 413),
+)
 async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunStarted:
     """Start a run; the input is checked exactly as ``tether run`` checks it."""
     from workflows.catalog import CATALOG
@@ -59,7 +65,7 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
     return RunStarted(run_id=run_id, workflow=body.workflow, status_url=f"/api/runs/{run_id}")
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=error_responses(404))
 async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, Any]:
     """The run's state, steps with confidence, cost and pending decision (as ``tether status``)."""
     client = await _client(desk)

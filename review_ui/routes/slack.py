@@ -38,6 +38,7 @@ from review_ui.context import ReviewDesk
 from review_ui.deciding import DecisionRequest, decide, may_decide
 from review_ui.decisions import decision_update_id
 from review_ui.deps import Desk, SessionDep, read_apart
+from review_ui.errors import error_responses
 from review_ui.slack_modals import (
     EDIT_CALLBACK,
     REJECT_CALLBACK,
@@ -75,7 +76,11 @@ class _Interaction:
         return reviewer_by_slack_id(self.desk.policy, self.user_id) if self.user_id else None
 
 
-@router.post("/slack/interactions", summary="Slack interactivity (signed by Slack)")
+@router.post(
+    "/slack/interactions",
+    summary="Slack interactivity (signed by Slack)",
+    responses=error_responses(400, 401, 409, 413, 503),
+)
 async def slack_interactions(
     payload: SlackPayload, desk: Desk, session: SessionDep, background: BackgroundTasks
 ) -> Response:

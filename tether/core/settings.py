@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     ui_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="largest HTTP request body")
+    slack_max_body_bytes: int = Field(
+        default=262_144, gt=0, description="largest body of a Slack interaction request"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tether.core.digests import output_digest
     from workflows.engine.lifecycle import RunLifecycle
-    from workflows.engine.state import SHORT_ACTIVITY, PendingReview
+    from workflows.engine.state import SHORT_ACTIVITY, SHORT_ACTIVITY_RETRY, PendingReview
     from workflows.engine.text import human_duration
     from workflows.steps import RunHalted
 
@@ -126,6 +126,7 @@ class ReviewGate(RunLifecycle):
                 opened_at=opened_at,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
+            retry_policy=SHORT_ACTIVITY_RETRY,
         )
         pending = PendingReview(
             ticket=ticket,
@@ -165,6 +166,7 @@ class ReviewGate(RunLifecycle):
                 final_output=final_output,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
+            retry_policy=SHORT_ACTIVITY_RETRY,
         )
         return pending.decision, pending.receipt
 
@@ -240,4 +242,5 @@ class ReviewGate(RunLifecycle):
             ReviewActivities.review_nudge,
             ReviewNudgeInput(review_id=review_id, run_id=self.run_id, kind=kind, detail=detail),
             start_to_close_timeout=SHORT_ACTIVITY,
+            retry_policy=SHORT_ACTIVITY_RETRY,
         )

@@ -11,12 +11,24 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
+    from temporalio.common import RetryPolicy
 
+    from activities.failures import NON_RETRYABLE_TYPES
     from policies.models import ModelTier
     from tether.contracts import DecisionReceipt, ReviewDecision, ReviewReason, ReviewTicket
     from workflows.steps import LlmStep
 
 SHORT_ACTIVITY = timedelta(seconds=30)
+SHORT_ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=20,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
+)
+"""Review and document activities (store writes): about 15 minutes of retries, then the run
+fails with the activity's error instead of retrying for ever. Only the commands' attributes
+change, not which commands a run issues, so old histories replay without a patch."""
 # Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
 CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
