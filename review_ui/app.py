@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from temporalio.client import Client
 
+from policies.access import production_login_problem
 from policies.loader import load_policy
 from policies.models import TetherPolicy
 from review_ui.auth import LoginRequired
@@ -23,6 +24,8 @@ from review_ui.context import STATIC_DIR, TEMPLATES_DIR, ReviewDesk, TemporalLin
 from review_ui.decisions import redelivery_loop
 from review_ui.display import install_filters
 from review_ui.routes import router
+from review_ui.security_headers import SecurityHeaders
+from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.store.engine import get_engine
 
@@ -47,6 +50,9 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     policy = policy or load_policy(settings.policy_file)
+    problem = startup_problem(settings, policy)
+    if problem is not None:
+        raise ConfigurationError(problem)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates)
     desk = ReviewDesk(
@@ -77,6 +83,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.desk = desk
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(router)
 
@@ -95,6 +102,17 @@ def create_app(
         )
 
     return app
+
+
+def startup_problem(settings: Settings, policy: TetherPolicy) -> str | None:
+    """Why the review app may not serve with these settings and logins, or None.
+
+    Outside ``TETHER_ENV=dev``: not with the default or a short session secret, nor with a
+    plaintext password or the embedded dev logins (whose passwords the README publishes).
+    """
+    if settings.env == "dev":
+        return None
+    return settings.production_problem() or production_login_problem(policy, load_policy())
 
 
 def _quote(path: str) -> str:
