@@ -8,8 +8,11 @@ outlives logout or carries a password-derived value, and missing security header
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +25,7 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 from sqlmodel import Session
+from temporalio.client import Client
 
 from policies.approval import decision_problem
 from policies.loader import load_policy
@@ -393,3 +397,60 @@ async def test_hsts_when_served_over_https(tmp_path: Path) -> None:
             response = await http.get("/login", headers=forwarded)
         assert ("Strict-Transport-Security" in response.headers) is expected, environ
     dispose_all()
+
+
+# --- with the real Temporal dev server: what a started run records as its requester -------------
+
+
+async def _started_input(client: Client, run_id: str) -> dict[str, Any]:
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    data: dict[str, Any] = json.loads(started.input.payloads[0].data)
+    return data
+
+
+@pytest.mark.integration
+async def test_the_api_starts_a_run_as_the_authenticated_login(
+    client: Client, settings: Settings
+) -> None:
+    app = create_app(settings, client=client, policy=load_policy())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
+    ) as http:
+        # The login's name in another case is the same login, and the requester is its name.
+        started = await http.post("/api/runs", json=_start(), auth=("ALICE", "alice-dev"))
+    assert started.status_code == 201, started.text
+    recorded = await _started_input(client, started.json()["run_id"])
+    assert (recorded["requester"], recorded["tenant"]) == ("alice", "default")
+
+
+@pytest.mark.integration
+async def test_the_cli_starts_a_run_as_the_service_identity(
+    client: Client, settings: Settings
+) -> None:
+    env = os.environ | {
+        "TETHER_HOME": str(settings.home),
+        "TETHER_TEMPORAL_ADDRESS": settings.temporal_address,
+        "TETHER_TASK_QUEUE": settings.task_queue,
+        "TETHER_SERVICE_IDENTITY": "ops-bot",
+    }
+
+    def tether(ticket: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        payload = json.dumps(_start(**ticket)["input"])
+        return subprocess.run(
+            [sys.executable, "-m", "tether.cli", "run", "support_triage", "--input", payload],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    named = await asyncio.to_thread(tether, {"requester": "bob"})
+    assert named.returncode == 2 and named.stderr.count("\n") == 1, named.stderr
+    assert "requester" in named.stderr
+    done = await asyncio.to_thread(tether, {})
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[0]
+    if run_id.startswith("{"):  # `tether run` may print one JSON document
+        run_id = json.loads(done.stdout)["run_id"]
+    assert (await _started_input(client, run_id))["requester"] == "ops-bot"
