@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-from tether.store.engine import dispose_all, session_scope
+from tests.store.test_migrations import empty_db  # noqa: F401  (SQLite and PostgreSQL)
+from tether.store.engine import session_scope
 from tether.store.logins import (
     LoginThrottle,
     end_session,
@@ -16,8 +16,8 @@ from tether.store.logins import (
 )
 
 
-def test_a_session_lives_until_it_ends_or_expires(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_a_session_lives_until_it_ends_or_expires(empty_db: str) -> None:  # noqa: F811
+    url = empty_db
     with session_scope(url) as session:
         live = new_session(session, "alice", timedelta(hours=1))
         expired = new_session(session, "bob", timedelta(seconds=-1))
@@ -28,11 +28,10 @@ def test_a_session_lives_until_it_ends_or_expires(tmp_path: Path) -> None:
         end_session(session, live)
     with session_scope(url) as session:
         assert session_reviewer_name(session, live) is None
-    dispose_all()
 
 
-def test_failures_throttle_a_name_and_an_address_separately(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_failures_throttle_a_name_and_an_address_separately(empty_db: str) -> None:  # noqa: F811
+    url = empty_db
     throttle = LoginThrottle(max_failures=3, window=timedelta(minutes=15))
     with session_scope(url) as session:
         for _ in range(3):
@@ -42,4 +41,3 @@ def test_failures_throttle_a_name_and_an_address_separately(tmp_path: Path) -> N
         assert wait is not None and 0 < wait <= 15 * 60
         assert retry_after_s(session, "bob", "10.0.0.1", throttle) is not None  # the address
         assert retry_after_s(session, "bob", "10.0.0.2", throttle) is None
-    dispose_all()
