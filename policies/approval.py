@@ -110,7 +110,7 @@ def decision_problem(
             f"{reviewer} may not decide {workflow} reviews: needs one of the roles "
             f"{', '.join(sorted(allowed_roles))}"
         )
-    if requester is not None and reviewer == requester:
+    if requester is not None and reviewer.strip().casefold() == requester.strip().casefold():
         return f"{reviewer} requested this run and cannot decide its review"
     if digest_shown is not None and digest_expected is not None and digest_shown != digest_expected:
         return (

@@ -127,19 +127,42 @@ class ReviewPolicy(_Strict):
 class WorkflowPolicy(_Strict):
     """Per-workflow overrides; unset fields inherit the top-level defaults."""
 
+    starters: list[str] | None = Field(
+        default=None, description="Roles that may start this workflow (default: top-level)."
+    )
     budgets: BudgetPolicy | None = None
     review: ReviewPolicy | None = None
     input_guard: InputGuardPolicy | None = None
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
 
 
-class Reviewer(_Strict):
-    """A reviewer of the embedded login (production puts the UI behind real auth)."""
+ALL_TENANTS = "*"
 
-    name: str
-    password: str
+
+class Reviewer(_Strict):
+    """A login of the review UI and API.
+
+    ``password_hash`` is an argon2 hash (``tether hash-password``); a plaintext ``password`` is
+    accepted only under ``TETHER_ENV=dev``. ``tenants`` limits the runs this login may start and
+    the review items it sees and decides (``"*"``: every tenant).
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    password: str | None = None
+    password_hash: str | None = Field(default=None, pattern=r"^\$argon2(id|i|d)\$")
     roles: list[str]
+    tenants: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
     slack_user_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Reviewer:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give exactly one of password_hash (argon2) or password (dev only)")
+        return self
+
+    def sees_tenant(self, tenant: str) -> bool:
+        """Whether this login may see, start and decide work of ``tenant``."""
+        return ALL_TENANTS in self.tenants or tenant in self.tenants
 
 
 class TetherPolicy(_Strict):
@@ -151,5 +174,9 @@ class TetherPolicy(_Strict):
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
     review: ReviewPolicy = ReviewPolicy()
+    starters: list[str] = Field(
+        default_factory=list,
+        description="Roles that may start runs of workflows without their own.",
+    )
     workflows: dict[str, WorkflowPolicy] = Field(default_factory=dict)
     reviewers: list[Reviewer] = Field(default_factory=list)

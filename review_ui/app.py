@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from temporalio.client import Client
 
+from policies.access import production_login_problem
 from policies.loader import load_policy
 from policies.models import TetherPolicy
 from review_ui.auth import LoginRequired
@@ -25,6 +26,8 @@ from review_ui.display import install_filters
 from review_ui.errors import API_PREFIXES, error_body, install_error_handlers
 from review_ui.limits import BodyLimits, RequestBodyLimit
 from review_ui.routes import router
+from review_ui.security_headers import SecurityHeaders
+from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.store.engine import get_engine
 
@@ -49,6 +52,9 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     policy = policy or load_policy(settings.policy_file)
+    problem = startup_problem(settings, policy)
+    if problem is not None:
+        raise ConfigurationError(problem)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates)
     desk = ReviewDesk(
@@ -79,9 +85,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.desk = desk
-    # Outermost: bodies over the limit are refused before authentication or Slack's check.
+    # Bodies over the limit are refused before authentication or Slack's check reads them; the
+    # security headers, outermost, go on every response, a 413 included.
     limits = BodyLimits(default=settings.max_body_bytes, slack=settings.slack_max_body_bytes)
     app.add_middleware(RequestBodyLimit, limits=limits)
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(router)
 
@@ -102,6 +110,17 @@ def create_app(
 
     install_error_handlers(app)
     return app
+
+
+def startup_problem(settings: Settings, policy: TetherPolicy) -> str | None:
+    """Why the review app may not serve with these settings and logins, or None.
+
+    Outside ``TETHER_ENV=dev``: not with the default or a short session secret, nor with a
+    plaintext password or the embedded dev logins (whose passwords the README publishes).
+    """
+    if settings.env == "dev":
+        return None
+    return settings.production_problem() or production_login_problem(policy, load_policy())
 
 
 def _quote(path: str) -> str:

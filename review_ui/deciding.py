@@ -62,6 +62,8 @@ def allowed_kinds(item: ReviewItem) -> list[DecisionKind]:
 
 def may_decide(reviewer: Reviewer, item: ReviewItem) -> str | None:
     """Why ``reviewer`` cannot decide ``item`` now, or None when they can."""
+    if not reviewer.sees_tenant(item.tenant):
+        return f"{reviewer.name} may not decide reviews of tenant {item.tenant!r}"
     earlier = (
         None
         if item.status == "pending"

@@ -41,9 +41,11 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_UI_HOST": ("ui_host", "0.0.0.0", "0.0.0.0"),
     "TETHER_UI_PORT": ("ui_port", "9000", 9000),
     "TETHER_PUBLIC_URL": ("public_url", "https://t.example", "https://t.example"),
-    "TETHER_SESSION_SECRET": ("session_secret", "private", SecretStr("private")),
     "TETHER_MAX_BODY_BYTES": ("max_body_bytes", "2048", 2048),
     "TETHER_SLACK_MAX_BODY_BYTES": ("slack_max_body_bytes", "1024", 1024),
+    "TETHER_SESSION_SECRET": ("session_secret", "p" * 32, SecretStr("p" * 32)),
+    "TETHER_TRUST_PROXY": ("trust_proxy", "true", True),
+    "TETHER_SERVICE_IDENTITY": ("service_identity", "ops-bot", "ops-bot"),
 }
 
 
@@ -111,6 +113,10 @@ def test_a_dot_env_file_is_read_and_the_environment_wins(
         ({"TETHER_SIM_QUALITY": "1.5"}, r"^TETHER_SIM_QUALITY: Input should be less than or"),
         ({"TETHER_UI_PORT": "http"}, r"^TETHER_UI_PORT: "),
         ({"TETHER_ENV": "production"}, r"^TETHER_SESSION_SECRET must be set to a private value"),
+        (
+            {"TETHER_ENV": "production", "TETHER_SESSION_SECRET": "short"},
+            r"^TETHER_SESSION_SECRET must be at least 32 characters",
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_variable(environ: dict[str, str], message: str) -> None:
@@ -120,8 +126,9 @@ def test_a_bad_value_is_one_line_naming_its_variable(environ: dict[str, str], me
 
 
 def test_production_accepts_a_private_session_secret() -> None:
-    settings = Settings.from_env({"TETHER_ENV": "production", "TETHER_SESSION_SECRET": "s3"})
-    assert settings.session_secret.get_secret_value() == "s3"
+    secret = "s3" * 16
+    settings = Settings.from_env({"TETHER_ENV": "production", "TETHER_SESSION_SECRET": secret})
+    assert settings.session_secret.get_secret_value() == secret
 
 
 def test_the_cli_reports_a_bad_setting_in_one_line_and_exits_2(

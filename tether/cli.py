@@ -1,4 +1,4 @@
-"""The ``tether`` command: dev, worker, run, status, ui, db upgrade.
+"""The ``tether`` command: dev, worker, run, status, ui, hash-password, db upgrade.
 
 Bad input (unknown workflow, invalid JSON, input that fails the workflow's schema, no server)
 prints one line to stderr and exits 2 before anything is started.
@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 
 from tether.client import connect, parse_run_input, run_result, run_status, start_run
-from tether.core.errors import TetherError
+from tether.core.errors import ConfigurationError, InputError, TetherError
 from tether.core.settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.set_defaults(handler=_cmd_status)
 
+    hash_password = sub.add_parser(
+        "hash-password",
+        help="print an argon2 hash of a password (from the terminal without echo, or a pipe)",
+    )
+    hash_password.set_defaults(handler=_cmd_hash_password)
+
     db = sub.add_parser("db", help="the store's schema")
     db_actions = db.add_subparsers(required=True, metavar="ACTION")
     db_upgrade = db_actions.add_parser(
@@ -102,7 +108,9 @@ def _in_loop(work: Coroutine[Any, Any, int]) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    payload = parse_run_input(args.workflow, args.input)
+    from policies.access import as_service
+
+    payload = as_service(parse_run_input(args.workflow, args.input), settings.service_identity)
     return _in_loop(_run(settings, args.workflow, payload, args.wait, args.id))
 
 
@@ -146,9 +154,33 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from policies.loader import load_policy
+    from review_ui.app import startup_problem
+
+    problem = startup_problem(settings, load_policy(settings.policy_file))
+    if problem is not None:
+        raise ConfigurationError(problem)
+
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )
+    return 0
+
+
+def _cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from policies.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise InputError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise InputError("an empty password")
+    print(hash_password(password))
     return 0
 
 

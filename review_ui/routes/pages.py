@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from policies.models import Reviewer
+from review_ui.access import review_or_404, tenant_filter, visible_review
 from review_ui.auth import PageUser
 from review_ui.context import ReviewDesk
 from review_ui.deciding import allowed_kinds, decide, may_decide
@@ -64,9 +66,10 @@ def queue_page(
         claimed=claimed,
         sort=sort,
         page=page,
+        tenants=tenant_filter(user.reviewer),
     )
     result = list_queue(session, query, me=user.reviewer.name)
-    workflows = workflow_counts(session, query.status)
+    workflows = workflow_counts(session, query.status, query.tenants)
     context = {
         "user": user,
         "page": result,
@@ -95,10 +98,10 @@ class DetailView:
     waiting: list[DecisionIntent] = field(default_factory=list)
 
 
-def _load_detail(session: Session, review_id: str, update_id: str | None) -> DetailView:
-    item = get_review(session, review_id)
-    if item is None:
-        raise HTTPException(404, f"no review item {review_id}")
+def _load_detail(
+    session: Session, review_id: str, update_id: str | None, reviewer: Reviewer
+) -> DetailView:
+    item = review_or_404(session, review_id, reviewer)
     return DetailView(
         item=item,
         timeline=run_timeline(session, item.run_id),
@@ -116,7 +119,7 @@ async def review_page(
     review_id: str,
     decision: str | None = None,
 ) -> Response:
-    view = await read_apart(session, _load_detail, review_id, decision)
+    view = await read_apart(session, _load_detail, review_id, decision, user.reviewer)
     notice = _intent_notice(view.intent)
     return _render_detail(desk, request, user, view, notice=notice)
 
@@ -125,7 +128,7 @@ async def review_page(
 async def outcome_fragment(
     request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
-    view = await read_apart(session, _load_detail, review_id, None)
+    view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
     run = await run_snapshot(desk, view.item.run_id) if view.item.status != "pending" else None
     context = {"item": view.item, "waiting": view.waiting, "run": run}
     return render(desk, request, "_outcome.html", context)
@@ -136,7 +139,7 @@ async def decide_from_form(
     request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
     form = await request.form()
-    view = await read_apart(session, _load_detail, review_id, None)
+    view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
     item = view.item
     decision = read_decision_form(form, item)
     if isinstance(decision, FormState):
@@ -151,7 +154,7 @@ async def decide_from_form(
         update_id=decision_update_id(review_id, nonce),
     )
     if outcome.state == "refused":
-        view = await read_apart(session, _load_detail, review_id, None)
+        view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
         refused = FormState(409, ("error", _refusal_notice(outcome.message)))
         return _render_detail(desk, request, user, view, refused)
     if outcome.state == "accepted":
@@ -203,6 +206,8 @@ async def _change_claim(
     target = safe_next(form_text(form, "next") or f"/reviews/{review_id}")
 
     def _apply() -> tuple[str, str]:  # committed by the session dependency, before the redirect
+        if visible_review(session, review_id, user.reviewer) is None:
+            raise LookupError(review_id)
         if take:
             claim(session, review_id, user.reviewer.name, user.reviewer.roles)
             return "ok", "You claimed this item; other reviewers see it as yours."

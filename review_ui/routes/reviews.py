@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from policies.models import Reviewer
+from review_ui.access import review_or_404, tenant_filter
 from review_ui.deciding import DecisionRequest, decide, is_role_refusal
 from review_ui.decisions import DecisionOutcome, decision_update_id
 from review_ui.deps import ApiReviewer, Desk, SessionDep, read_apart
@@ -31,7 +32,7 @@ from tether.store.queue import (
     release,
     run_timeline,
 )
-from tether.store.reviews import ReviewItem, ReviewPublic, ReviewSummary, get_review
+from tether.store.reviews import ReviewPublic, ReviewSummary
 
 router = APIRouter(
     prefix="/api/reviews", tags=["reviews"], responses=error_responses(401, 413, 422)
@@ -89,6 +90,7 @@ def list_reviews(
         sort=sort,
         page=page,
         per_page=per_page,
+        tenants=tenant_filter(reviewer),
     )
     result = list_queue(session, query, me=reviewer.name)
     return ReviewList(
@@ -103,7 +105,7 @@ def list_reviews(
 @router.get("/{review_id}", response_model=ReviewDetail, responses=error_responses(403, 404))
 def get_review_item(review_id: str, session: SessionDep, reviewer: ApiReviewer) -> ReviewDetail:
     """One item with its output, schema, digest (to decide with) and the run's timeline."""
-    item = _item_or_404(session, review_id)
+    item = review_or_404(session, review_id, reviewer)
     events = run_timeline(session, item.run_id)
     fields = {name: getattr(item, name) for name in ReviewPublic.model_fields}
     timeline = [
@@ -130,7 +132,7 @@ async def decide_review(
     idempotency_key: str | None = Header(default=None, max_length=120),
 ) -> JSONResponse:
     """Decide an item as the authenticated reviewer. The same Idempotency-Key is one decision."""
-    item = await read_apart(session, _item_or_404, review_id)
+    item = await read_apart(session, review_or_404, review_id, reviewer)
     nonce = f"api-{reviewer.name}-{idempotency_key}" if idempotency_key else uuid.uuid4().hex
     outcome = await decide(
         desk, reviewer, item, body, channel="api", update_id=decision_update_id(review_id, nonce)
@@ -164,6 +166,7 @@ def _claim_change(
     session: Session, review_id: str, reviewer: Reviewer, *, take: bool
 ) -> ClaimResult:
     name = reviewer.name
+    review_or_404(session, review_id, reviewer)
     try:
         if take:
             item = claim(session, review_id, name, reviewer.roles)
@@ -174,10 +177,3 @@ def _claim_change(
     except LookupError:
         raise HTTPException(404, f"no review item {review_id}") from None
     return ClaimResult(review_id=review_id, claimed_by=item.claimed_by)
-
-
-def _item_or_404(session: Session, review_id: str) -> ReviewItem:
-    item = get_review(session, review_id)
-    if item is None:
-        raise HTTPException(404, f"no review item {review_id}")
-    return item

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from review_ui.access import as_caller, check_may_start
 from review_ui.context import ReviewDesk
 from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
@@ -49,13 +50,13 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
     if body.workflow not in CATALOG:
         known = ", ".join(sorted(CATALOG))
         raise HTTPException(400, f"unknown workflow {body.workflow!r}; known: {known}")
+    check_may_start(desk.policy, reviewer, body.workflow)
     try:
         payload = parse_run_input(body.workflow, json.dumps(body.input))
     except InputError as exc:
         raise HTTPException(422, str(exc)) from None
-    # The caller is the requester unless the input names one: nobody approves their own run.
-    if "requester" in type(payload).model_fields and getattr(payload, "requester", None) is None:
-        payload = payload.model_copy(update={"requester": reviewer.name})
+    # The caller is the requester (nobody approves their own run), for one of their tenants.
+    payload = as_caller(payload, reviewer)
     client = await _client(desk)
     run_id = body.run_id or new_run_id(body.workflow)
     try:

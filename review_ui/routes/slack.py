@@ -268,7 +268,7 @@ async def _still_decidable(
 
 def _refusal(item: ReviewItem | None, reviewer: Reviewer, value: ButtonValue) -> str | None:
     """Why ``reviewer`` cannot decide ``item`` now, checked before any form or update."""
-    if item is None:
+    if item is None or not reviewer.sees_tenant(item.tenant):  # another tenant's: as if absent
         return "This review no longer exists in Tether; nothing was changed."
     problem = may_decide(reviewer, item)
     if problem is not None:

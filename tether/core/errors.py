@@ -19,6 +19,18 @@ class InputError(TetherError):
     """Input given by a user (CLI, API) is invalid; nothing was started."""
 
 
+class AccessRefusedError(TetherError):
+    """The caller may not do this (start this workflow, for this tenant, as this requester).
+
+    Attributes:
+        status: The HTTP answer: 403 (not allowed) or 422 (the input names what it may not).
+    """
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ServerUnreachableError(TetherError):
     """The Temporal server could not be reached."""
 

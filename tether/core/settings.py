@@ -23,6 +23,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from tether.core.errors import ConfigurationError
 
 DEV_SESSION_SECRET = "tether-dev-session-secret-change-me"
+MIN_SESSION_SECRET_CHARS = 32
 ENV_PREFIX = "TETHER_"
 
 
@@ -72,6 +73,17 @@ class Settings(BaseSettings):
     slack_max_body_bytes: int = Field(
         default=262_144, gt=0, description="largest body of a Slack interaction request"
     )
+    trust_proxy: bool = Field(
+        default=False,
+        description="behind a reverse proxy: take the client's address from X-Forwarded-For "
+        "and https from X-Forwarded-Proto",
+    )
+    service_identity: str = Field(
+        default="tether-cli",
+        min_length=1,
+        max_length=200,
+        description="the requester of runs started with `tether run`",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -91,14 +103,25 @@ class Settings(BaseSettings):
             raise ConfigurationError(f"{variable_of(name)}: {first['msg']}") from None
         finally:
             _environment.reset(token)
-        if (
-            settings.env != "dev"
-            and settings.session_secret.get_secret_value() == DEV_SESSION_SECRET
-        ):
-            raise ConfigurationError(
-                "TETHER_SESSION_SECRET must be set to a private value outside TETHER_ENV=dev"
-            )
+        problem = settings.production_problem()
+        if problem is not None:
+            raise ConfigurationError(problem)
         return settings
+
+    def production_problem(self) -> str | None:
+        """Why these settings may not run outside ``TETHER_ENV=dev``, or None (always None in
+        dev). The policy's logins are checked where the policy is loaded."""
+        if self.env == "dev":
+            return None
+        secret = self.session_secret.get_secret_value()
+        if secret == DEV_SESSION_SECRET:
+            return "TETHER_SESSION_SECRET must be set to a private value outside TETHER_ENV=dev"
+        if len(secret) < MIN_SESSION_SECRET_CHARS:
+            return (
+                f"TETHER_SESSION_SECRET must be at least {MIN_SESSION_SECRET_CHARS} characters "
+                "outside TETHER_ENV=dev (e.g. `openssl rand -hex 32`)"
+            )
+        return None
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -26,7 +26,8 @@ ClaimFilter = Literal["any", "mine", "unclaimed"]
 
 @dataclass(frozen=True)
 class QueueQuery:
-    """The queue's filters and page. ``status`` "all" shows every status."""
+    """The queue's filters and page. ``status`` "all" shows every status; ``tenants`` None
+    shows every tenant (the caller's tenants otherwise)."""
 
     workflow: str | None = None
     status: str = "pending"
@@ -35,6 +36,7 @@ class QueueQuery:
     sort: QueueSort = "due"
     page: int = 1
     per_page: int = PAGE_SIZE
+    tenants: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ _ROW_COLUMNS = [col(getattr(ReviewItem, name)) for name in _ROW_NAMES]
 
 def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) -> QueuePage:
     """One page of the queue and the total count, both computed by the database."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
+    if query.tenants is not None:
+        conditions.append(col(ReviewItem.tenant).in_(query.tenants))
     if query.status != "all":
         conditions.append(col(ReviewItem.status) == query.status)
     if query.workflow:
@@ -96,9 +100,13 @@ def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) ->
     return QueuePage(rows=rows, total=int(total), query=query)
 
 
-def workflow_counts(session: Session, status: str) -> dict[str, int]:
-    """How many items each workflow has in ``status`` (for the filter menu)."""
+def workflow_counts(
+    session: Session, status: str, tenants: tuple[str, ...] | None = None
+) -> dict[str, int]:
+    """How many items each workflow has in ``status`` (for the filter menu), of ``tenants``."""
     statement = select(ReviewItem.workflow, func.count()).group_by(col(ReviewItem.workflow))
+    if tenants is not None:
+        statement = statement.where(col(ReviewItem.tenant).in_(tenants))
     if status != "all":
         statement = statement.where(col(ReviewItem.status) == status)
     return {name: int(count) for name, count in session.exec(statement).all()}
