@@ -8,11 +8,11 @@ from typing import TypeVar
 
 from fastapi import HTTPException
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from policies.access import run_identity, start_problem
 from policies.models import ALL_TENANTS, Reviewer, TetherPolicy
 from tether.core.errors import AccessRefusedError
+from tether.store.engine import Session
 from tether.store.reviews import ReviewItem, get_review
 
 _P = TypeVar("_P", bound=BaseModel)
