@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a run; prints its run id")
     run.add_argument("workflow")
     run.add_argument("--input", required=True, help="JSON, or @path to a JSON file")
-    run.add_argument("--wait", action="store_true", help="wait and print the result as JSON")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait and print only the result, one JSON document with the run id inside",
+    )
     run.add_argument("--id", help="run id (default: <workflow>-<random>)")
     run.set_defaults(handler=_cmd_run)
 
@@ -111,11 +115,12 @@ async def _run(
 ) -> int:
     client = await connect(settings)
     run_id = await start_run(client, settings, workflow, payload, run_id=run_id)
-    print(run_id, flush=True)
     if not wait:
+        print(run_id, flush=True)
         return 0
-    result = await run_result(client, run_id)
-    print(json.dumps(result, indent=2))
+    # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it.
+    result = {"run_id": run_id} | await run_result(client, run_id)
+    print(json.dumps(result, indent=2), flush=True)
     return 1 if result.get("status") == "failed" else 0
 
 
