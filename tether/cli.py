@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
@@ -135,17 +136,26 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from tether.worker import running_worker
 
-    async def _serve() -> None:
+    log = logging.getLogger("tether.worker")
+
+    async def _serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # `docker stop` and Kubernetes send SIGTERM: drain instead of dying mid-call.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         client = await connect(settings)
         async with running_worker(client, settings):
-            logging.getLogger("tether").info("worker polling task queue %r", settings.task_queue)
-            await asyncio.Event().wait()
-
-    async def _serve_guarded() -> int:
-        await _serve()
+            log.info("worker polling task queue %r", settings.task_queue)
+            await stop.wait()
+            log.info(
+                "draining: polling stopped, running activities get up to %.0f s to finish",
+                settings.worker_shutdown_grace_s,
+            )
+        log.info("worker stopped")
         return 0
 
-    return _in_loop(_serve_guarded())
+    return _in_loop(_serve())
 
 
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
