@@ -4,7 +4,13 @@ mid-call, killing `tether dev`, and `tether run --wait | jq`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -84,3 +90,75 @@ async def test_sigterm_drains_the_worker_the_call_in_flight_finishes_once_and_ex
     }
     events = [e.event_type async for e in handle.fetch_history_events()]
     assert not failed & set(events), "no activity was lost, cut off or re-run"
+
+
+# --- tether dev's Temporal server ends with it ----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not gone and not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's")
+@pytest.mark.parametrize("kill_with", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_tether_dev_stops_its_temporal_dev_server(
+    tmp_path: Path, kill_with: signal.Signals
+) -> None:
+    temporal_port = _free_port()
+    env = os.environ | {
+        "TETHER_HOME": str(tmp_path / "home"),
+        "TETHER_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "TETHER_UI_PORT": str(_free_port()),
+        "TETHER_TASK_QUEUE": f"dev-{uuid.uuid4().hex[:8]}",
+    }
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "tether.cli", "dev", "--no-demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server: set[int] = set()
+    try:
+        assert dev.stdout is not None
+        seen = []
+        for line in dev.stdout:  # until the stack is up
+            seen.append(line)
+            if "Tether is running" in line:
+                break
+        else:
+            raise AssertionError("tether dev never came up:\n" + "".join(seen[-30:]))
+        server = {pid for pid in _children(dev.pid) if _alive(pid)}
+        assert server, "tether dev started its own Temporal dev server"
+        dev.send_signal(kill_with)
+        dev.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in server), "the Temporal dev server was orphaned"
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", temporal_port)) != 0, "its port is free again"
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+        for pid in server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
