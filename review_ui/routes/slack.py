@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlmodel import Session
 
-from activities.slack import SLACK_FAILURES, slack_client
+from activities.slack import SLACK_FAILURES, slack_client, slack_error
 from activities.slack_message import (
     ACTION_APPROVE,
     ACTION_EDIT,
@@ -165,7 +165,7 @@ async def _open_modal(
     try:
         await client.views_open(trigger_id=trigger_id, view=view)
     except SLACK_FAILURES as exc:
-        log.warning("Slack views.open failed for review %s: %s", item.review_id, _code(exc))
+        log.warning("Slack views.open failed for review %s: %s", item.review_id, slack_error(exc))
         await reply.send(
             "Slack could not open the form; try again or use the link to the web page."
         )
@@ -348,18 +348,11 @@ class _Reply:
             if client is not None and self.channel and self.user_id:
                 await client.chat_postEphemeral(channel=self.channel, user=self.user_id, text=text)
         except SLACK_FAILURES as exc:
-            log.warning("could not tell a Slack user about their decision: %s", _code(exc))
+            log.warning("could not tell a Slack user about their decision: %s", slack_error(exc))
 
 
 def _field_errors(errors: dict[str, str]) -> JSONResponse:
     return JSONResponse({"response_action": "errors", "errors": errors})
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if response is not None and hasattr(response, "get"):
-        return str(response.get("error", type(exc).__name__))
-    return type(exc).__name__
 
 
 # --- dispatch -----------------------------------------------------------------------------
