@@ -30,6 +30,7 @@ from tests.fakes.slack_api import (
 )
 from tests.review_ui.test_slack import (  # noqa: F401  (fixtures)
     ALICE,
+    BOB,
     QUESTION,
     SIGNING_SECRET,
     SlackStack,
@@ -116,6 +117,26 @@ async def test_a_signed_click_replayed_to_another_replica_or_after_a_restart_is_
     assert result.disposition == "approved"
     assert [event.actor for event in stack.decisions(run_id)] == ["alice"]
     assert len(stack.intents()) == 1
+
+
+@pytest.mark.integration
+async def test_a_submitted_reject_is_in_the_outbox_before_slack_is_acknowledged(
+    stack: SlackStack,  # noqa: F811  (the fixture imported above)
+) -> None:
+    run_id, _, message = await stack.paused("test_one_step", QUESTION)
+    click = stack.slack.block_action(message.channel, message.ts, "tether_reject", BOB)
+    assert (await stack.send(click)).status_code == 200
+    [opened] = await stack.slack.wait_for("views.open")
+    submitted = stack.slack.view_submission(
+        opened.response["view"]["id"], BOB, {"reason": "Wrong plan quoted."}
+    )
+    assert (await stack.send(submitted)).status_code == 200
+    [intent] = stack.intents()  # written before the answer, not in a task after it
+    assert intent.decision["kind"] == "reject" and intent.decision["reviewer"] == "bob"
+    assert intent.decision["reason"] == "Wrong plan quoted."
+    result = await stack.client.get_workflow_handle(run_id, result_type=OneStepResult).result()
+    assert result.status == "rejected"
+    assert [event.actor for event in stack.decisions(run_id)] == ["bob"]
 
 
 # --- held to Slack's published Block Kit limits ---------------------------------------------
