@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from activities.block_kit import fallback_text
 from activities.notify import NudgeKind, ReviewNotifier, SilentNotifier
 from activities.slack_message import (
     message_text,
@@ -29,7 +30,13 @@ from activities.slack_message import (
 from tether.core.settings import Settings
 from tether.store.reviews import ReviewItem
 
-__all__ = ["SLACK_FAILURES", "SlackNotifier", "notifier_from_settings", "slack_client"]
+__all__ = [
+    "SLACK_FAILURES",
+    "SlackNotifier",
+    "notifier_from_settings",
+    "slack_client",
+    "slack_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,7 @@ class SlackNotifier:
         if not (item.slack_channel and item.slack_ts):
             return
         verb = item.decision or item.status
-        await self._update(item, f"Reviewed ({verb}): {item.workflow} / {item.step}",
+        await self._update(item, fallback_text(f"Reviewed ({verb}): {item.workflow} / {item.step}"),
                            outcome_blocks(item, self.public_url))  # fmt: skip
 
     async def review_nudged(self, item: ReviewItem, kind: NudgeKind, channel: str | None) -> None:
@@ -132,7 +139,7 @@ class SlackNotifier:
             )
         if kind == "default" and item.slack_channel and item.slack_ts:
             # The buttons can no longer decide anything; the outcome replaces this if one follows.
-            await self._update(item, f"Review closed: {item.workflow} / {item.step}",
+            await self._update(item, fallback_text(f"Review closed: {item.workflow} / {item.step}"),
                                timed_out_blocks(item, self.public_url))  # fmt: skip
 
     async def _post(
@@ -162,9 +169,20 @@ class SlackNotifier:
 
 
 def _log_failure(method: str, item: ReviewItem, exc: BaseException) -> None:
-    # Slack's error code says what went wrong; the exception text could echo message content.
-    if isinstance(exc, SlackApiError):
-        why = str(exc.response.get("error", "unknown_error"))
-    else:
-        why = type(exc).__name__
-    log.warning("Slack %s failed for review %s: %s", method, item.review_id, why)
+    log.warning("Slack %s failed for review %s: %s", method, item.review_id, slack_error(exc))
+
+
+def slack_error(exc: BaseException) -> str:
+    """What a failed Slack call says went wrong, fit for the log: Slack's error code and, for
+    ``invalid_blocks`` and the like, its ``response_metadata.messages`` (which name the limit
+    and the JSON pointer of the offending block, never its text). The exception's own text
+    could echo message content and is not used."""
+    if not isinstance(exc, SlackApiError):
+        return type(exc).__name__
+    response = exc.response
+    why = str(response.get("error", "unknown_error"))
+    metadata = response.get("response_metadata") or {}
+    messages = metadata.get("messages") if isinstance(metadata, dict) else None
+    if messages:
+        why += " (" + "; ".join(str(m)[:300] for m in list(messages)[:10]) + ")"
+    return why

@@ -17,6 +17,7 @@ from activities.block_kit import (
     JsonObject,
     clip,
     escape,
+    fallback_text,
     header,
     mrkdwn,
     section,
@@ -103,7 +104,7 @@ def review_url(public_url: str, review_id: str) -> str:
 
 def message_text(item: ReviewItem) -> str:
     """The notification fallback text (shown in push notifications and by screen readers)."""
-    return clip(f"Review needed: {item.workflow} / {item.step}: {item.summary}", 300)
+    return fallback_text(f"Review needed: {item.workflow} / {item.step}: {item.summary}")
 
 
 def review_blocks(

@@ -84,6 +84,24 @@ def is_role_refusal(reviewer: Reviewer, item: ReviewItem) -> bool:
     return lacks_role(reviewer.roles, item.allowed_roles)
 
 
+def decision_for(
+    reviewer: Reviewer, item: ReviewItem, request: DecisionRequest, *, channel: Channel
+) -> ReviewDecision:
+    """The decision ``reviewer`` (from authentication) makes on ``item`` with ``request``."""
+    return ReviewDecision(
+        review_id=item.review_id,
+        kind=request.kind,
+        reviewer=reviewer.name,
+        reviewer_roles=list(reviewer.roles),
+        output_digest=request.output_digest,
+        reason=(request.reason or "").strip() or None,
+        edited_output=request.edited_output,
+        retry_mode=request.retry_mode,
+        feedback=(request.feedback or "").strip() or None,
+        channel=channel,
+    )
+
+
 async def decide(
     desk: ReviewDesk,
     reviewer: Reviewer,
@@ -101,18 +119,7 @@ async def decide(
         return DecisionOutcome(
             accepted=False, message=problem, state="refused", update_id=update_id
         )
-    decision = ReviewDecision(
-        review_id=item.review_id,
-        kind=request.kind,
-        reviewer=reviewer.name,
-        reviewer_roles=list(reviewer.roles),
-        output_digest=request.output_digest,
-        reason=(request.reason or "").strip() or None,
-        edited_output=request.edited_output,
-        retry_mode=request.retry_mode,
-        feedback=(request.feedback or "").strip() or None,
-        channel=channel,
-    )
+    decision = decision_for(reviewer, item, request, channel=channel)
     try:
         client = await desk.temporal.get()
     except ServerUnreachableError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from activities.block_kit import JsonObject, clip, escape, mrkdwn, section
+from activities.block_kit import JsonObject, block_id, clip, escape, mrkdwn, section
 from review_ui.schema_form import FIELD_PREFIX, FormField, build_fields, read_form, validate_output
 from tether.store.reviews import ReviewItem
 
@@ -35,7 +35,12 @@ _LABEL_MAX = 2000
 
 
 def edit_modal(item: ReviewItem, digest: str) -> JsonObject:
-    """The Edit modal, generated from the item's output schema and prefilled with its output."""
+    """The Edit modal, generated from the item's output schema and prefilled with its output.
+
+    Slack holds at most 100 blocks: fields beyond that, and values too long for a text box,
+    are kept as they are and named in the modal (never dropped unsaid). A modal with nothing
+    left to edit has no Save button.
+    """
     blocks: list[JsonObject] = [
         {
             "type": "context",
@@ -47,7 +52,14 @@ def edit_modal(item: ReviewItem, digest: str) -> JsonObject:
             ],
         }
     ]
-    for control in _controls(item.output_schema, item.output)[: _MODAL_BLOCKS_MAX - 1]:
+    controls = _controls(item.output_schema, item.output)
+    room = _MODAL_BLOCKS_MAX - len(blocks)
+    # One block is kept for naming what does not fit, when something does not.
+    shown, left_out = (controls, []) if len(controls) <= room else (
+        controls[: room - 1], controls[room - 1 :]
+    )  # fmt: skip
+    editable = 0
+    for control in shown:
         if len(control.value) > _INPUT_MAX:
             # Slack would cut the prefilled text, and saving would silently truncate the output.
             label = escape(control.label)
@@ -55,7 +67,15 @@ def edit_modal(item: ReviewItem, digest: str) -> JsonObject:
                                    "is; edit it on the web page instead."))  # fmt: skip
             continue
         blocks.append(_input_block(control))
-    return _modal(EDIT_CALLBACK, "Edit output", "Save edit", item.review_id, digest, blocks)
+        editable += 1
+    if left_out:
+        names = ", ".join(escape(c.label or c.path) for c in left_out)
+        blocks.append(section(f"*{len(left_out)} more fields* do not fit in a Slack form and "
+                               f"are kept as they are; edit them on the web page: {names}"))  # fmt: skip
+    if not editable:
+        blocks.append(section("Nothing here can be edited in Slack; use the web page."))
+    submit = "Save edit" if editable else None
+    return _modal(EDIT_CALLBACK, "Edit output", submit, item.review_id, digest, blocks)
 
 
 def reject_modal(item: ReviewItem, digest: str) -> JsonObject:
@@ -81,18 +101,25 @@ def reject_modal(item: ReviewItem, digest: str) -> JsonObject:
 
 
 def _modal(
-    callback: str, title: str, submit: str, review_id: str, digest: str, blocks: list[JsonObject]
+    callback: str,
+    title: str,
+    submit: str | None,
+    review_id: str,
+    digest: str,
+    blocks: list[JsonObject],
 ) -> JsonObject:
     metadata = {"review_id": review_id, "digest": digest}
-    return {
+    view: JsonObject = {
         "type": "modal",
         "callback_id": callback,
         "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": submit},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "close": {"type": "plain_text", "text": "Cancel" if submit else "Close"},
         "private_metadata": json.dumps(metadata, separators=(",", ":")),
         "blocks": blocks,
     }
+    if submit:
+        view["submit"] = {"type": "plain_text", "text": submit}
+    return view
 
 
 def _controls(schema: JsonObject | None, output: JsonObject | None) -> list[FormField]:
@@ -114,8 +141,9 @@ def _controls(schema: JsonObject | None, output: JsonObject | None) -> list[Form
 
 
 def _fits_select(control: FormField) -> bool:
+    # An option's value must be 1 to 150 characters: an empty choice makes it a typed field.
     return 0 < len(control.options) <= _SELECT_OPTIONS_MAX and all(
-        len(option) <= _OPTION_VALUE_MAX for option in control.options
+        0 < len(option) <= _OPTION_VALUE_MAX for option in control.options
     )
 
 
@@ -148,7 +176,7 @@ def _input_block(control: FormField) -> JsonObject:
             element["placeholder"] = {"type": "plain_text", "text": clip(placeholder, 150)}
     block: JsonObject = {
         "type": "input",
-        "block_id": control.name,
+        "block_id": block_id(control.name),
         "optional": control.widget == "checkbox" or not control.required,
         "label": {"type": "plain_text", "text": control.label or control.path},
         "element": element,
@@ -163,8 +191,12 @@ _PLACEHOLDERS = {"number": "a number", "lines": "one per line", "json": "JSON"}
 
 
 def _option(label: str, value: str | None = None) -> JsonObject:
-    text = {"type": "plain_text", "text": clip(label, _OPTION_TEXT_MAX)}
-    return {"text": text, "value": value or label}
+    # Slack refuses an empty option text (and the whole modal with it).
+    shown = clip(label, _OPTION_TEXT_MAX) if label.strip() else _BLANK
+    return {"text": {"type": "plain_text", "text": shown}, "value": value or label}
+
+
+_BLANK = "(blank)"
 
 
 def parse_edit_submission(
@@ -182,8 +214,10 @@ def parse_edit_submission(
     """
     schema = item.output_schema or {}
     form: dict[str, str] = {}
-    for control in _controls(schema, item.output):
-        state = (values.get(control.name) or {}).get(_INPUT_ACTION)
+    controls = _controls(schema, item.output)
+    ids = {control.name: block_id(control.name) for control in controls}
+    for control in controls:
+        state = (values.get(ids[control.name]) or {}).get(_INPUT_ACTION)
         if not isinstance(state, dict):  # not shown in Slack: keep what it was
             if control.widget != "checkbox":
                 form[control.name] = control.value
@@ -204,10 +238,11 @@ def parse_edit_submission(
     shown = [key for key in values if key.startswith(FIELD_PREFIX)]
     errors: dict[str, str] = {}
     for path, message in problems.items():
-        block_id = FIELD_PREFIX + path
-        while block_id not in shown and "." in block_id[len(FIELD_PREFIX) :]:
-            block_id = block_id.rsplit(".", 1)[0]  # a nested error lands on the nearest input
-        if block_id not in shown:
-            block_id = shown[0] if shown else block_id
-        errors.setdefault(block_id, clip(message, 150))
+        name = FIELD_PREFIX + path
+        while ids.get(name, name) not in shown and "." in name[len(FIELD_PREFIX) :]:
+            name = name.rsplit(".", 1)[0]  # a nested error lands on the nearest input
+        where = ids.get(name, name)
+        if where not in shown:
+            where = shown[0] if shown else where
+        errors.setdefault(where, clip(message, 150))
     return output, errors

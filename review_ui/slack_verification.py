@@ -1,18 +1,21 @@
 """Is this request from Slack? Checked before any Slack handler runs, as a dependency.
 
 In order: a signing secret is configured (503), the signature over the raw body is Slack's and
-its timestamp is within 5 minutes (401), the same signed request was not taken before (409), and
+its timestamp is within 5 minutes (401), the same signed request was not taken before by any
+replica, restarts included (409: one row per signature in the store), and
 the body carries a JSON ``payload`` field (400). Handlers receive only the verified payload.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import re
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -21,6 +24,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from review_ui.deps import Desk
 from tether.contracts import JsonObject
+from tether.store.engine import session_scope
+from tether.store.slack_replay import claim_slack_request
 
 __all__ = ["SIGNATURE_WINDOW_S", "SlackPayload", "signature_problem", "verified_slack_payload"]
 
@@ -54,26 +59,11 @@ def signature_problem(
     return None
 
 
-class _SeenSignatures:
-    """Signatures accepted within the replay window: the same signed request is taken once."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def first_time(self, signature: str, now: float) -> bool:
-        if len(self._seen) > 1000:
-            self._seen = {s: t for s, t in self._seen.items() if t > now - 2 * SIGNATURE_WINDOW_S}
-        if signature in self._seen:
-            return False
-        self._seen[signature] = now
-        return True
-
-
-def _seen_signatures(request: Request) -> _SeenSignatures:
-    seen = getattr(request.app.state, "slack_seen_signatures", None)
-    if seen is None:
-        seen = request.app.state.slack_seen_signatures = _SeenSignatures()
-    return seen
+def _first_time(database_url: str, signature: str) -> bool:
+    """Whether this signed request is new to every replica: the store keeps one row per
+    signature for the replay window, so a restart or a second UI process refuses it too."""
+    with session_scope(database_url) as session:
+        return claim_slack_request(session, signature, window=timedelta(seconds=SIGNATURE_WINDOW_S))
 
 
 async def verified_slack_payload(request: Request, desk: Desk) -> JsonObject:
@@ -91,7 +81,8 @@ async def verified_slack_payload(request: Request, desk: Desk) -> JsonObject:
     if problem:
         log.warning("refused a Slack request: %s", problem)
         raise HTTPException(401, f"not a valid Slack request: {problem}")
-    if not _seen_signatures(request).first_time(request.headers["x-slack-signature"], time.time()):
+    signature = request.headers["x-slack-signature"]
+    if not await asyncio.to_thread(_first_time, desk.database_url, signature):
         log.warning("refused a replayed Slack request")
         raise HTTPException(409, "this Slack request was already received")
     payload = _payload(body)

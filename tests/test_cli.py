@@ -111,8 +111,9 @@ async def test_run_wait_prints_the_result_with_confidence_and_cost_and_status_re
             tether, settings, "run", "support_triage", "--input", f"@{ticket_file}", "--wait"
         )
         assert done.returncode == 0, done.stderr
-        run_id, _, body = done.stdout.partition("\n")
-        result = json.loads(body)
+        result = json.loads(done.stdout)  # one JSON document, so `| jq` works
+        run_id = result["run_id"]
+        assert run_id.startswith("support_triage-")
         status = await asyncio.to_thread(tether, settings, "status", run_id)
     assert result["run_id"] == run_id and result["status"] == "completed"
     assert result["cost_usd"] > 0

@@ -38,6 +38,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "SLACK_SIGNING_SECRET": ("slack_signing_secret", "s", SecretStr("s")),
     "SLACK_API_URL": ("slack_api_url", "http://slack/api/", "http://slack/api/"),
     "SLACK_CHANNEL": ("slack_default_channel", "#r", "#r"),
+    "TETHER_WORKER_SHUTDOWN_GRACE_S": ("worker_shutdown_grace_s", "10", 10.0),
     "TETHER_UI_HOST": ("ui_host", "0.0.0.0", "0.0.0.0"),
     "TETHER_UI_PORT": ("ui_port", "9000", 9000),
     "TETHER_PUBLIC_URL": ("public_url", "https://t.example", "https://t.example"),

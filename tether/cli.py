@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
@@ -65,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a run; prints its run id")
     run.add_argument("workflow")
     run.add_argument("--input", required=True, help="JSON, or @path to a JSON file")
-    run.add_argument("--wait", action="store_true", help="wait and print the result as JSON")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait and print only the result, one JSON document with the run id inside",
+    )
     run.add_argument("--id", help="run id (default: <workflow>-<random>)")
     run.set_defaults(handler=_cmd_run)
 
@@ -119,11 +124,12 @@ async def _run(
 ) -> int:
     client = await connect(settings)
     run_id = await start_run(client, settings, workflow, payload, run_id=run_id)
-    print(run_id, flush=True)
     if not wait:
+        print(run_id, flush=True)
         return 0
-    result = await run_result(client, run_id)
-    print(json.dumps(result, indent=2))
+    # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it.
+    result = {"run_id": run_id} | await run_result(client, run_id)
+    print(json.dumps(result, indent=2), flush=True)
     return 1 if result.get("status") == "failed" else 0
 
 
@@ -138,17 +144,26 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from tether.worker import running_worker
 
-    async def _serve() -> None:
+    log = logging.getLogger("tether.worker")
+
+    async def _serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # `docker stop` and Kubernetes send SIGTERM: drain instead of dying mid-call.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         client = await connect(settings)
         async with running_worker(client, settings):
-            logging.getLogger("tether").info("worker polling task queue %r", settings.task_queue)
-            await asyncio.Event().wait()
-
-    async def _serve_guarded() -> int:
-        await _serve()
+            log.info("worker polling task queue %r", settings.task_queue)
+            await stop.wait()
+            log.info(
+                "draining: polling stopped, running activities get up to %.0f s to finish",
+                settings.worker_shutdown_grace_s,
+            )
+        log.info("worker stopped")
         return 0
 
-    return _in_loop(_serve_guarded())
+    return _in_loop(_serve())
 
 
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
@@ -82,14 +83,26 @@ class TetherPlugin(SimplePlugin):
         )
 
 
-def build_worker(client: Client, task_queue: str, plugin: TetherPlugin) -> Worker:
-    """The one ``Worker(...)`` of the code base: Tether's plugin and concurrency limits."""
+def build_worker(
+    client: Client,
+    task_queue: str,
+    plugin: TetherPlugin,
+    *,
+    graceful_shutdown: timedelta = timedelta(0),
+) -> Worker:
+    """The one ``Worker(...)`` of the code base: Tether's plugin and concurrency limits.
+
+    Args:
+        graceful_shutdown: Once shutdown starts (polling stops at once), how long running
+            activities may still finish before they are cancelled.
+    """
     return Worker(
         client,
         task_queue=task_queue,
         plugins=[plugin],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
+        graceful_shutdown_timeout=graceful_shutdown,
     )
 
 
@@ -120,7 +133,11 @@ async def running_worker(
     notifier: ReviewNotifier | None = None,
     extra_workflows: Sequence[type] = (),
 ) -> AsyncIterator[Worker]:
-    """Run a worker until the block exits; shuts down gracefully and closes the HTTP pool."""
+    """Run a worker until the block exits, then drain it and close the HTTP pool.
+
+    Draining: the worker stops polling at once and its running activities get
+    ``settings.worker_shutdown_grace_s`` to finish and report before they are cancelled.
+    """
     policy = policy or load_policy(settings.policy_file)
     async with AsyncExitStack() as stack:
         http = create_http_client(settings)
@@ -135,7 +152,11 @@ async def running_worker(
             activities_for(deps, notifier or _default_notifier(settings, http)),
             extra_workflows=extra_workflows,
         )
-        async with build_worker(client, task_queue or settings.task_queue, plugin) as worker:
+        grace = timedelta(seconds=settings.worker_shutdown_grace_s)
+        worker = build_worker(
+            client, task_queue or settings.task_queue, plugin, graceful_shutdown=grace
+        )
+        async with worker:
             yield worker
 
 

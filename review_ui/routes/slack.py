@@ -1,9 +1,11 @@
 """``POST /slack/interactions``: Approve / Reject / Edit clicks and modal submissions from Slack.
 
 ``review_ui.slack_verification`` checks every request before the handler runs (signing secret,
-signature, freshness, replay). The handler then answers at once: Slack gives up after 3 s, so
-decisions go to the workflow in a background task after the acknowledgement. Only a modal's
-field errors are answered synchronously, as Slack requires. Clicks are dispatched by action id
+signature, freshness, replay across replicas). A decision is checked and written to the outbox
+(``DecisionIntent``) before Slack is acknowledged, so an acknowledged click is never lost; Slack
+gives up after 3 s, so it is sent to the workflow in a background task after the
+acknowledgement (and by the outbox's redelivery loop if this process dies first). Only a
+modal's field errors are answered synchronously, as Slack requires. Clicks are dispatched by action id
 and submissions by the modal's callback id, through the tables at the end of this module.
 
 The Slack user is mapped to a reviewer through ``policy.reviewers[].slack_user_id``; the
@@ -24,7 +26,7 @@ from fastapi import APIRouter, BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from activities.slack import SLACK_FAILURES, slack_client
+from activities.slack import SLACK_FAILURES, slack_client, slack_error
 from activities.slack_message import (
     ACTION_APPROVE,
     ACTION_EDIT,
@@ -35,8 +37,8 @@ from activities.slack_message import (
 from policies.effective import reviewer_by_slack_id
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
-from review_ui.deciding import DecisionRequest, decide, may_decide
-from review_ui.decisions import decision_update_id
+from review_ui.deciding import DecisionRequest, decide, decision_for, may_decide
+from review_ui.decisions import DELIVERY_TIMEOUT, decision_update_id
 from review_ui.deps import Desk, SessionDep, read_apart
 from review_ui.errors import error_responses
 from review_ui.slack_modals import (
@@ -50,6 +52,7 @@ from review_ui.slack_modals import (
 from review_ui.slack_verification import SlackPayload
 from tether.contracts import JsonObject
 from tether.store.engine import Session, session_scope
+from tether.store.outbox import write_intent
 from tether.store.reviews import ReviewItem, get_review
 
 __all__ = ["router"]
@@ -120,20 +123,24 @@ async def _on_block_action(interaction: _Interaction) -> Response:
                                         "was changed. Ask an admin to add your Slack user id to "
                                         "the reviewers in the policy.")  # fmt: skip
     else:
-        on_click(_Click(interaction, action, value, reviewer, reply))
+        await on_click(_Click(interaction, action, value, reviewer, reply))
     return Response(status_code=200)
 
 
-def _approve(click: _Click) -> None:
-    nonce = f"slack:{click.interaction.user_id}:{click.action.get('action_ts', '')}"
-    click.interaction.background.add_task(
-        _decide, click.interaction.desk, click.reply, click.reviewer, click.value, "approve",
-        nonce, {},
-    )  # fmt: skip
+async def _approve(click: _Click) -> None:
+    interaction = click.interaction
+    item = await read_apart(interaction.session, get_review, click.value.review_id)
+    refusal = _refusal(item, click.reviewer, click.value)
+    if refusal is not None or item is None:
+        interaction.background.add_task(click.reply.send, refusal or "unknown review")
+        return
+    nonce = f"slack:{interaction.user_id}:{click.action.get('action_ts', '')}"
+    await _decide_then_deliver(interaction, click.reply, click.reviewer, item, click.value,
+                               "approve", nonce, {})  # fmt: skip
 
 
-def _modal_opener(modal: Literal["edit", "reject"]) -> Callable[[_Click], None]:
-    def open_later(click: _Click) -> None:
+def _modal_opener(modal: Literal["edit", "reject"]) -> Callable[[_Click], Awaitable[None]]:
+    async def open_later(click: _Click) -> None:
         trigger_id = str(click.interaction.payload.get("trigger_id", ""))
         click.interaction.background.add_task(
             _open_modal, click.interaction.desk, click.reply, click.reviewer, click.value, modal,
@@ -162,7 +169,7 @@ async def _open_modal(
     try:
         await client.views_open(trigger_id=trigger_id, view=view)
     except SLACK_FAILURES as exc:
-        log.warning("Slack views.open failed for review %s: %s", item.review_id, _code(exc))
+        log.warning("Slack views.open failed for review %s: %s", item.review_id, slack_error(exc))
         await reply.send(
             "Slack could not open the form; try again or use the link to the web page."
         )
@@ -183,11 +190,11 @@ class _Submission:
     reply: _Reply
     nonce: str
 
-    def decide_later(self, kind: Literal["reject", "edit"], extra: dict[str, Any]) -> Response:
-        self.interaction.background.add_task(
-            _decide, self.interaction.desk, self.reply, self.reviewer, self.value, kind,
-            self.nonce, extra,
-        )  # fmt: skip
+    async def decide_later(
+        self, kind: Literal["reject", "edit"], extra: dict[str, Any]
+    ) -> Response:
+        await _decide_then_deliver(self.interaction, self.reply, self.reviewer, self.item,
+                                   self.value, kind, self.nonce, extra)  # fmt: skip
         return Response(status_code=200)
 
 
@@ -217,7 +224,7 @@ async def _submit_reject(submission: _Submission) -> Response:
     )
     if not reason.strip():
         return _field_errors({REJECT_REASON_BLOCK: "A rejection needs a reason."})
-    return submission.decide_later("reject", {"reason": reason.strip()})
+    return await submission.decide_later("reject", {"reason": reason.strip()})
 
 
 async def _submit_edit(submission: _Submission) -> Response:
@@ -226,28 +233,51 @@ async def _submit_edit(submission: _Submission) -> Response:
     )
     if errors:
         return _field_errors(errors)
-    return submission.decide_later("edit", {"edited_output": edited})
+    return await submission.decide_later("edit", {"edited_output": edited})
 
 
 # --- deciding -----------------------------------------------------------------------------
 
 
-async def _decide(
-    desk: ReviewDesk,
+async def _decide_then_deliver(
+    interaction: _Interaction,
     reply: _Reply,
     reviewer: Reviewer,
+    item: ReviewItem,
     value: ButtonValue,
     kind: Literal["approve", "reject", "edit"],
     nonce: str,
     extra: dict[str, Any],
 ) -> None:
-    item = await _still_decidable(desk, reply, reviewer, value)
-    if item is None:
-        return
+    """Write the decision to the outbox now (before Slack is acknowledged), send it later."""
     request = DecisionRequest(kind=kind, output_digest=value.digest, **extra)
     update_id = decision_update_id(item.review_id, nonce)
+    decision = decision_for(reviewer, item, request, channel="slack")
+    desk = interaction.desk
+
+    def write() -> None:
+        with session_scope(desk.database_url) as session:
+            write_intent(session, update_id, decision, item.run_id,
+                         first_attempt_for=DELIVERY_TIMEOUT)  # fmt: skip
+
+    await asyncio.to_thread(write)
+    interaction.background.add_task(_deliver, desk, reply, reviewer, item, request, update_id)
+
+
+async def _deliver(
+    desk: ReviewDesk,
+    reply: _Reply,
+    reviewer: Reviewer,
+    item: ReviewItem,
+    request: DecisionRequest,
+    update_id: str,
+) -> None:
+    # The intent is in the outbox: decide() finds it and delivers it (or its first outcome).
     outcome = await decide(desk, reviewer, item, request, channel="slack", update_id=update_id)
-    log.info("Slack %s of review %s by %s: %s", kind, item.review_id, reviewer.name, outcome.state)
+    log.info(
+        "Slack %s of review %s by %s: %s", request.kind, item.review_id, reviewer.name,
+        outcome.state,
+    )  # fmt: skip
     if not outcome.accepted:
         # An accepted decision shows up as the updated message; anything else is told to the user.
         await reply.send(outcome.message)
@@ -322,18 +352,11 @@ class _Reply:
             if client is not None and self.channel and self.user_id:
                 await client.chat_postEphemeral(channel=self.channel, user=self.user_id, text=text)
         except SLACK_FAILURES as exc:
-            log.warning("could not tell a Slack user about their decision: %s", _code(exc))
+            log.warning("could not tell a Slack user about their decision: %s", slack_error(exc))
 
 
 def _field_errors(errors: dict[str, str]) -> JSONResponse:
     return JSONResponse({"response_action": "errors", "errors": errors})
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if response is not None and hasattr(response, "get"):
-        return str(response.get("error", type(exc).__name__))
-    return type(exc).__name__
 
 
 # --- dispatch -----------------------------------------------------------------------------
@@ -342,7 +365,7 @@ _BY_TYPE: dict[str, Callable[[_Interaction], Awaitable[Response]]] = {
     "block_actions": _on_block_action,
     "view_submission": _on_view_submission,
 }
-_CLICKS: dict[str, Callable[[_Click], None]] = {
+_CLICKS: dict[str, Callable[[_Click], Awaitable[None]]] = {
     ACTION_APPROVE: _approve,
     ACTION_EDIT: _modal_opener("edit"),
     ACTION_REJECT: _modal_opener("reject"),

@@ -674,6 +674,8 @@ def _element_problems(element: Any, where: str, action_ids: set[str]) -> list[st
             problems.append(f"invalid or duplicate action_id [json-pointer:{where}/action_id]")
         action_ids.add(str(action_id))
     kind = element["type"]
+    if element.get("placeholder") is not None:
+        problems += _text_problems(element["placeholder"], f"{where}/placeholder", 150, plain=True)
     if kind == "button":
         problems += _text_problems(element.get("text"), f"{where}/text", 75, plain=True)
         if len(str(element.get("value", ""))) > 2000:
@@ -699,6 +701,10 @@ def _element_problems(element: Any, where: str, action_ids: set[str]) -> list[st
             problems.append(f"must have 1 to {most} options [json-pointer:{where}/options]")
         for n, option in enumerate(options):
             problems += _text_problems(option.get("text"), f"{where}/options/{n}/text", 75)
+            if option.get("description") is not None:
+                problems += _text_problems(
+                    option["description"], f"{where}/options/{n}/description", 75
+                )
             if not 1 <= len(str(option.get("value", ""))) <= 150:
                 problems.append(
                     f"value must be 1..150 characters [json-pointer:{where}/options/{n}]"

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     slack_default_channel: str = Field(default="#tether-reviews", alias="SLACK_CHANNEL")
+    worker_shutdown_grace_s: float = Field(
+        default=25.0,
+        ge=0,
+        description="on SIGTERM, how long running activities may still finish (below the "
+        "container's stop grace period)",
+    )
     ui_host: str = "127.0.0.1"
     ui_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"

@@ -6,13 +6,15 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -145,7 +147,12 @@ class DevServer:
             process.wait()
 
     async def __aenter__(self) -> DevServer:
-        if await asyncio.to_thread(self._spawn):
+        # Finding (maybe building) the CLI is slow and runs in a thread; the server process is
+        # started from this thread, because the kernel ties its death signal to the thread that
+        # started it (a pool thread may end first).
+        cli = self._cli_path or await asyncio.to_thread(find_temporal_cli)
+        spawned = self._spawn(cli) if cli is not None else await asyncio.to_thread(self._spawn)
+        if spawned:
             try:
                 await self._wait_until_ready()
             except BaseException:
@@ -161,7 +168,7 @@ class DevServer:
     ) -> None:
         await asyncio.to_thread(self.stop)
 
-    def _spawn(self) -> bool:
+    def _spawn(self, cli: Path | None = None) -> bool:
         """Launch the process; return whether readiness still has to be awaited."""
         if self._process is not None or self._sdk_server is not None:
             raise RuntimeError("this DevServer is already running")
@@ -177,7 +184,7 @@ class DevServer:
             raise ServerUnreachableError(f"port {self._port} on {_HOST} is already in use")
         extra = [f"--search-attribute={k}={v}" for k, v in self._search_attributes.items()]
         extra += self._tuning
-        cli = self._cli_path or find_temporal_cli()
+        cli = cli or self._cli_path or find_temporal_cli()
         if cli is None:
             self._sdk_server = _SdkDevServer(self, extra, download_dir=cache_root())
             self._sdk_server.start()
@@ -190,10 +197,12 @@ class DevServer:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(args)}\n".encode())
             log.flush()
             # Own process group, so stop() reaches every child and a terminal's Ctrl-C
-            # reaches the owner first (which then stops the server cleanly).
+            # reaches the owner first (which then stops the server cleanly); and a death
+            # signal, so the server ends with its owner even when the owner is killed
+            # (SIGKILL runs no cleanup of ours).
             self._process = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_dies_with_parent(),
             )  # fmt: skip
         if not _RUNNING:
             atexit.unregister(_stop_running_servers)  # registered once, however many servers
@@ -281,6 +290,26 @@ _RUNNING: set[DevServer] = set()
 def _stop_running_servers() -> None:
     for server in list(_RUNNING):
         server.stop()
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """For ``preexec_fn``: the child gets SIGTERM when the thread that started it ends (its
+    process exiting or killed included). Linux only; elsewhere ``None`` (stop() and the atexit
+    hook remain)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the owner died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def _free_port() -> int:
