@@ -19,6 +19,11 @@ class InputError(TetherError):
     """Input given by a user (CLI, API) is invalid; nothing was started."""
 
 
+class RunIdTakenError(InputError):
+    """A run with this id was started before: run ids are never reused, whether that run is
+    still running or long finished; nothing was started."""
+
+
 class ServerUnreachableError(TetherError):
     """The Temporal server could not be reached."""
 
