@@ -10,13 +10,13 @@ from temporalio import activity
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from policies.budgets import SpendSoFar, check_budget
-from policies.effective import effective_for
-from policies.pricing import estimate_cost_usd
+from policies.effective import effective_for, step_confidence
+from policies.pricing import step_worst_case_usd
 from policies.routing import downgrade_for, route_model
 from tether.contracts import CheckpointInput, CheckpointResult
 from tether.core.errors import TetherError
 from tether.store.ledger import BudgetReservation, reserve
-from tether.store.spend import scopes_charged, spend_by_scope
+from tether.store.spend import lock_scopes, scopes_charged
 
 
 class CheckpointActivities:
@@ -38,16 +38,42 @@ def route_for(deps: ActivityDeps, inp: CheckpointInput) -> list[str]:
     return route_model(deps.policy.routing, inp.tier, inp.input_chars, deps.providers.available)
 
 
+def judge_model_for(deps: ActivityDeps) -> str:
+    """The model that judges answers: the first configured model of the strong tier."""
+    return route_model(deps.policy.routing, "strong", 0, deps.providers.available)[0]
+
+
+def step_estimate_usd(deps: ActivityDeps, inp: CheckpointInput, model: str) -> float:
+    """The step attempt's worst case on ``model``: its main call, every repair, the extra
+    self-consistency samples and the judge (on the judge's own model), as its policy sets them."""
+    confidence = step_confidence(deps.policy, inp.workflow, inp.step)
+    return step_worst_case_usd(
+        deps.policy.prices,
+        model_id=model,
+        input_chars=inp.input_chars,
+        max_output_tokens=inp.max_output_tokens,
+        max_repairs=confidence.max_repairs,
+        samples=confidence.samples,
+        judge_model_id=judge_model_for(deps) if confidence.judge else None,
+    )
+
+
 def check_cost(deps: ActivityDeps, session: Session, inp: CheckpointInput) -> CheckpointResult:
-    """Route the step, estimate its cost and, when every budget allows it (or ``inp.force``),
-    reserve the estimate under ``inp.reservation_key``."""
+    """Route the step, estimate its worst case and, when every budget allows it (or
+    ``inp.force``), reserve the estimate under ``inp.reservation_key``.
+
+    The check and the hold are one atomic step: the budget scopes' totals are read with their
+    rows locked and stay locked until the hold is written and the transaction commits, so
+    concurrent checkpoints of one tenant see each other's holds and cannot together pass a
+    budget.
+    """
     policy = deps.policy
     budgets = effective_for(policy, inp.workflow).budgets
     route = route_for(deps, inp)
     model = route[0]
-    estimate = estimate_cost_usd(policy.prices, model, inp.input_chars, inp.max_output_tokens)
+    estimate = step_estimate_usd(deps, inp, model)
     scopes = scopes_charged(inp.run_id, inp.tenant, inp.end_user, datetime.now(UTC))
-    run, tenant, *user = (_spend(pair) for pair in spend_by_scope(session, scopes))
+    run, tenant, *user = (_spend(pair) for pair in lock_scopes(session, scopes))
     check = check_budget(
         budgets,
         estimate,
@@ -67,6 +93,7 @@ def check_cost(deps: ActivityDeps, session: Session, inp: CheckpointInput) -> Ch
             tenant=inp.tenant,
             end_user=inp.end_user,
             estimate_usd=estimate,
+            model=model,
         ),
     )
     return CheckpointResult(

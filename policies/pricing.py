@@ -9,7 +9,19 @@ from policies.models import ModelPrice
 from policies.values import Usage
 from tether.core.errors import ConfigurationError
 
-__all__ = ["CHARS_PER_TOKEN", "cost_usd", "estimate_cost_usd", "estimate_tokens", "price_for"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "JUDGE_ANSWER_CHARS",
+    "JUDGE_MAX_OUTPUT_TOKENS",
+    "JUDGE_TASK_CHARS",
+    "REPAIR_ECHO_CHARS",
+    "REPAIR_ERROR_CHARS",
+    "cost_usd",
+    "estimate_cost_usd",
+    "estimate_tokens",
+    "price_for",
+    "step_worst_case_usd",
+]
 
 CHARS_PER_TOKEN = 4
 """A simple, provider-neutral estimate: budgets only need the right order of magnitude."""
@@ -67,3 +79,58 @@ def estimate_cost_usd(
         raise ValueError(f"max_output_tokens must be >= 0, got {max_output_tokens}")
     usage = Usage(input_tokens=estimate_tokens(input_chars), output_tokens=max_output_tokens)
     return cost_usd(prices, model_id, usage)
+
+
+REPAIR_ECHO_CHARS = 4_000
+"""How much of an invalid answer a repair re-ask quotes back to the model."""
+REPAIR_ERROR_CHARS = 1_000
+"""How much of the validation error a repair re-ask quotes."""
+REPAIR_PROMPT_CHARS = 100
+"""The fixed words of a repair re-ask around the error."""
+JUDGE_TASK_CHARS = 8_000
+"""How much of the step's prompt the judge reads."""
+JUDGE_ANSWER_CHARS = 8_000
+"""How much of the step's answer the judge reads."""
+JUDGE_PROMPT_CHARS = 200
+"""The judge's fixed instructions and labels."""
+JUDGE_MAX_OUTPUT_TOKENS = 200
+
+
+def step_worst_case_usd(
+    prices: Mapping[str, ModelPrice],
+    *,
+    model_id: str,
+    input_chars: int,
+    max_output_tokens: int,
+    max_repairs: int,
+    samples: int,
+    judge_model_id: str | None,
+) -> float:
+    """Estimates the most one LLM step attempt can cost: every call it may make, each on its own
+    model and at its own worst case.
+
+    The calls are the main call; up to ``max_repairs`` re-asks, each quoting the invalid answer
+    and the error back (so each is longer than the last); ``samples - 1`` self-consistency
+    samples of the last request; and one judge call on ``judge_model_id`` (None: no judge).
+
+    Raises:
+        ConfigurationError: A model has no price.
+    """
+    if max_repairs < 0 or samples < 1:
+        raise ValueError(f"need max_repairs >= 0 and samples >= 1, got {max_repairs}, {samples}")
+    repair_chars = REPAIR_ECHO_CHARS + REPAIR_ERROR_CHARS + REPAIR_PROMPT_CHARS
+    total = 0.0
+    for repair in range(max_repairs + 1):  # the main call, then each re-ask
+        chars = input_chars + repair * repair_chars
+        total += estimate_cost_usd(prices, model_id, chars, max_output_tokens)
+    last_request_chars = input_chars + max_repairs * repair_chars
+    sample_cost = estimate_cost_usd(prices, model_id, last_request_chars, max_output_tokens)
+    total += (samples - 1) * sample_cost
+    if judge_model_id is not None:
+        judge_chars = (
+            min(input_chars, JUDGE_TASK_CHARS)
+            + min(max_output_tokens * CHARS_PER_TOKEN * 2, JUDGE_ANSWER_CHARS)
+            + JUDGE_PROMPT_CHARS
+        )
+        total += estimate_cost_usd(prices, judge_model_id, judge_chars, JUDGE_MAX_OUTPUT_TOKENS)
+    return total

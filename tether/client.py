@@ -5,6 +5,7 @@ with Tether's one data converter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -14,12 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
-from tether.core.errors import InputError, ServerUnreachableError
+from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
 from tether.core.settings import Settings
+from tether.store.engine import session_scope
+from tether.store.run_ids import claim_run_id, release_run_id
 
 DATA_CONVERTER = pydantic_data_converter
 """Used everywhere: client, worker, replayer and tests."""
@@ -158,10 +163,49 @@ async def start_run(
     *,
     run_id: str | None = None,
 ) -> str:
-    """Start a run of ``workflow``; returns its run id (the workflow id)."""
+    """Start a run of ``workflow``; returns its run id (the workflow id).
+
+    A run id is used once, for ever: every ledger, reservation and review key is derived from
+    it. The id is claimed in the store's run registry first (which never forgets), and Temporal
+    is asked to reject an id it has seen (running or closed), so a reused id starts nothing.
+
+    Raises:
+        RunIdTakenError: A run with this id was started before.
+    """
     run_id = check_run_id(run_id) if run_id else new_run_id(workflow)
-    await client.start_workflow(workflow, payload, id=run_id, task_queue=settings.task_queue)
+    url = settings.resolved_database_url
+    if not await asyncio.to_thread(claim_in_store, url, run_id, workflow):
+        raise RunIdTakenError(_taken(run_id))
+    try:
+        await client.start_workflow(
+            workflow,
+            payload,
+            id=run_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        raise RunIdTakenError(_taken(run_id)) from None
+    except BaseException:
+        # Not started: the id is free again (Temporal still rejects it if the start landed).
+        await asyncio.to_thread(release_in_store, url, run_id)
+        raise
     return run_id
+
+
+def claim_in_store(database_url: str, run_id: str, workflow: str) -> bool:
+    with session_scope(database_url) as session:
+        return claim_run_id(session, run_id, workflow)
+
+
+def release_in_store(database_url: str, run_id: str) -> None:
+    with session_scope(database_url) as session:
+        release_run_id(session, run_id)
+
+
+def _taken(run_id: str) -> str:
+    return f"run id {run_id!r} is already taken (run ids are never reused); choose another"
 
 
 async def run_result(client: Client, run_id: str) -> dict[str, Any]:

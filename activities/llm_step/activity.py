@@ -14,7 +14,13 @@ from temporalio import activity
 from activities.checkpoint import route_for
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
-from activities.llm_step.call_log import CallLog, hold_for_attempt, release_hold, settle_step
+from activities.llm_step.call_log import (
+    CallLog,
+    charge_cut_off_hold,
+    hold_for_attempt,
+    release_hold,
+    settle_step,
+)
 from activities.llm_step.prompting import (
     ask_with_repairs,
     output_schema,
@@ -73,10 +79,13 @@ class LlmStepActivities:
         try:
             return await self._run(inp)
         except BaseException as exc:
-            # A step that ends without a result releases its hold; _run settles on success.
-            await release_hold(self.deps, inp)
+            # A step that ends without a result gives up its hold; _run settles on success. A
+            # provider's answered failure is recorded and released; anything else (a
+            # cancellation, a crash) may have cut a call off at the provider: charged.
             if isinstance(exc, TetherError):
+                await release_hold(self.deps, inp)
                 raise to_application_error(exc, model=inp.model) from exc
+            await asyncio.shield(charge_cut_off_hold(self.deps, inp))
             raise
         finally:
             heartbeat.cancel()

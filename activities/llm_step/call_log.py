@@ -22,14 +22,15 @@ from tether.contracts import AttemptRecord, CheckedStepInput, CheckpointResult, 
 from tether.core.errors import ProviderError
 from tether.store.ledger import (
     LedgerEntry,
+    charge_hold,
+    charge_holds_under,
     record_call,
-    release_holds_under,
     run_spend,
     set_outcome,
     settle_reservation,
 )
 
-__all__ = ["CallLog", "hold_for_attempt", "release_hold", "settle_step"]
+__all__ = ["CallLog", "charge_cut_off_hold", "hold_for_attempt", "release_hold", "settle_step"]
 
 
 @dataclass
@@ -107,8 +108,16 @@ def hold_for_attempt(
 ) -> CheckpointResult:
     """The cost checkpoint for ``model``, holding its estimate under this attempt's own key."""
     # One step runs one activity at a time: a hold left under its scope is from an attempt
-    # whose worker died mid-call, and would otherwise count until month end.
-    release_holds_under(session, inp.checkpoint.run_id, inp.checkpoint.reservation_key)
+    # whose worker died, maybe mid-call: that call may have reached the provider, so the hold
+    # is charged (``estimated`` on the ledger), not released.
+    checkpoint = inp.checkpoint
+    charge_holds_under(
+        session,
+        checkpoint.run_id,
+        checkpoint.reservation_key,
+        workflow=checkpoint.workflow,
+        step=checkpoint.step,
+    )
     checkpoint = inp.checkpoint.model_copy(
         update={"model": model, "reservation_key": f"{inp.step.idempotency_key}/a{attempt}"}
     )
@@ -120,6 +129,16 @@ async def release_hold(deps: ActivityDeps, inp: LlmStepInput) -> None:
     if inp.reservation_key:
         key = inp.reservation_key
         await deps.in_session(lambda session: settle_reservation(session, key))
+
+
+async def charge_cut_off_hold(deps: ActivityDeps, inp: LlmStepInput) -> None:
+    """Charge the step's hold at its reserved amount: the attempt was cut off (cancelled, or
+    failed unexpectedly) while a call may have been with the provider."""
+    if inp.reservation_key:
+        key, workflow, step = inp.reservation_key, inp.workflow, inp.step
+        await deps.in_session(
+            lambda session: charge_hold(session, key, workflow=workflow, step=step)
+        )
 
 
 def settle_step(session: Session, inp: LlmStepInput) -> float:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from activities.deps import ActivityDeps
 from activities.providers.base import REPAIR_PREFIX, ChatMessage, ChatRequest, ChatResponse
+from policies.pricing import REPAIR_ECHO_CHARS, REPAIR_ERROR_CHARS
 from tether.contracts import LlmStepInput
 from tether.core.errors import ConfigurationError
 from tether.store.texts import get_text
@@ -126,10 +127,10 @@ async def ask_with_repairs(
             update={
                 "messages": [
                     *request.messages,
-                    ChatMessage(role="assistant", content=response.text[:4000]),
+                    ChatMessage(role="assistant", content=response.text[:REPAIR_ECHO_CHARS]),
                     ChatMessage(
                         role="user",
-                        content=f"{REPAIR_PREFIX}: {error}. Reply with only JSON that matches the schema.",
+                        content=f"{REPAIR_PREFIX}: {(error or '')[:REPAIR_ERROR_CHARS]}. Reply with only JSON that matches the schema.",
                     ),
                 ]
             }

@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from activities.checkpoint import judge_model_for
 from activities.deps import ActivityDeps
 from activities.llm_step.call_log import CallLog
 from activities.llm_step.prompting import Answer, output_schema, parse_output
 from activities.providers.base import ChatMessage, ChatRequest
 from policies.confidence import agreement, score_confidence
 from policies.models import StepConfidencePolicy
-from policies.routing import route_model
+from policies.pricing import JUDGE_ANSWER_CHARS, JUDGE_MAX_OUTPUT_TOKENS, JUDGE_TASK_CHARS
 from policies.rules import check_rules
 from policies.values import ConfidenceReport, ConfidenceSignals
 
@@ -131,7 +132,7 @@ async def _judge(
 ) -> float | None:
     if not policy.judge:
         return None
-    judge_model = route_model(deps.policy.routing, "strong", 0, deps.providers.available)[0]
+    judge_model = judge_model_for(deps)
     _, provider_model = deps.providers.resolve(judge_model)
     task = "\n\n".join(m.content for m in messages)
     request = ChatRequest(
@@ -143,12 +144,15 @@ async def _judge(
             ),
             ChatMessage(
                 role="user",
-                content=f"Task:\n{task[:8000]}\n\nAnswer:\n{json.dumps(output)[:8000]}",
+                content=(
+                    f"Task:\n{task[:JUDGE_TASK_CHARS]}\n\n"
+                    f"Answer:\n{json.dumps(output)[:JUDGE_ANSWER_CHARS]}"
+                ),
             ),
         ],
         json_schema=output_schema(JudgeVerdict),
         schema_name="JudgeVerdict",
-        max_output_tokens=200,
+        max_output_tokens=JUDGE_MAX_OUTPUT_TOKENS,
     )
     response = await log.call("judge", judge_model, request)
     verdict, _ = parse_output(response.text, JudgeVerdict)

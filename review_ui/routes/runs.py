@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from review_ui.access import as_caller, check_may_start
 from review_ui.context import ReviewDesk
@@ -18,7 +17,7 @@ from review_ui.errors import error_responses
 from tether import client as runs_client
 from tether.client import new_run_id, parse_run_input, run_status
 from tether.contracts import JsonObject
-from tether.core.errors import InputError, ServerUnreachableError
+from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 422, 503))
 
@@ -61,8 +60,8 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
     run_id = body.run_id or new_run_id(body.workflow)
     try:
         await runs_client.start_run(client, desk.settings, body.workflow, payload, run_id=run_id)
-    except WorkflowAlreadyStartedError:
-        raise HTTPException(409, f"a run with id {run_id!r} already exists") from None
+    except RunIdTakenError as exc:
+        raise HTTPException(409, str(exc)) from None
     return RunStarted(run_id=run_id, workflow=body.workflow, status_url=f"/api/runs/{run_id}")
 
 

@@ -6,7 +6,15 @@ import pytest
 
 from policies.loader import load_policy
 from policies.models import ModelPrice
-from policies.pricing import cost_usd, estimate_cost_usd, estimate_tokens
+from policies.pricing import (
+    JUDGE_MAX_OUTPUT_TOKENS,
+    REPAIR_ECHO_CHARS,
+    REPAIR_ERROR_CHARS,
+    cost_usd,
+    estimate_cost_usd,
+    estimate_tokens,
+    step_worst_case_usd,
+)
 from policies.values import Usage
 from tether.core.errors import ConfigurationError
 
@@ -60,3 +68,30 @@ def test_default_policy_prices_real_and_simulated_models_alike() -> None:
     )
     assert cost_usd(prices, "simulated/strong", usage) == pytest.approx(0.035)
     assert cost_usd(prices, "anthropic/claude-sonnet-4-5", usage) == pytest.approx(0.045)
+
+
+def test_a_steps_worst_case_counts_every_call_on_its_own_model() -> None:
+    def worst(**overrides: object) -> float:
+        args: dict[str, object] = {
+            "model_id": "simulated/cheap",
+            "input_chars": 4_000,
+            "max_output_tokens": 500,
+            "max_repairs": 0,
+            "samples": 1,
+            "judge_model_id": None,
+        } | overrides
+        return step_worst_case_usd(PRICES, **args)  # type: ignore[arg-type]
+
+    one = estimate_cost_usd(PRICES, "simulated/cheap", 4_000, 500)
+    assert worst() == pytest.approx(one)
+    # Each repair re-asks with the invalid answer and the error quoted: longer than the last.
+    repair_1 = estimate_cost_usd(
+        PRICES, "simulated/cheap", 4_000 + REPAIR_ECHO_CHARS + REPAIR_ERROR_CHARS, 500
+    )
+    assert worst(max_repairs=1) > one + repair_1
+    # Samples repeat the last (repaired) request; the judge runs on its own model.
+    assert worst(max_repairs=2, samples=3) > 5 * one
+    judge = estimate_cost_usd(PRICES, "simulated/strong", 0, JUDGE_MAX_OUTPUT_TOKENS)
+    assert worst(judge_model_id="simulated/strong") > one + judge
+    with pytest.raises(ConfigurationError):
+        worst(judge_model_id="unpriced/model")

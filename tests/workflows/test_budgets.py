@@ -19,8 +19,10 @@ from tether.worker import running_worker
 
 pytestmark = pytest.mark.integration
 
-# A step's worst-case estimate: ~0.0003 USD on simulated/cheap, ~0.005 USD on simulated/strong.
+# A step's worst case (main call, two repairs, the judge on simulated/strong): ~0.0064 USD on
+# simulated/cheap, ~0.030 USD on simulated/strong.
 BELOW_ANY_STEP = 0.0001
+CHEAP_BUT_NOT_STRONG = 0.01
 
 
 async def run_one(
@@ -62,7 +64,7 @@ async def test_downgrade_runs_the_step_on_the_cheaper_model(
     run_id, result = await run_one(
         client,
         settings,
-        with_budgets(policy, per_run_usd=0.002, on_exceed="downgrade"),
+        with_budgets(policy, per_run_usd=CHEAP_BUT_NOT_STRONG, on_exceed="downgrade"),
         workflow="test_one_strong_step",
     )
     assert result.status == "completed"
@@ -120,7 +122,7 @@ async def test_approve_spend_pauses_for_a_human(
 async def test_daily_user_budget_counts_earlier_runs_of_the_same_user(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
-    limited = with_budgets(policy, per_run_usd=None, per_user_daily_usd=0.0008, on_exceed="stop")
+    limited = with_budgets(policy, per_run_usd=None, per_user_daily_usd=0.0072, on_exceed="stop")
     first_id, first = await run_one(client, settings, limited)
     assert first.status == "completed"
     spent = sum(r.cost_usd for r in ledger(settings, first_id))

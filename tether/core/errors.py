@@ -31,6 +31,11 @@ class AccessRefusedError(TetherError):
         self.status = status
 
 
+class RunIdTakenError(InputError):
+    """A run with this id was started before: run ids are never reused, whether that run is
+    still running or long finished; nothing was started."""
+
+
 class ServerUnreachableError(TetherError):
     """The Temporal server could not be reached."""
 

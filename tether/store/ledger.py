@@ -70,6 +70,8 @@ class BudgetReservation(SQLModel, table=True):
     tenant: str = Field(index=True, max_length=100)
     end_user: str | None = Field(default=None, index=True, max_length=200)
     estimate_usd: float
+    model: str | None = Field(default=None, max_length=200)
+    """The step's model when the hold was made: named on the ledger row of an estimated charge."""
     settled: bool = Field(default=False, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -181,6 +183,76 @@ def _uncount_holds(session: Session, released: Sequence[Any]) -> None:
     for run_id, tenant, end_user, estimate, created_at in released:
         add_to_totals(
             session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
+        )
+
+
+ESTIMATED = "estimated"
+"""The ledger outcome of a charge made from a hold, for calls that may have reached a provider
+but whose usage was never reported (the worker died or the attempt was cancelled mid-call)."""
+
+# RETURNING adds to the columns already returned: the hold's charge, then its key and model.
+_CHARGE_UNDER = _RELEASE_UNDER.returning(_RESERVATIONS.c.key, _RESERVATIONS.c.model)
+_CHARGE_KEY = _SETTLE.returning(_RESERVATIONS.c.key, _RESERVATIONS.c.model)
+_RECORDED_UNDER = (
+    core_select(func.coalesce(func.sum(_ENTRIES.c.cost_usd), 0.0))
+    .where(_ENTRIES.c.run_id == bindparam("run"))
+    .where(func.substr(_ENTRIES.c.key, 1, bindparam("width")) == bindparam("under"))
+)
+
+
+def charge_holds_under(
+    session: Session, run_id: str, prefix: str, *, workflow: str, step: str
+) -> int:
+    """Charge every unsettled hold of ``run_id`` under ``prefix/`` at its reserved amount: holds
+    of earlier attempts whose worker died, maybe mid-call. Returns how many it charged."""
+    under = f"{prefix}/"
+    held = session.execute(
+        _CHARGE_UNDER, {"run": run_id, "width": len(under), "under": under}
+    ).all()
+    _charge_estimated(session, held, workflow=workflow, step=step)
+    return len(held)
+
+
+def charge_hold(session: Session, key: str, *, workflow: str, step: str) -> bool:
+    """Charge the hold ``key`` at its reserved amount (an attempt cut off mid-call); charging
+    or settling twice charges once. Returns True when it charged."""
+    held = session.execute(_CHARGE_KEY, {"hold_key": key}).all()
+    _charge_estimated(session, held, workflow=workflow, step=step)
+    return bool(held)
+
+
+def _charge_estimated(session: Session, held: Sequence[Any], *, workflow: str, step: str) -> None:
+    """Turn holds just marked settled (rows of ``_CHARGE_KEY``) into ``estimated`` ledger rows.
+
+    A hold is the attempt's worst case; the calls the attempt recorded before it died are
+    already on the ledger, so the row charges the rest, and the attempt costs its hold in all.
+    """
+    for run_id, tenant, end_user, estimate, created_at, key, model in held:
+        add_to_totals(
+            session, scopes_charged(run_id, tenant, end_user, created_at), reserved=-estimate
+        )
+        under = f"{key}/"
+        recorded = session.execute(
+            _RECORDED_UNDER, {"run": run_id, "width": len(under), "under": under}
+        ).scalar_one()
+        model_id = model or "unknown"
+        record_call(
+            session,
+            LedgerEntry(
+                key=f"{key}/{ESTIMATED}",
+                run_id=run_id,
+                workflow=workflow,
+                step=step,
+                tenant=tenant,
+                end_user=end_user,
+                call=ESTIMATED,
+                activity_attempt=0,
+                model=model_id,
+                provider=model_id.split("/", 1)[0],
+                cost_usd=max(0.0, round(estimate - float(recorded), 9)),
+                outcome=ESTIMATED,
+                error="attempt ended mid-call; charged at its reserved worst case",
+            ),
         )
 
 

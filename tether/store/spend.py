@@ -124,6 +124,39 @@ def spend_by_scope(session: Session, scopes: Sequence[SpendScope]) -> list[tuple
     ]
 
 
+def lock_scopes(session: Session, scopes: Sequence[SpendScope]) -> list[tuple[float, float]]:
+    """(spent, still reserved) for each scope, in order, with every scope's row locked until the
+    transaction ends: a check made on these figures and the hold it adds are one atomic step.
+
+    The rows are created when missing, then locked in one fixed order (by scope key) so two
+    checkpoints sharing scopes never deadlock. PostgreSQL locks the rows (``FOR UPDATE``);
+    SQLite's insert takes its single write lock for the rest of the transaction.
+    """
+    ordered = sorted({scope.key for scope in scopes})
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        _ensure_statement(dialect),
+        [{"scope": key, "spent_nanos": 0, "reserved_nanos": 0} for key in ordered],
+    )
+    found = {
+        scope: (spent, reserved)
+        for scope, spent, reserved in session.execute(_LOCK, {"scopes": ordered})
+    }
+    return [
+        (spent / NANOS_PER_USD, reserved / NANOS_PER_USD)
+        for spent, reserved in (found.get(scope.key, (0, 0)) for scope in scopes)
+    ]
+
+
+@lru_cache(maxsize=4)
+def _ensure_statement(dialect: str) -> Any:
+    insert: Any = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+    return insert(SpendTotal.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+
+
+_LOCK = _READ.order_by(_TOTALS.c.scope).with_for_update()
+
+
 def replace_totals(session: Session, totals: Mapping[SpendScope, tuple[int, int]]) -> None:
     """Replace every total with ``totals``: scope -> (spent, reserved) in nano-dollars."""
     session.execute(SpendTotal.__table__.delete())  # type: ignore[attr-defined]

@@ -8,19 +8,22 @@ revision: ``alembic revision --autogenerate -m "..."`` from the repository root,
 from __future__ import annotations
 
 import logging
-from functools import cache
-from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+# Alembic announces each of its plugins at INFO on every start-up (when it is first imported,
+# so this comes before the imports); what a revision does stays.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+from functools import cache  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy.engine import Connection  # noqa: E402
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
-
-# Alembic announces each of its plugins at INFO on every start-up; what a revision does stays.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+_MIGRATION_LOG = logging.getLogger("alembic.runtime.migration")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -54,4 +57,11 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     """The revision ``connection``'s database is at; None before any migration."""
-    return MigrationContext.configure(connection).get_current_revision()
+    # Reading the revision is every process's start-up: Alembic's INFO lines about its dialect
+    # would land on stderr of every CLI command that touches the store.
+    level = _MIGRATION_LOG.level
+    _MIGRATION_LOG.setLevel(logging.WARNING)
+    try:
+        return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        _MIGRATION_LOG.setLevel(level)
