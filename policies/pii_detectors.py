@@ -1,0 +1,299 @@
+"""The built-in PII detectors: patterns plus the check digits that tell real values from noise.
+
+Pure functions over a string, stdlib only. Each detector yields ``PiiMatch`` spans; overlaps
+between detectors are resolved by ``policies.pii``. A pattern alone over-matches digit runs, so
+every numeric kind is confirmed by its own rule: Luhn for cards, ISO 13616 mod 97 for IBANs, the
+invalid ranges of US SSNs, the check letter of Spanish DNI/NIE, the ISO 7064 check digit of the
+German tax id, the mod-97 key of the French INSEE number, ``ipaddress`` for IP addresses, and for
+phone numbers a shape (international prefix, national trunk zero, or North American grouping)
+rather than any digit run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "PiiMatch",
+    "RegexDetector",
+    "de_tax_id_valid",
+    "es_dni_valid",
+    "fr_insee_valid",
+    "iban_valid",
+    "luhn_valid",
+    "us_ssn_valid",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """One detected value: its kind (upper case, used in the placeholder) and its span."""
+
+    kind: str
+    start: int
+    end: int
+    value: str
+    priority: int = 50
+    """Lower wins when two detectors claim overlapping spans (checksummed kinds beat phones)."""
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        digit = ord(char) - 48
+        if index % 2:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+# Lengths from the SWIFT IBAN registry for the countries most tickets mention; others 15..34.
+_IBAN_LENGTHS = {
+    "AT": 20, "BE": 16, "CH": 21, "CZ": 24, "DE": 22, "DK": 18, "ES": 24, "FI": 18, "FR": 27,
+    "GB": 22, "GR": 27, "HU": 28, "IE": 22, "IT": 27, "LU": 20, "NL": 18, "NO": 15, "PL": 28,
+    "PT": 25, "RO": 24, "SE": 24, "SK": 24,
+}  # fmt: skip
+
+
+def iban_valid(compact: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to 10..35, mod 97 == 1."""
+    if not 15 <= len(compact) <= 34 or not compact.isalnum():
+        return False
+    expected = _IBAN_LENGTHS.get(compact[:2])
+    if expected is not None and len(compact) != expected:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(char, 36)) for char in rearranged)
+    return int(number) % 97 == 1
+
+
+def us_ssn_valid(area: str, group: str, serial: str) -> bool:
+    """Area 000, 666 and 900-999, group 00 and serial 0000 are never issued."""
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def es_dni_valid(compact: str) -> bool:
+    """DNI: 8 digits + letter; NIE: X/Y/Z (0/1/2) + 7 digits + letter; letter = number mod 23."""
+    body, letter = compact[:-1], compact[-1]
+    if body[0] in "XYZ":
+        body = str("XYZ".index(body[0])) + body[1:]
+    return body.isdigit() and _DNI_LETTERS[int(body) % 23] == letter
+
+
+def de_tax_id_valid(digits: str) -> bool:
+    """Steuerliche Identifikationsnummer: 11 digits, no leading 0, one digit repeated 2 or 3
+    times among the first ten (never 3 in a row), ISO 7064 MOD 11,10 check digit."""
+    if len(digits) != 11 or digits[0] == "0":
+        return False
+    head = digits[:10]
+    counts = sorted((head.count(d) for d in set(head)), reverse=True)
+    if counts[0] not in (2, 3) or (len(counts) > 1 and counts[1] > 1):
+        return False
+    if counts[0] == 3 and any(head[i] == head[i + 1] == head[i + 2] for i in range(8)):
+        return False
+    product = 10
+    for char in head:
+        total = (int(char) + product) % 10 or 10
+        product = (total * 2) % 11
+    check = 11 - product
+    return (0 if check == 10 else check) == int(digits[10])
+
+
+def fr_insee_valid(compact: str) -> bool:
+    """NIR: 13 characters (Corsica 2A/2B count as 19/18) whose key is 97 - (number mod 97)."""
+    body, key = compact[:13], compact[13:]
+    body = body.replace("2A", "19", 1) if body[5:7] == "2A" else body
+    body = body.replace("2B", "18", 1) if body[5:7] == "2B" else body
+    return body.isdigit() and key.isdigit() and 97 - int(body) % 97 == int(key)
+
+
+_SEPARATORS = re.compile(r"[\s.\-]")
+
+
+@dataclass(frozen=True, slots=True)
+class RegexDetector:
+    """A kind found by a pattern and confirmed by a check on the matched text."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    priority: int = 50
+
+    def check(self, match: re.Match[str]) -> bool:
+        return True
+
+    def detect(self, text: str) -> Iterator[PiiMatch]:
+        for match in self.pattern.finditer(text):
+            if self.check(match):
+                yield PiiMatch(self.kind, match.start(), match.end(), match.group(), self.priority)
+
+
+class _Card(RegexDetector):
+    def check(self, match: re.Match[str]) -> bool:
+        digits = _SEPARATORS.sub("", match.group())
+        return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
+
+
+class _Ssn(RegexDetector):
+    def check(self, match: re.Match[str]) -> bool:
+        return us_ssn_valid(match["area"], match["group"], match["serial"])
+
+
+class _Compact(RegexDetector):
+    """Checked on the value without its separators."""
+
+    def check(self, match: re.Match[str]) -> bool:
+        return _COMPACT_CHECKS[self.kind](_SEPARATORS.sub("", match.group()).upper())
+
+
+class _Iban(RegexDetector):
+    """The pattern may run into the next word; the longest valid prefix of whole groups wins."""
+
+    def detect(self, text: str) -> Iterator[PiiMatch]:
+        for match in self.pattern.finditer(text):
+            raw = match.group()
+            expected = _IBAN_LENGTHS.get(raw[:2].upper())
+            cuts = [i + 1 for i, char in enumerate(raw) if char.isalnum()]
+            lengths = [expected] if expected else range(min(34, len(cuts)), 14, -1)
+            for length in lengths:
+                if length > len(cuts):
+                    continue
+                end = cuts[length - 1]
+                if end < len(raw) and raw[end].isalnum():
+                    continue  # would cut a group in two
+                if iban_valid(_SEPARATORS.sub("", raw[:end]).upper()):
+                    start = match.start()
+                    yield PiiMatch(self.kind, start, start + end, raw[:end], self.priority)
+                    break
+
+
+class _Ip(RegexDetector):
+    def check(self, match: re.Match[str]) -> bool:
+        value = match.group()
+        if self.kind == "IPV6" and (value.count(":") < 2 or not any(c.isdigit() for c in value)):
+            return False
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return True
+
+
+# Words right before a digit run that say it is not a phone number.
+_NOT_PHONE_CONTEXT = re.compile(
+    r"(?:order|invoice|ticket|ref|reference|case|account|acct|tracking|parcel|serial|"
+    r"sku|item|id|no\.?|nr\.?|#|bestellung|rechnung|commande|facture|pedido|factura|ordine)"
+    r"[\s:#.-]*$",
+    re.IGNORECASE,
+)
+_NANP = re.compile(r"\(?[2-9]\d{2}\)?[ .\-]?\d{3}[ .\-]\d{4}")
+_DATE_LIKE = re.compile(r"\d{1,4}([.\-])\d{1,2}\1\d{1,4}")
+
+
+class _Phone(RegexDetector):
+    def detect(self, text: str) -> Iterator[PiiMatch]:
+        for match in self.pattern.finditer(text):
+            value = match.group()
+            digits = re.sub(r"\D", "", value)
+            count = len(digits)
+            if value.startswith("+"):
+                ok = 8 <= count <= 15 and digits[0] != "0"
+            elif digits.startswith("00"):
+                ok = 10 <= count <= 15
+            elif _NANP.fullmatch(value):
+                ok = True
+            elif digits.startswith("0"):
+                has_separator = value != digits
+                ok = (9 if has_separator else 10) <= count <= 12
+            else:
+                ok = False
+            if not ok or _DATE_LIKE.fullmatch(value):
+                continue
+            if not value.startswith("+") and _NOT_PHONE_CONTEXT.search(
+                text, max(0, match.start() - 24), match.start()
+            ):
+                continue
+            yield PiiMatch(self.kind, match.start(), match.end(), value, self.priority)
+
+
+_COMPACT_CHECKS = {"ES_DNI": es_dni_valid, "DE_TAX_ID": de_tax_id_valid, "FR_INSEE": fr_insee_valid}
+
+_BYTE = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = _BYTE + r"(?:\." + _BYTE + r"){3}"
+
+BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
+    RegexDetector(
+        "EMAIL",
+        re.compile(
+            r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+            r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+        ),
+        priority=0,
+    ),
+    _Iban(
+        "IBAN",
+        re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,32}", re.IGNORECASE),
+        priority=10,
+    ),
+    _Card("CARD", re.compile(r"(?<![\d.,-])\d(?:[ \-]?\d){12,18}(?![\d])"), priority=20),
+    _Ssn(
+        "US_SSN",
+        re.compile(r"(?<![\d-])(?P<area>\d{3})([- ])(?P<group>\d{2})\2(?P<serial>\d{4})(?![\d-])"),
+        priority=30,
+    ),
+    RegexDetector(
+        "UK_NINO",
+        re.compile(
+            r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+            r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
+        ),
+        priority=30,
+    ),
+    _Compact(
+        "ES_DNI",
+        re.compile(r"(?<![A-Za-z0-9-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![A-Za-z0-9])"),
+        priority=30,
+    ),
+    _Compact(
+        "FR_INSEE",
+        re.compile(
+            r"(?<![\d])[1-478] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3}"
+            r" ?\d{2}(?![\d])"
+        ),
+        priority=30,
+    ),
+    _Compact(
+        "DE_TAX_ID", re.compile(r"(?<![\d])[1-9]\d ?\d{3} ?\d{3} ?\d{3}(?![\d])"), priority=35
+    ),
+    _Ip(
+        "IPV6",
+        re.compile(
+            r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:"
+            + _IPV4
+            + r"|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)"
+        ),
+        priority=40,
+    ),
+    _Ip(
+        "IPV4",
+        re.compile(r"(?<![\w.])" + _IPV4 + r"(?![\w]|\.\d)"),
+        priority=40,
+    ),
+    _Phone(
+        "PHONE",
+        re.compile(
+            r"(?<![\w+.,/:-])(?:\+|\b|(?=\())(?:\(\d{1,4}\)|\d)(?:[ .\-]?(?:\(\d{1,4}\)|\d)){6,17}"
+            r"(?![\w])"
+        ),
+        priority=60,
+    ),
+)
+"""All built-in detectors, in priority order."""
