@@ -77,14 +77,21 @@ _HOMOGLYPHS = str.maketrans(
         **dict(zip("013457@$", "oieastas", strict=True)),  # leetspeak
     }
 )
-_MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
-_LEET = re.compile(r"[a-z][013457@$][a-z]|[0134@$][a-z]{2}")
+_NON_LATIN_LETTER = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
+_LEET = re.compile(r"[013457$](?<=[a-z].)(?=[a-z])")
+_SPACED_HINT = re.compile(r" \w \w \w ")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*|]{1,3}){4,}\w\b")
-
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(
-    r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}"
-)
+# Patterns start with a literal or a character class, which lets the regex engine skip ahead;
+# token-level checks (base64, hex) run in Python over whitespace-split tokens instead.
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX_TOKEN = re.compile(r"(?:0x)?[0-9A-Fa-f]{20,}")
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
+_HEX_ESCAPES = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}")
+_TOKEN_EDGES = "\"'()[]<>{},.;:!?"
+_ROT13_TRIGGERS = (
+    "ignor", "disregard", "instruction", "prompt", "previous", "you are", "pretend", "forget",
+    "reveal", "system", "rules",
+)  # fmt: skip
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _ENTITY = re.compile(r"&#(?:\d{2,7}|x[0-9A-Fa-f]{2,6});")
 _MAX_PAYLOADS = 12
@@ -136,8 +143,8 @@ def _unspace(match: re.Match[str]) -> str:
 
 def _fold(uncollapsed: str, normal: str) -> str | None:
     """Homoglyphs, leetspeak and spaced letters undone, or None when the text shows none."""
-    spaced = _SPACED.search(uncollapsed)
-    if not (spaced or _MIXED_SCRIPT.search(normal) or _LEET.search(normal)):
+    spaced = _SPACED_HINT.search(uncollapsed) is not None
+    if not (spaced or _NON_LATIN_LETTER.search(normal) or _LEET.search(normal)):
         return None
     folded = uncollapsed.translate(_HOMOGLYPHS)
     if spaced:
@@ -146,11 +153,17 @@ def _fold(uncollapsed: str, normal: str) -> str | None:
     return folded if folded != normal else None
 
 
+_LATIN_RULES = tuple(rule for rule in RULES if rule.latin)
+_OTHER_SCRIPT_RULES = tuple(rule for rule in RULES if not rule.latin)
+_OTHER_SCRIPT = re.compile("[\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff]")
+
+
 def _scan(text: str, layer: str, *, latin_only: bool = False) -> list[InjectionSignal]:
     signals = []
-    for rule in RULES:
-        if latin_only and not rule.latin:
-            continue
+    rules = _LATIN_RULES
+    if not latin_only and _OTHER_SCRIPT.search(text):
+        rules += _OTHER_SCRIPT_RULES
+    for rule in rules:
         match = rule.search(text)
         if match is not None:
             evidence = match.group().strip()[:_EVIDENCE_CHARS]
@@ -178,33 +191,57 @@ def _decode_base64(token: str) -> str | None:
 
 def _decode_hex(token: str) -> str | None:
     try:
-        decoded = bytes.fromhex(re.sub(r"\\x|[^0-9A-Fa-f]", "", token)).decode("utf-8")
+        decoded = bytes.fromhex(token).decode("utf-8")
     except ValueError:
         return None
     return decoded if _printable(decoded) else None
 
 
+def _encoded_tokens(text: str) -> list[tuple[str, str]]:
+    """Base64 and hex payloads among the whitespace-separated tokens (and runs of hex pairs)."""
+    found: list[tuple[str, str]] = []
+    pairs: list[str] = []
+    for raw in [*text.split(), ""]:
+        if len(raw) == 2 and _HEX_PAIR.fullmatch(raw):
+            pairs.append(raw)
+            continue
+        if len(pairs) >= 10:
+            decoded = _decode_hex("".join(pairs))
+            if decoded is not None:
+                found.append(("hex", decoded))
+        pairs = []
+        if len(raw) < 16:
+            continue
+        token = raw.strip(_TOKEN_EDGES)
+        for candidate in token.split(":")[-1:] + token.split("=", 1)[1:]:
+            if _HEX_TOKEN.fullmatch(candidate):
+                decoded = _decode_hex(candidate.removeprefix("0x"))
+                if decoded is not None:
+                    found.append(("hex", decoded))
+            elif _B64_TOKEN.fullmatch(candidate) and not candidate.isalpha():
+                decoded = _decode_base64(candidate)
+                if decoded is not None:
+                    found.append(("base64", decoded))
+        if len(found) >= _MAX_PAYLOADS:
+            break
+    return found
+
+
 def _payloads(text: str, normal: str) -> list[tuple[str, str]]:
     """(encoding, decoded text) for every payload worth a second look."""
-    found: list[tuple[str, str]] = []
-    for match in _BASE64.finditer(text):
-        token = match.group()
-        if any(c.isdigit() or c in "+/=" for c in token) or not token.isalpha():
-            decoded = _decode_base64(token)
+    found = _encoded_tokens(text)
+    if "\\x" in text:
+        for match in _HEX_ESCAPES.finditer(text):
+            decoded = _decode_hex(match.group().replace("\\x", ""))
             if decoded is not None:
-                found.append(("base64", decoded))
-        if len(found) >= _MAX_PAYLOADS:
-            return found
-    for match in _HEX.finditer(text):
-        decoded = _decode_hex(match.group())
-        if decoded is not None:
-            found.append(("hex", decoded))
-    if len(_PERCENT.findall(text)) >= 3:
+                found.append(("hex", decoded))
+    if text.count("%") >= 3 and len(_PERCENT.findall(text)) >= 3:
         found.append(("url", unquote_plus(text)))
-    if len(_ENTITY.findall(text)) >= 3:
+    if text.count("&#") >= 3 and len(_ENTITY.findall(text)) >= 3:
         found.append(("html", html.unescape(text)))
-    if any("a" <= c <= "z" for c in normal):
-        found.append(("rot13", codecs.encode(normal, "rot13")))
+    rotated = codecs.encode(normal, "rot13")
+    if any(trigger in rotated for trigger in _ROT13_TRIGGERS):
+        found.append(("rot13", rotated))
     return found[:_MAX_PAYLOADS]
 
 

@@ -27,13 +27,40 @@ class Rule:
     weight: float
     pattern: re.Pattern[str]
     anchors: tuple[str, ...]
+    """Plain substrings, one of which must occur before the regex runs (a cheap pre-filter)."""
     latin: bool = True
     """Written for Latin-script text: also run on the homoglyph-folded and rot13 variants."""
+    also: tuple[str, ...] = ()
+    """A second set of anchors, one of which must occur too (when not empty)."""
+
+    word_start: bool = False
+    """The pattern had a leading ``\\b``, checked here instead: a regex that starts with a
+    literal or an alternation of literals lets the engine skip ahead, one starting with ``\\b``
+    does not (about 20x slower on a clean 4 KB ticket)."""
 
     def search(self, text: str) -> re.Match[str] | None:
         if not any(anchor in text for anchor in self.anchors):
             return None
-        return self.pattern.search(text)
+        if self.also and not any(anchor in text for anchor in self.also):
+            return None
+        match = self.pattern.search(text)
+        while match is not None and self.word_start and _inside_word(text, match.start()):
+            match = self.pattern.search(text, match.start() + 1)
+        return match
+
+
+def _inside_word(text: str, start: int) -> bool:
+    return (
+        start > 0
+        and (text[start - 1].isalnum() or text[start - 1] == "_")
+        and (text[start].isalnum() or text[start] == "_")
+    )
+
+
+def _compile(pattern: str, flags: int = 0) -> tuple[re.Pattern[str], bool]:
+    if pattern.startswith(r"\b"):
+        return re.compile(pattern[2:], flags), True
+    return re.compile(pattern, flags), False
 
 
 _GAP = r"[^.\n!?;。]{0,%d}?"
@@ -43,13 +70,22 @@ def _alt(words: str) -> str:
     return "(?:" + words + ")"
 
 
-def override_rule(
-    lang: str, verbs: str, qualifiers: str, nouns: str, anchors: tuple[str, ...]
-) -> Rule:
+def override_rule(lang: str, verbs: str, qualifiers: str, nouns: str, anchors: str) -> Rule:
     """verb ... qualifier ... noun, or verb ... noun ... qualifier, within one sentence."""
     v, q, n = _alt(verbs), _alt(qualifiers), _alt(nouns)
     body = rf"\b{v}\w*\b{_GAP % 40}(?:\b{q}\w*{_GAP % 25}\b{n}|\b{n}\w*{_GAP % 25}\b{q})"
-    return Rule(f"override_{lang}", "override", 0.75, re.compile(body), anchors, lang != "ru")
+    also = tuple(word.replace("s?", "").replace("?", "") for word in nouns.split("|"))
+    compiled, word_start = _compile(body)
+    return Rule(
+        f"override_{lang}",
+        "override",
+        0.75,
+        compiled,
+        tuple(anchors.split("|")),
+        lang != "ru",
+        also,
+        word_start,
+    )
 
 
 def rule(
@@ -57,11 +93,17 @@ def rule(
     category: str,
     weight: float,
     pattern: str,
-    anchors: tuple[str, ...],
+    anchors: str,
     *,
     latin: bool = True,
+    also: str = "",
 ) -> Rule:
-    return Rule(name, category, weight, re.compile(pattern, re.MULTILINE), anchors, latin)
+    """``anchors`` and ``also`` are ``|``-separated substrings (see ``Rule``)."""
+    compiled, word_start = _compile(pattern, re.MULTILINE)
+    also_anchors = tuple(also.split("|")) if also else ()
+    return Rule(
+        name, category, weight, compiled, tuple(anchors.split("|")), latin, also_anchors, word_start
+    )
 
 
 _EXTRACT_VERBS = (
@@ -78,19 +120,7 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"ignore|disregard|forget|skip|overlook|bypass|override|neglect|drop|abandon|discard",
         r"previous|prior|above|earlier|preceding|foregoing|former|all|your|system|initial|original|existing|old",
         r"instructions?|prompts?|rules|directions|directives|guidelines|commands|guardrails|constraints|programming|context",
-        (
-            "ignor",
-            "disregard",
-            "forget",
-            "skip",
-            "overlook",
-            "bypass",
-            "overrid",
-            "neglect",
-            "drop",
-            "abandon",
-            "discard",
-        ),
+        "ignor|disregard|forget|skip|overlook|bypass|overrid|neglect|drop|abandon|discard",
     ),
     rule(
         "disregard_above",
@@ -98,14 +128,15 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.45,
         r"\b(?:disregard|ignore|forget)\b (?:all |everything |anything )?(?:of )?(?:the |what(?:'s| is| was)? )?"
         r"(?:above|before this|written above|said before)\b",
-        ("disregard", "ignore", "forget"),
+        "disregard|ignore|forget",
     ),
     rule(
         "what_you_were_told",
         "override",
         0.6,
         r"\b(?:forget|ignore|disregard)\b[^.\n]{0,20}\b(?:you (?:were|have been|'ve been) (?:told|given|programmed|instructed))",
-        ("told", "given", "programmed", "instructed"),
+        "told|given|programmed|instructed",
+        also="forget|ignore|disregard",
     ),
     rule(
         "new_instructions",
@@ -113,14 +144,15 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.55,
         r"\b(?:new|updated|revised|real|actual|true|secret|hidden|important|additional|override|priority|admin|system)"
         r" (?:system )?(?:instructions?|directives?|orders|task|rules|prompt)\s*[:\-=]",
-        ("instruction", "directive", "orders", "task", "rules", "prompt"),
+        "instruction|directive|orders|task|rules|prompt",
+        also=":|-|=",
     ),
     rule(
         "from_now_on",
         "override",
         0.5,
         r"\bfrom now on,? (?:you|your|the (?:assistant|ai|model|bot)|respond|answer|reply|always|only|ignore|never)",
-        ("from now on",),
+        "from now on",
     ),
     rule(
         "do_not_follow",
@@ -128,7 +160,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.6,
         r"\b(?:do not|don't|dont|stop|no longer|never) (?:follow|obey|adhere to|comply with|apply|listen to)(?:ing)?\b"
         r"[^.\n]{0,25}\b(?:instructions|rules|guidelines|policies|prompt|programming|system)",
-        ("follow", "obey", "adhere", "comply", "apply", "listen"),
+        "follow|obey|adhere|comply|apply|listen",
+        also="instructions|rules|guidelines|policies|prompt|programming|system",
     ),
     rule(
         "bypass_safety",
@@ -137,19 +170,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"\b(?:bypass|disable|turn off|switch off|deactivate|circumvent|ignore|override|remove|lift|evade)\s+"
         r"(?:all\s+|any\s+|of\s+|the\s+)*(?:your\s+|its\s+)(?:\w+\s+)?(?:filters?|guardrails?|restrictions?|"
         r"safeguards?|censorship|guidelines|safety|limitations|content polic\w+|alignment)",
-        (
-            "bypass",
-            "disable",
-            "turn off",
-            "switch off",
-            "deactivat",
-            "circumvent",
-            "ignor",
-            "overrid",
-            "remov",
-            "lift",
-            "evade",
-        ),
+        "bypass|disable|turn off|switch off|deactivat|circumvent|ignor|overrid|remov|lift|evade",
+        also="filter|guardrail|restriction|safeguard|censorship|guidelines|safety|limitation|content polic|alignment",
     ),
     rule(
         "bypass_safety_generic",
@@ -157,7 +179,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.6,
         r"\b(?:bypass|disable|turn off|deactivate|circumvent|override|evade)\s+(?:all\s+|any\s+|the\s+)*"
         r"(?:safety|content|moderation|ethical|security)\s+(?:filters?|guardrails?|restrictions?|polic\w+|checks?|guidelines)",
-        ("bypass", "disable", "turn off", "deactivat", "circumvent", "overrid", "evade"),
+        "bypass|disable|turn off|deactivat|circumvent|overrid|evade",
+        also="filter|guardrail|restriction|polic|check|guidelines",
     ),
     rule(
         "addresses_the_model",
@@ -166,7 +189,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"\b(?:if you are|you are|to|attention|note to|message to|dear|hey|hello) (?:an? |the )?(?:ai|llm|language model|"
         r"ai assistant|chatbot|gpt|assistant|model|automated system|bot)\b (?:reading|processing|reviewing|summari[sz]ing|"
         r"triaging|analy[sz]ing|handling|that reads|who reads|in charge)",
-        ("ai", "llm", "model", "gpt", "bot", "assistant"),
+        "reading|processing|reviewing|summari|triaging|analy|handling|that reads|who reads|in charge",
+        also="ai|llm|model|gpt|bot|assistant|automated system",
     ),
     rule(
         "model_label_colon",
@@ -174,7 +198,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.35,
         r"(?:^|\n)\s*(?:note to (?:the )?(?:ai|llm|model|assistant|bot)|(?:ai|llm|gpt|chatgpt|claude|assistant) "
         r"(?:instructions?|note))\s*:",
-        ("note", "instruction"),
+        "note|instruction",
+        also=":",
     ),
     # --- role play / persona switch ---------------------------------------------------------
     rule(
@@ -183,7 +208,7 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.55,
         r"\b(?:you are|you're|youre) now\b(?! (?:able|ready|available|subscribed|registered|connected|enrolled|"
         r"signed|logged|eligible|on |off |out |all set|set up|a (?:premium|gold|vip|valued|verified)))",
-        ("now",),
+        "you are now|you're now|youre now",
     ),
     rule(
         "act_as",
@@ -193,7 +218,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"(?:system|admin(?:istrator)?|developer|root|superuser|unrestricted|unfiltered|uncensored|jailbroken|evil|dan\b|"
         r"different (?:ai|assistant|model)|(?:ai|assistant|model|chatbot) (?:without|with no|that has no)|hacker|linux terminal|"
         r"terminal|sudo|god)",
-        ("act ", "behave", "respond", "speak", "answer", "function", "operate", "reply"),
+        "act as|act like|behave as|behave like|respond as|respond like|speak as|answer as|function as|operate as|reply as|reply like",
+        also="system|admin|developer|root|superuser|unrestricted|unfiltered|uncensored|jailbr|evil|dan|different|without|with no|has no|hacker|terminal|sudo|god",
     ),
     rule(
         "pretend",
@@ -202,7 +228,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"\b(?:pretend|imagine|suppose|assume) (?:that )?(?:you are|you're|to be|you have|you were) (?:an? |the )?"
         r"(?:ai|assistant|model|system|admin|developer|unrestricted|unfiltered|uncensored|jailbroken|no (?:rules|restrictions|"
         r"limits|filters|guidelines)|evil|free (?:from|of)|different|dan\b|not bound)",
-        ("pretend", "imagine", "suppose", "assume"),
+        "pretend|imagine|suppose|assume",
+        also="you are|you're|to be|you have|you were",
     ),
     rule(
         "do_anything_now",
@@ -210,23 +237,24 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.7,
         r"\bdo anything now\b|\bdan mode\b|\b(?:as|are|called|named) dan\b[^.\n]{0,40}\b(?:mode|anything|rules|restrictions)"
         r"|\bstay in character\b",
-        ("anything now", "dan", "in character"),
+        "anything now|dan|in character",
     ),
     rule(
         "mode_switch",
         "persona",
         0.6,
         r"\b(?:god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|dan|evil)[ -]mode\b",
-        ("mode",),
+        "mode",
+        also="god|jailbr|unrestricted|unfiltered|uncensored|dan|evil",
     ),
     rule(
         "developer_mode",
         "persona",
         0.35,
         r"\b(?:enable|activate|enter|switch to|turn on|you are in|now in)\b[^.\n]{0,15}\b(?:developer|admin|debug|maintenance|sudo) mode\b",
-        ("mode",),
+        "developer mode|admin mode|debug mode|maintenance mode|sudo mode",
     ),
-    rule("jailbreak_word", "persona", 0.35, r"\bjailbr(?:eak|oken|eaking)\b", ("jailbr",)),
+    rule("jailbreak_word", "persona", 0.35, r"\bjailbr(?:eak|oken|eaking)\b", "jailbr"),
     rule(
         "no_restrictions",
         "persona",
@@ -234,14 +262,16 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         r"\b(?:you have|you've got|you have got|with|there are|you are under|you're under|you are bound by|you follow)"
         r" no (?:restrictions|rules|limits|limitations|filters|guidelines|boundaries|censorship|ethical|moral)"
         r"|\bwithout (?:any )?(?:restrictions|filters|censorship|guidelines|ethical|moral)\b[^.\n]{0,20}\b(?:you|answer|respond|reply)",
-        ("no ", "without"),
+        "restrictions|rules|limits|limitations|filters|guidelines|boundaries|censorship|ethical|moral",
+        also="no |without",
     ),
     rule(
         "roleplay",
         "persona",
         0.4,
         r"\brole-?play(?:ing)? as\b|\blet'?s play a game\b|\bplay the role of (?:an? |the )?(?:ai|assistant|system|admin|developer|hacker)",
-        ("role", "game"),
+        "role|game",
+        also="roleplay|role-play|role play|play a game|play the role",
     ),
     rule(
         "unrestricted_persona",
@@ -249,7 +279,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.55,
         r"\byou are (?:an? |the )?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|amoral)\b"
         r"|\b(?:never|don't ever|do not ever) (?:refuses?|says? no|declines?)\b",
-        ("you are", "never", "ever"),
+        "unrestricted|unfiltered|uncensored|jailbroken|evil|amoral|refuse|say no|says no|decline",
+        also="you are|never|ever",
     ),
     # --- system-prompt extraction -----------------------------------------------------------
     rule(
@@ -258,7 +289,8 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.6,
         rf"\b(?:{_EXTRACT_VERBS})\b[^.\n?]{{0,25}}?\byour\s+(?:(?:{_SECRET_ADJ})\s+){{0,3}}(?:prompt|instructions|"
         rf"directives|rules|guidelines|configuration|pre-?prompt|initial message|system message){_NOT_A_HOWTO}",
-        ("your",),
+        "prompt|instructions|directives|rules|guidelines|configuration|initial message|system message",
+        also="your",
     ),
     rule(
         "reveal_the_hidden",
@@ -266,14 +298,16 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.6,
         rf"\b(?:{_EXTRACT_VERBS})\b[^.\n?]{{0,25}}?\b(?:the|all|any)\s+(?:(?:{_SECRET_ADJ})\s+){{0,2}}"
         r"(?:hidden|secret|internal|system|developer|initial|original)\s+(?:prompt|instructions|directives|message|guidelines)",
-        ("prompt", "instruction", "directive", "message", "guideline"),
+        "prompt|instruction|directive|message|guideline",
+        also="hidden|secret|internal|system|developer|initial|original",
     ),
     rule(
         "your_system_prompt",
         "extraction",
         0.45,
         r"\byour (?:own )?(?:system|hidden|secret|initial|original|internal|developer|full) (?:prompt|instructions|message|rules)\b",
-        ("your",),
+        "prompt|instructions|message|rules",
+        also="your",
     ),
     rule(
         "repeat_above",
@@ -281,14 +315,15 @@ ENGLISH_RULES: tuple[Rule, ...] = (
         0.55,
         r"\b(?:repeat|print|output|copy|echo|write out|reproduce)\b[^.\n]{0,25}\b(?:text|words|everything|all|content|lines?)\b"
         r"[^.\n]{0,12}\b(?:above|before this|so far|verbatim|preceding)|\bstarting with [\"'“]?you are\b",
-        ("above", "before this", "so far", "verbatim", "preceding", "starting with"),
+        "above|before this|so far|verbatim|preceding|starting with",
+        also="repeat|print|output|copy|echo|write out|reproduce|starting with",
     ),
     rule(
         "initial_context",
         "extraction",
         0.3,
         r"\b(?:beginning|start|top) of (?:the|this|our|your) (?:conversation|chat|prompt|context)",
-        ("beginning", "start", "top"),
+        "beginning of|start of|top of",
     ),
 )
 """The English rules, in the order they are reported."""
