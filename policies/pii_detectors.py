@@ -16,17 +16,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = [
-    "BUILTIN_DETECTORS",
-    "PiiMatch",
-    "RegexDetector",
-    "de_tax_id_valid",
-    "es_dni_valid",
-    "fr_insee_valid",
-    "iban_valid",
-    "luhn_valid",
-    "us_ssn_valid",
-]
+from policies.pii_checks import (
+    IBAN_LENGTHS,
+    de_tax_id_valid,
+    es_dni_valid,
+    fr_insee_valid,
+    iban_valid,
+    luhn_valid,
+    us_ssn_valid,
+)
+
+__all__ = ["BUILTIN_DETECTORS", "PiiMatch", "RegexDetector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,81 +39,6 @@ class PiiMatch:
     value: str
     priority: int = 50
     """Lower wins when two detectors claim overlapping spans (checksummed kinds beat phones)."""
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if index % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
-
-
-# Lengths from the SWIFT IBAN registry for the countries most tickets mention; others 15..34.
-_IBAN_LENGTHS = {
-    "AT": 20, "BE": 16, "CH": 21, "CZ": 24, "DE": 22, "DK": 18, "ES": 24, "FI": 18, "FR": 27,
-    "GB": 22, "GR": 27, "HU": 28, "IE": 22, "IT": 27, "LU": 20, "NL": 18, "NO": 15, "PL": 28,
-    "PT": 25, "RO": 24, "SE": 24, "SK": 24,
-}  # fmt: skip
-
-
-def iban_valid(compact: str) -> bool:
-    """ISO 13616: move the first four characters to the end, letters to 10..35, mod 97 == 1."""
-    if not 15 <= len(compact) <= 34 or not compact.isalnum():
-        return False
-    expected = _IBAN_LENGTHS.get(compact[:2])
-    if expected is not None and len(compact) != expected:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    number = "".join(str(int(char, 36)) for char in rearranged)
-    return int(number) % 97 == 1
-
-
-def us_ssn_valid(area: str, group: str, serial: str) -> bool:
-    """Area 000, 666 and 900-999, group 00 and serial 0000 are never issued."""
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-
-
-_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-
-
-def es_dni_valid(compact: str) -> bool:
-    """DNI: 8 digits + letter; NIE: X/Y/Z (0/1/2) + 7 digits + letter; letter = number mod 23."""
-    body, letter = compact[:-1], compact[-1]
-    if body[0] in "XYZ":
-        body = str("XYZ".index(body[0])) + body[1:]
-    return body.isdigit() and _DNI_LETTERS[int(body) % 23] == letter
-
-
-def de_tax_id_valid(digits: str) -> bool:
-    """Steuerliche Identifikationsnummer: 11 digits, no leading 0, one digit repeated 2 or 3
-    times among the first ten (never 3 in a row), ISO 7064 MOD 11,10 check digit."""
-    if len(digits) != 11 or digits[0] == "0":
-        return False
-    head = digits[:10]
-    counts = sorted((head.count(d) for d in set(head)), reverse=True)
-    if counts[0] not in (2, 3) or (len(counts) > 1 and counts[1] > 1):
-        return False
-    if counts[0] == 3 and any(head[i] == head[i + 1] == head[i + 2] for i in range(8)):
-        return False
-    product = 10
-    for char in head:
-        total = (int(char) + product) % 10 or 10
-        product = (total * 2) % 11
-    check = 11 - product
-    return (0 if check == 10 else check) == int(digits[10])
-
-
-def fr_insee_valid(compact: str) -> bool:
-    """NIR: 13 characters (Corsica 2A/2B count as 19/18) whose key is 97 - (number mod 97)."""
-    body, key = compact[:13], compact[13:]
-    body = body.replace("2A", "19", 1) if body[5:7] == "2A" else body
-    body = body.replace("2B", "18", 1) if body[5:7] == "2B" else body
-    return body.isdigit() and key.isdigit() and 97 - int(body) % 97 == int(key)
 
 
 _SEPARATORS = re.compile(r"[\s.\-]")
@@ -140,29 +65,34 @@ class RegexDetector:
     def check(self, match: re.Match[str]) -> bool:
         return True
 
-    def matches(self, text: str) -> Iterator[re.Match[str]]:
+    def accept(self, text: str, match: re.Match[str]) -> PiiMatch | None:
+        """The hit a candidate match gives (maybe a shorter one), or None."""
+        if not self.check(match):
+            return None
+        return PiiMatch(self.kind, match.start(), match.end(), match.group(), self.priority)
+
+    def candidates(self, text: str) -> Iterator[re.Match[str]]:
         if self.digit_run is None:
             yield from self.pattern.finditer(text)
             return
         low, high = self.digit_run
-        last_end = 0
         for start, length in _digit_runs(text):
-            if not low <= length <= high:
-                continue
-            for offset in self.back:
-                position = start - offset
-                if position < last_end:
-                    continue
-                match = self.pattern.match(text, position)
-                if match is not None:
-                    last_end = match.end()
-                    yield match
-                    break
+            if low <= length <= high:
+                for offset in self.back:
+                    if start >= offset:
+                        match = self.pattern.match(text, start - offset)
+                        if match is not None:
+                            yield match
 
     def detect(self, text: str) -> Iterator[PiiMatch]:
-        for match in self.matches(text):
-            if self.check(match):
-                yield PiiMatch(self.kind, match.start(), match.end(), match.group(), self.priority)
+        last_end = 0
+        for match in self.candidates(text):
+            if match.start() < last_end:
+                continue
+            hit = self.accept(text, match)
+            if hit is not None:
+                last_end = hit.end
+                yield hit
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -183,7 +113,7 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
 class _Email(RegexDetector):
     """Searched only around each ``@``."""
 
-    def matches(self, text: str) -> Iterator[re.Match[str]]:
+    def candidates(self, text: str) -> Iterator[re.Match[str]]:
         last_end = 0
         at = text.find("@")
         while at >= 0:
@@ -197,9 +127,20 @@ class _Email(RegexDetector):
 
 
 class _Card(RegexDetector):
-    def check(self, match: re.Match[str]) -> bool:
-        digits = _SEPARATORS.sub("", match.group())
-        return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
+    """The pattern may take digits that follow the number; shorter cuts are tried too."""
+
+    def accept(self, text: str, match: re.Match[str]) -> PiiMatch | None:
+        raw = match.group()
+        ends = [i + 1 for i, char in enumerate(raw) if char.isdigit()]
+        for count in range(min(19, len(ends)), 12, -1):
+            end = ends[count - 1]
+            if end < len(raw) and raw[end].isdigit():
+                continue
+            digits = _SEPARATORS.sub("", raw[:end])
+            if len(set(digits)) > 1 and luhn_valid(digits):
+                start = match.start()
+                return PiiMatch(self.kind, start, start + end, raw[:end], self.priority)
+        return None
 
 
 class _Ssn(RegexDetector):
@@ -217,22 +158,21 @@ class _Compact(RegexDetector):
 class _Iban(RegexDetector):
     """The pattern may run into the next word; the longest valid prefix of whole groups wins."""
 
-    def detect(self, text: str) -> Iterator[PiiMatch]:
-        for match in self.matches(text):
-            raw = match.group()
-            expected = _IBAN_LENGTHS.get(raw[:2].upper())
-            cuts = [i + 1 for i, char in enumerate(raw) if char.isalnum()]
-            lengths = [expected] if expected else range(min(34, len(cuts)), 14, -1)
-            for length in lengths:
-                if length > len(cuts):
-                    continue
-                end = cuts[length - 1]
-                if end < len(raw) and raw[end].isalnum():
-                    continue  # would cut a group in two
-                if iban_valid(_SEPARATORS.sub("", raw[:end]).upper()):
-                    start = match.start()
-                    yield PiiMatch(self.kind, start, start + end, raw[:end], self.priority)
-                    break
+    def accept(self, text: str, match: re.Match[str]) -> PiiMatch | None:
+        raw = match.group()
+        expected = IBAN_LENGTHS.get(raw[:2].upper())
+        cuts = [i + 1 for i, char in enumerate(raw) if char.isalnum()]
+        lengths = [expected] if expected else range(min(34, len(cuts)), 14, -1)
+        for length in lengths:
+            if length > len(cuts):
+                continue
+            end = cuts[length - 1]
+            if end < len(raw) and raw[end].isalnum():
+                continue  # would cut a group in two
+            if iban_valid(_SEPARATORS.sub("", raw[:end]).upper()):
+                start = match.start()
+                return PiiMatch(self.kind, start, start + end, raw[:end], self.priority)
+        return None
 
 
 class _IpCheck(RegexDetector):
@@ -250,7 +190,7 @@ class _IpCheck(RegexDetector):
 class _Ipv6(_IpCheck):
     """Tried only where ``:hex:`` occurs, from the start of the hex-and-colon run around it."""
 
-    def matches(self, text: str) -> Iterator[re.Match[str]]:
+    def candidates(self, text: str) -> Iterator[re.Match[str]]:
         last_end = 0
         for hint in _COLON_PAIR.finditer(text):
             start = hint.start()
@@ -279,30 +219,40 @@ _NANP = re.compile(r"\(?[2-9]\d{2}\)?[ .\-]?\d{3}[ .\-]\d{4}")
 _DATE_LIKE = re.compile(r"\d{1,4}([.\-])\d{1,2}\1\d{1,4}")
 
 
+def _phone_shape(text: str, start: int, value: str) -> bool:
+    digits = re.sub(r"\D", "", value)
+    count = len(digits)
+    if len(set(digits)) < 3:
+        return False
+    if value.startswith("+"):
+        ok = 8 <= count <= 15 and digits[0] != "0"
+    elif digits.startswith("00"):
+        ok = 10 <= count <= 15
+    elif _NANP.fullmatch(value):
+        ok = True
+    elif digits.startswith("0"):
+        ok = (9 if value != digits else 10) <= count <= 12
+    else:
+        ok = False
+    if not ok or _DATE_LIKE.fullmatch(value):
+        return False
+    return value.startswith("+") or not _NOT_PHONE_CONTEXT.search(text, max(0, start - 24), start)
+
+
 class _Phone(RegexDetector):
-    def detect(self, text: str) -> Iterator[PiiMatch]:
-        for match in self.matches(text):
-            value = match.group()
-            digits = re.sub(r"\D", "", value)
-            count = len(digits)
-            if value.startswith("+"):
-                ok = 8 <= count <= 15 and digits[0] != "0"
-            elif digits.startswith("00"):
-                ok = 10 <= count <= 15
-            elif _NANP.fullmatch(value):
-                ok = True
-            elif digits.startswith("0"):
-                has_separator = value != digits
-                ok = (9 if has_separator else 10) <= count <= 12
-            else:
-                ok = False
-            if not ok or _DATE_LIKE.fullmatch(value):
-                continue
-            if not value.startswith("+") and _NOT_PHONE_CONTEXT.search(
-                text, max(0, match.start() - 24), match.start()
-            ):
-                continue
-            yield PiiMatch(self.kind, match.start(), match.end(), value, self.priority)
+    """The longest prefix, cut at a separator, that has a phone number's shape."""
+
+    def accept(self, text: str, match: re.Match[str]) -> PiiMatch | None:
+        raw = match.group()
+        cuts = [len(raw)]
+        if raw.startswith(("+", "00")):  # the country code bounds the length: cut what follows
+            cuts += [i for i in range(len(raw) - 1, 6, -1) if raw[i] in " .-"]
+        for end in cuts:
+            value = raw[:end]
+            if _phone_shape(text, match.start(), value):
+                start = match.start()
+                return PiiMatch(self.kind, start, start + end, value, self.priority)
+        return None
 
 
 _COMPACT_CHECKS = {"ES_DNI": es_dni_valid, "DE_TAX_ID": de_tax_id_valid, "FR_INSEE": fr_insee_valid}
@@ -328,7 +278,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
     ),
     _Card(
         "CARD",
-        re.compile(r"(?<![\d.,-])\d(?:[ \-]?\d){12,18}(?![\d])"),
+        re.compile(r"(?<![\d.,-])(?<![A-Za-z]{2}\d\d[ -])\d(?:[ \-]?\d){12,18}(?![\d])"),
         priority=20,
         digit_run=(1, 19),
     ),
@@ -388,7 +338,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
     _Phone(
         "PHONE",
         re.compile(
-            r"(?<![\w+.,/:-])(?:\+|\b|(?=\())(?:\(\d{1,4}\)|\d)(?:[ .\-]?(?:\(\d{1,4}\)|\d)){6,17}"
+            r"(?<![\w+.,/:-])(?<!\d[ .\-])(?:\+|\b|(?=\())(?:\(\d{1,4}\)|\d)(?:[ .\-]?(?:\(\d{1,4}\)|\d)){6,17}"
             r"(?![\w])"
         ),
         priority=60,

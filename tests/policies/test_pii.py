@@ -16,7 +16,7 @@ from policies.pii import (
     restore,
     restore_value,
 )
-from policies.pii_detectors import de_tax_id_valid, fr_insee_valid, iban_valid, luhn_valid
+from policies.pii_checks import de_tax_id_valid, fr_insee_valid, iban_valid, luhn_valid
 
 POSITIVE: list[tuple[str, str]] = [
     ("EMAIL", "jane.doe+shop@example.co.uk"),
