@@ -74,7 +74,7 @@ def ticket(rng: random.Random) -> str:
     parts = [rng.choice(_OPENINGS)]
     length = len(parts[0])
     with_pii = rng.random() < 0.33
-    while length < size - 200:
+    while length < size:
         if with_pii and rng.random() < 0.15:
             sentence = rng.choice(_PII).format(
                 name=rng.choice(["alex", "maria", "sam", "li"]),

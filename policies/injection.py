@@ -69,6 +69,8 @@ _ZERO_WIDTH = re.compile(
 _COMBINING = re.compile("[\u0300-\u036f]")
 _WHITESPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_SPACE_RUNS = ("  ", "\t", "\r", "\f", "\v", "\xa0")
+_BLANK_STARTS = ("\n\n", "\n ", "\n\t", "\n\r")
 
 _HOMOGLYPHS = str.maketrans(
     {
@@ -129,9 +131,20 @@ def normalise(text: str, *, collapse: bool = True) -> str:
     """NFKD without combining marks, no zero-width characters, lower case, collapsed spaces."""
     # NFKD splits accents off (dropped) and folds full-width forms; NFC then puts back the
     # marks that are not accents (Japanese dakuten: べ stays べ).
-    text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFKD", text)))
-    text = _ZERO_WIDTH.sub("", text).lower()
-    return _BLANK_LINES.sub("\n", _WHITESPACE.sub(" ", text)) if collapse else text
+    if not text.isascii():  # ASCII has no accents, wide forms or zero-width characters
+        text = unicodedata.normalize("NFKD", text)
+        text = unicodedata.normalize("NFC", _COMBINING.sub("", text))
+        text = _ZERO_WIDTH.sub("", text)
+    text = text.lower()
+    return _collapse(text) if collapse else text
+
+
+def _collapse(text: str) -> str:
+    if any(space in text for space in _SPACE_RUNS):
+        text = _WHITESPACE.sub(" ", text)
+    if any(blank in text for blank in _BLANK_STARTS):
+        text = _BLANK_LINES.sub("\n", text)
+    return text
 
 
 def _unspace(match: re.Match[str]) -> str:
@@ -149,7 +162,7 @@ def _fold(uncollapsed: str, normal: str) -> str | None:
     folded = uncollapsed.translate(_HOMOGLYPHS)
     if spaced:
         folded = _SPACED.sub(_unspace, folded)
-    folded = _BLANK_LINES.sub("\n", _WHITESPACE.sub(" ", folded))
+    folded = _collapse(folded)
     return folded if folded != normal else None
 
 
@@ -200,8 +213,11 @@ def _decode_hex(token: str) -> str | None:
 def _encoded_tokens(text: str) -> list[tuple[str, str]]:
     """Base64 and hex payloads among the whitespace-separated tokens (and runs of hex pairs)."""
     found: list[tuple[str, str]] = []
+    tokens = text.split()
+    if sum(len(token) == 2 for token in tokens) < 10:  # no run of ten hex pairs possible
+        tokens = [token for token in tokens if len(token) >= 16]
     pairs: list[str] = []
-    for raw in [*text.split(), ""]:
+    for raw in [*tokens, ""]:
         if len(raw) == 2 and _HEX_PAIR.fullmatch(raw):
             pairs.append(raw)
             continue
@@ -247,7 +263,7 @@ def _payloads(text: str, normal: str) -> list[tuple[str, str]]:
 
 def _signals(text: str, depth: int, layer: str) -> list[InjectionSignal]:
     uncollapsed = normalise(text, collapse=False)
-    normal = _BLANK_LINES.sub("\n", _WHITESPACE.sub(" ", uncollapsed))
+    normal = _collapse(uncollapsed)
     signals = _scan(normal, layer, latin_only=layer.endswith("rot13"))
     seen = {s.rule for s in signals}
     folded = _fold(uncollapsed, normal)
@@ -258,7 +274,7 @@ def _signals(text: str, depth: int, layer: str) -> list[InjectionSignal]:
             signals.append(
                 _marker("obfuscation", "homoglyph_or_spacing", _OBFUSCATION_WEIGHT, layer)
             )
-    if text != _ZERO_WIDTH.sub("", text) and signals:
+    if signals and not text.isascii() and _ZERO_WIDTH.search(text):
         signals.append(_marker("obfuscation", "zero_width", _OBFUSCATION_WEIGHT, layer))
     if depth > 0 and not layer.endswith("rot13"):
         for encoding, decoded in _payloads(text, normal):
