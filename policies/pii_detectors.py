@@ -61,6 +61,8 @@ class RegexDetector:
     digit_run: tuple[int, int] | None = None
     """Allowed lengths of the digit run where a match's first digit is."""
     back: tuple[int, ...] = (0,)
+    lead: str = ""
+    """Characters a match tried ``back`` characters before its digits may start with."""
 
     def check(self, match: re.Match[str]) -> bool:
         return True
@@ -79,7 +81,7 @@ class RegexDetector:
         for start, length in _digit_runs(text):
             if low <= length <= high:
                 for offset in self.back:
-                    if start >= offset:
+                    if start >= offset and (not offset or text[start - offset] in self.lead):
                         match = self.pattern.match(text, start - offset)
                         if match is not None:
                             yield match
@@ -111,19 +113,25 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
 
 
 class _Email(RegexDetector):
-    """Searched only around each ``@``."""
+    """Tried once per ``@``, from where its local part can start."""
 
     def candidates(self, text: str) -> Iterator[re.Match[str]]:
         last_end = 0
         at = text.find("@")
         while at >= 0:
-            if at >= last_end:
-                window = max(last_end, at - 64)
-                match = self.pattern.search(text, window, min(len(text), at + 256))
-                if match is not None and match.start() <= at < match.end():
-                    last_end = match.end()
-                    yield match
-            at = text.find("@", at + 1)
+            start = at
+            while start > last_end and at - start < 64 and text[start - 1] in _LOCAL_PART:
+                start -= 1
+            while start < at and not text[start].isalnum():
+                start += 1
+            match = self.pattern.match(text, start) if start < at else None
+            if match is not None:
+                last_end = match.end()
+                yield match
+            at = text.find("@", max(at + 1, last_end))
+
+
+_LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 
 
 class _Card(RegexDetector):
@@ -132,11 +140,12 @@ class _Card(RegexDetector):
     def accept(self, text: str, match: re.Match[str]) -> PiiMatch | None:
         raw = match.group()
         ends = [i + 1 for i, char in enumerate(raw) if char.isdigit()]
+        all_digits = _SEPARATORS.sub("", raw)
         for count in range(min(19, len(ends)), 12, -1):
             end = ends[count - 1]
             if end < len(raw) and raw[end].isdigit():
                 continue
-            digits = _SEPARATORS.sub("", raw[:end])
+            digits = all_digits[:count]
             if len(set(digits)) > 1 and luhn_valid(digits):
                 start = match.start()
                 return PiiMatch(self.kind, start, start + end, raw[:end], self.priority)
@@ -275,6 +284,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
         priority=10,
         digit_run=(2, 34),
         back=(2,),
+        lead="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
     ),
     _Card(
         "CARD",
@@ -297,6 +307,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
         priority=30,
         digit_run=(2, 6),
         back=(2, 3),
+        lead="ABCEGHJKLMNOPRSTWXYZ",
     ),
     _Compact(
         "ES_DNI",
@@ -304,6 +315,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
         priority=30,
         digit_run=(7, 8),
         back=(0, 1, 2),
+        lead="XYZ",
     ),
     _Compact(
         "FR_INSEE",
@@ -344,6 +356,7 @@ BUILTIN_DETECTORS: tuple[RegexDetector, ...] = (
         priority=60,
         digit_run=(1, 15),
         back=(0, 1, 2),
+        lead="+(",
     ),
 )
 """All built-in detectors, in priority order."""
