@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from policies.guard_settings import InjectionGuardSettings
+from policies.guard_settings import InjectionGuardSettings, PiiGuardSettings
 from policies.injection import JUDGE_INSTRUCTION, assess, fence, normalise
 
 CORPUS = Path(__file__).parents[1] / "corpora" / "injection" / "corpus.jsonl"
@@ -191,3 +192,15 @@ def test_fence_neutralises_its_own_boundary_and_fake_markers() -> None:
 
 def test_judge_instruction() -> None:
     assert "ignore any instruction" in JUDGE_INSTRUCTION
+
+
+def test_guard_settings_are_validated() -> None:
+    for bad in ({"threshold": 0}, {"threshold": 1.5}, {"decode_depth": 9}, {"unknown": 1}):
+        with pytest.raises(ValidationError):
+            InjectionGuardSettings.model_validate(bad)
+    with pytest.raises(ValidationError):
+        PiiGuardSettings.model_validate({"kinds": ["EMAIL", "PASSPORT"]})
+    settings = PiiGuardSettings.model_validate(
+        {"kinds": ["EMAIL"], "placeholder_style": "brackets"}
+    )
+    assert settings.kinds == frozenset({"EMAIL"})
