@@ -176,8 +176,9 @@ def _scan(text: str, layer: str, *, latin_only: bool = False) -> list[InjectionS
     rules = _LATIN_RULES
     if not latin_only and _OTHER_SCRIPT.search(text):
         rules += _OTHER_SCRIPT_RULES
+    words = " ".join(dict.fromkeys(text.split()))
     for rule in rules:
-        match = rule.search(text)
+        match = rule.search(text, words)
         if match is not None:
             evidence = match.group().strip()[:_EVIDENCE_CHARS]
             signals.append(InjectionSignal(category=rule.category, rule=rule.name,
