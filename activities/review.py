@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlmodel import Session
 from temporalio import activity
@@ -120,7 +121,9 @@ class ReviewActivities:
         def _record(session: Session) -> ReviewItem | None:
             item = get_review(session, inp.review_id)
             if item is not None and item.decision is None:
-                item.status = DECISION_STATUS[decision.kind]
+                # A timeout's default action is not a reviewer's: the item shows it defaulted.
+                timed_out = decision.channel == "timeout"
+                item.status = "defaulted" if timed_out else DECISION_STATUS[decision.kind]
                 item.decision = decision.kind
                 item.decision_reason = decision.reason or decision.feedback
                 item.decided_output = inp.final_output
@@ -168,9 +171,14 @@ class ReviewActivities:
                     ):
                         item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
                     channel = timeouts.escalate_to_channel
-                elif inp.kind == "default" and item.decision is None and _run_fails(item, timeouts):
-                    # No decision will come: the run halts, so the item leaves the pending queue.
-                    item.status = "expired"
+                elif inp.kind == "default" and item.decision is None:
+                    ends = inp.ends_run or _run_ends(item, timeouts)
+                    if ends is not None:
+                        # No decision will come: the run halts, so the item leaves the pending
+                        # queue, saying why.
+                        item.status = ends
+                        item.decision_reason = inp.detail or f"no decision: the review {ends}"
+                        item.updated_at = datetime.now(UTC)
                 session.add(item)
             _audit(
                 session,
@@ -211,9 +219,12 @@ def _audit(
     )
 
 
-def _run_fails(item: ReviewItem, timeouts: ReviewTimeouts) -> bool:
-    """Whether a fired default timeout ends the run: its action is "fail", or the item expired."""
+def _run_ends(item: ReviewItem, timeouts: ReviewTimeouts) -> Literal["expired", "failed"] | None:
+    """How a fired default timeout ends the run when the workflow did not say (a nudge from
+    before ``ends_run``): the item expired, or the policy's default is to fail; None otherwise."""
     expires_at = item.expires_at
     if expires_at.tzinfo is None:  # SQLite hands datetimes back without their zone
         expires_at = expires_at.replace(tzinfo=UTC)
-    return timeouts.default_action == "fail" or datetime.now(UTC) >= expires_at
+    if datetime.now(UTC) >= expires_at:
+        return "expired"
+    return "failed" if timeouts.default_action == "fail" else None

@@ -247,6 +247,8 @@ class ReviewNudgeInput(BaseModel):
     run_id: str
     kind: Literal["remind", "escalate", "default"]
     detail: str = ""
+    ends_run: Literal["expired", "failed"] | None = None
+    """Set when the timeout ends the run: the review expired, or the policy's default is to fail."""
 
 
 # --- Run status (the ``status`` query) ---------------------------------------------------------

@@ -17,8 +17,21 @@ from tether.store.audit import AuditEvent, append_event, events_for
 from tether.store.reviews import QueueRow, ReviewItem, get_review
 
 PAGE_SIZE = 50
-StatusFilter = Literal["pending", "approved", "rejected", "edited", "retried", "expired", "all"]
+StatusFilter = Literal[
+    "pending",
+    "approved",
+    "rejected",
+    "edited",
+    "retried",
+    "expired",
+    "failed",
+    "defaulted",
+    "all",
+]
 STATUSES: tuple[str, ...] = tuple(s for s in get_args(StatusFilter) if s != "all")
+TIMED_OUT: tuple[str, ...] = ("expired", "failed", "defaulted")
+"""Statuses of items a timeout ended: expired, the policy's default failed the run, or its
+default action (approve or reject) was taken. The ``expired`` filter shows all three."""
 REASONS: tuple[str, ...] = get_args(ReviewReason)
 QueueSort = Literal["due", "oldest", "newest", "confidence"]
 ClaimFilter = Literal["any", "mine", "unclaimed"]
@@ -26,7 +39,8 @@ ClaimFilter = Literal["any", "mine", "unclaimed"]
 
 @dataclass(frozen=True)
 class QueueQuery:
-    """The queue's filters and page. ``status`` "all" shows every status."""
+    """The queue's filters and page. ``status`` "all" shows every status; "expired" every item
+    a timeout ended (``TIMED_OUT``)."""
 
     workflow: str | None = None
     status: str = "pending"
@@ -65,7 +79,7 @@ def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) ->
     """One page of the queue and the total count, both computed by the database."""
     conditions = []
     if query.status != "all":
-        conditions.append(col(ReviewItem.status) == query.status)
+        conditions.append(_status_condition(query.status))
     if query.workflow:
         conditions.append(col(ReviewItem.workflow) == query.workflow)
     if query.reason:
@@ -99,8 +113,14 @@ def workflow_counts(session: Session, status: str) -> dict[str, int]:
     """How many items each workflow has in ``status`` (for the filter menu)."""
     statement = select(ReviewItem.workflow, func.count()).group_by(col(ReviewItem.workflow))
     if status != "all":
-        statement = statement.where(col(ReviewItem.status) == status)
+        statement = statement.where(_status_condition(status))
     return {name: int(count) for name, count in session.exec(statement).all()}
+
+
+def _status_condition(status: str) -> Any:
+    if status == "expired":
+        return col(ReviewItem.status).in_(TIMED_OUT)
+    return col(ReviewItem.status) == status
 
 
 # --- claims -------------------------------------------------------------------------------------

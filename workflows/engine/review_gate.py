@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 
@@ -199,8 +200,14 @@ class ReviewGate(RunLifecycle):
         ticket = pending.ticket
         waited = human_duration(after)
         if kind == "expire" or (kind == "default" and ticket.default_action == "fail"):
+            ends: Literal["expired", "failed"] = "expired" if kind == "expire" else "failed"
             await self._record_nudge(
-                ticket.review_id, "default", f"no decision after {waited}: run fails"
+                ticket.review_id,
+                "default",
+                f"no decision within {waited}: "
+                + ("the review expired" if ends == "expired" else "policy default is fail")
+                + "; the run fails",
+                ends_run=ends,
             )
             raise RunHalted("expired", pending.step, f"no decision within {waited}")
         if kind == "default":
@@ -235,9 +242,21 @@ class ReviewGate(RunLifecycle):
             if self._status.pending is not None:
                 self._status.pending.allowed_roles = roles
 
-    async def _record_nudge(self, review_id: str, kind: str, detail: str) -> list[str]:
+    async def _record_nudge(
+        self,
+        review_id: str,
+        kind: str,
+        detail: str,
+        ends_run: Literal["expired", "failed"] | None = None,
+    ) -> list[str]:
         return await workflow.execute_activity_method(
             ReviewActivities.review_nudge,
-            ReviewNudgeInput(review_id=review_id, run_id=self.run_id, kind=kind, detail=detail),
+            ReviewNudgeInput(
+                review_id=review_id,
+                run_id=self.run_id,
+                kind=kind,
+                detail=detail,
+                ends_run=ends_run,
+            ),
             start_to_close_timeout=SHORT_ACTIVITY,
         )
