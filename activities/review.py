@@ -45,6 +45,14 @@ class ReviewActivities:
         timeouts = review.timeouts
         due_at = inp.opened_at + (timeouts.default_after or review.expires_after)
         channel = review.slack_channel or self.deps.settings.slack_default_channel
+        roles = list(review.roles)
+        escalate_after = timeouts.escalate_after
+        if inp.escalate:
+            # Escalated by the confidence gate: to the escalation role (and channel) at once.
+            if timeouts.escalate_to_role:
+                roles = [timeouts.escalate_to_role]
+            channel = timeouts.escalate_to_channel or channel
+            escalate_after = None
 
         def _open(session: Session) -> ReviewItem:
             item = get_review(session, inp.review_id)
@@ -67,7 +75,8 @@ class ReviewActivities:
                     confidence=inp.confidence.model_dump(mode="json") if inp.confidence else None,
                     confidence_score=inp.confidence.score if inp.confidence else None,
                     cost_usd=inp.cost_usd,
-                    allowed_roles=list(review.roles),
+                    allowed_roles=roles,
+                    escalated=inp.escalate,
                     opened_at=inp.opened_at,
                     due_at=due_at,
                     expires_at=expires_at,
@@ -87,6 +96,8 @@ class ReviewActivities:
                     "digest": inp.output_digest,
                     "confidence": item.confidence_score,
                     "cost_usd": inp.cost_usd,
+                    "roles": roles,
+                    "escalated": inp.escalate,
                 },
             )
             return item
@@ -106,10 +117,10 @@ class ReviewActivities:
                 await self.deps.in_session(_remember)
         return ReviewTicket(
             review_id=inp.review_id,
-            allowed_roles=list(review.roles),
+            allowed_roles=roles,
             expires_at=expires_at,
             remind_after=timeouts.remind_after,
-            escalate_after=timeouts.escalate_after,
+            escalate_after=escalate_after,
             default_after=timeouts.default_after,
             default_action=timeouts.default_action,
         )

@@ -191,6 +191,9 @@ class OpenReviewInput(BaseModel):
     confidence: ConfidenceReport | None = None
     cost_usd: float = 0.0
     opened_at: datetime
+    escalate: bool = False
+    """The confidence gate escalated the step: the review goes to the policy's escalation role
+    (and channel) at once, not to an ordinary reviewer first."""
 
 
 class ReviewTicket(BaseModel):

@@ -3,6 +3,8 @@
 - An item a timeout ended (the review expired, the policy's default failed the run, or its
   default action was taken) leaves the pending queue as expired / failed / defaulted, with the
   reason shown in the API, the queue and the detail page; the ``expired`` filter shows them all.
+- A step the confidence gate escalates goes to the policy's escalation role (and channel) at
+  once: an ordinary reviewer cannot decide it.
 - A decision kind the item does not offer (an edit of a provider failure, which has no output
   and no schema) is refused by the workflow's validator and by the API (409 with the reason).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from policies.models import ReviewPolicy, ReviewTimeouts, TetherPolicy
@@ -27,6 +30,8 @@ from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Ques
 from tests.workflows.test_engine import GPT, decision_for, openai_settings, wait_for_pending
 from tether.contracts import DecisionReceipt, RunStatus
 from tether.core.settings import Settings
+from tether.store.engine import get_engine
+from tether.store.reviews import get_review
 from tether.worker import running_worker
 
 pytestmark = pytest.mark.integration
@@ -145,3 +150,38 @@ async def test_an_item_a_timeout_ended_leaves_the_queue_saying_why(
             assert html.escape(reason) in queue.text
     finally:
         ui.stop()
+
+
+async def test_an_escalated_step_goes_to_the_escalation_role_at_once(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    timeouts = policy.review.timeouts.model_copy(
+        update={"escalate_to_role": "lead", "escalate_to_channel": "#leads"}
+    )
+    review = policy.review.model_copy(update={"roles": ["reviewer"], "timeouts": timeouts})
+    # Below the review threshold, above the escalation one: the gate escalates every step.
+    escalating = gated(policy.model_copy(update={"review": review}), accept=1.0, review=1.0)
+    run_id = f"escalated-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, policy=escalating, extra_workflows=TEST_WORKFLOWS):
+        handle = await client.start_workflow(
+            "test_one_step",
+            Question(text="Refund?"),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+        status = await wait_for_pending(client, run_id)
+        assert status.pending is not None and status.pending.reason == "escalated"
+        assert status.pending.allowed_roles == ["lead"], "not an ordinary review first"
+        with Session(get_engine(settings.resolved_database_url)) as session:
+            item = get_review(session, status.pending.review_id)
+            assert item is not None and item.escalated and item.allowed_roles == ["lead"]
+            assert item.slack_channel == "#leads"
+        ordinary = decision_for(status, reviewer="alice", reviewer_roles=["reviewer"])
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("decide", ordinary, result_type=DecisionReceipt)
+        assert "needs one of the roles lead" in str(refused.value.cause)
+        lead = decision_for(status, reviewer="bob", reviewer_roles=["lead"])
+        await handle.execute_update("decide", lead, result_type=DecisionReceipt)
+        result = await handle.result()
+    assert result.status == "completed" and result.disposition == "approved"

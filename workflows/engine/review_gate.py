@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tether.core.digests import output_digest
     from workflows.engine.lifecycle import RunLifecycle
-    from workflows.engine.state import SHORT_ACTIVITY, PendingReview
+    from workflows.engine.state import ESCALATE_AT_ONCE, SHORT_ACTIVITY, PendingReview
     from workflows.engine.text import human_duration
     from workflows.steps import RunHalted
 
@@ -97,8 +97,12 @@ class ReviewGate(RunLifecycle):
         output_model: type[BaseModel] | None,
         confidence: ConfidenceReport | None,
         approval_only: bool = False,
+        escalate: bool = False,
     ) -> tuple[ReviewDecision, DecisionReceipt]:
         self._reviews_opened += 1
+        # Runs from before the patch opened an escalated step as an ordinary review; only an
+        # escalated review asks, so every other history stays as it was.
+        escalate = escalate and workflow.patched(ESCALATE_AT_ONCE)
         review_id = f"{self.run_id}:{step_name}:{self._reviews_opened}"
         opened_at = workflow.now()
         ticket = await workflow.execute_activity_method(
@@ -125,6 +129,7 @@ class ReviewGate(RunLifecycle):
                 confidence=confidence,
                 cost_usd=self._status.cost_usd,
                 opened_at=opened_at,
+                escalate=escalate,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
         )

@@ -20,6 +20,7 @@ SHORT_ACTIVITY = timedelta(seconds=30)
 # Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
 CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
+ESCALATE_AT_ONCE = "escalate-at-once"
 
 
 @dataclass
