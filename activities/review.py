@@ -19,6 +19,7 @@ from tether.contracts import (
     ReviewNudgeInput,
     ReviewTicket,
 )
+from tether.core.digests import output_digest
 from tether.store.audit import append_event
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -155,6 +156,12 @@ class ReviewActivities:
                     "channel": decision.channel,
                     "digest": decision.output_digest,
                     "retry_mode": decision.retry_mode,
+                    "receipt": inp.receipt.model_dump(mode="json") if inp.receipt else None,
+                    "edited_output_digest": (
+                        output_digest(inp.final_output)
+                        if decision.kind == "edit" and inp.final_output is not None
+                        else None
+                    ),
                 },
             )
             return item

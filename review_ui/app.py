@@ -24,6 +24,7 @@ from review_ui.decisions import redelivery_loop
 from review_ui.display import install_filters
 from review_ui.routes import router
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
 from tether.store.engine import get_engine
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     policy = policy or load_policy(settings.policy_file)
+    configure_audit(settings)  # claims and releases are audited; no key refuses to start
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates)
     desk = ReviewDesk(

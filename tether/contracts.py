@@ -241,6 +241,8 @@ class RecordDecisionInput(BaseModel):
     decision: ReviewDecision
     decided_at: datetime
     final_output: JsonObject | None = None
+    receipt: DecisionReceipt | None = None
+    """The receipt the ``decide`` update returned (None from runs before it was sent)."""
 
 
 class ReviewNudgeInput(BaseModel):

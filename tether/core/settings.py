@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     ui_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    audit_key: SecretStr | None = Field(
+        default=None, description="HMAC key of the audit log; required outside dev"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -169,6 +169,7 @@ class ReviewGate(RunLifecycle):
                 decision=pending.decision,
                 decided_at=pending.receipt.decided_at,
                 final_output=final_output,
+                receipt=pending.receipt,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
         )
