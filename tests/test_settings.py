@@ -42,6 +42,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_UI_PORT": ("ui_port", "9000", 9000),
     "TETHER_PUBLIC_URL": ("public_url", "https://t.example", "https://t.example"),
     "TETHER_SESSION_SECRET": ("session_secret", "private", SecretStr("private")),
+    "TETHER_AUDIT_KEY": ("audit_key", "k" * 32, SecretStr("k" * 32)),
 }
 
 
