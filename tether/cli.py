@@ -153,6 +153,10 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from tether.store.audit_key import audit_signer
+
+    audit_signer(settings)  # no audit key outside dev: one line and exit 2, before serving
+
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )

@@ -182,6 +182,8 @@ def test_outside_dev_nothing_starts_without_a_key(
     monkeypatch.delenv("TETHER_AUDIT_KEY", raising=False)
     code, said = verify(capsys)
     assert code == 2 and said.startswith("tether: TETHER_AUDIT_KEY must be set outside")
+    assert main(["ui"]) == 2, "the review UI does not start either"
+    assert capsys.readouterr().err.startswith("tether: TETHER_AUDIT_KEY must be set outside")
     assert not (tmp_path / "audit.key").exists(), "no key is generated outside dev"
 
 
