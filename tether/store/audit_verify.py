@@ -40,7 +40,10 @@ def verify_log(session: Session, signer: AuditSigner) -> AuditVerdict:
             0, head.seq, 1, "the audit log is not keyed yet: it is re-chained at the next append"
         )
     prev, expected, rows = GENESIS, 1, 0
-    for event in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
+    rows_in_order = (
+        select(AuditEvent).order_by(col(AuditEvent.seq)).execution_options(yield_per=1000)
+    )
+    for event in session.exec(rows_in_order):
         bad = _row_problem(signer, event, prev, expected)
         if bad is not None:
             return AuditVerdict(rows, head.seq, event.seq, f"seq {event.seq}: {bad}")
