@@ -15,6 +15,7 @@ from policies.pricing import step_worst_case_usd
 from policies.routing import downgrade_for, route_model
 from tether.contracts import CheckpointInput, CheckpointResult
 from tether.core.errors import TetherError
+from tether.store.audit_records import record_budget_action
 from tether.store.ledger import BudgetReservation, reserve
 from tether.store.spend import lock_scopes, scopes_charged
 
@@ -84,8 +85,9 @@ def check_cost(deps: ActivityDeps, session: Session, inp: CheckpointInput) -> Ch
         downgrade_model=downgrade_for(policy.routing, model),
     )
     if not (check.allowed or inp.force):
+        record_budget_action(session, inp, check, model)
         return CheckpointResult(check=check, model=model, route=route)
-    reserve(
+    reserved = reserve(
         session,
         BudgetReservation(
             key=inp.reservation_key,
@@ -96,6 +98,8 @@ def check_cost(deps: ActivityDeps, session: Session, inp: CheckpointInput) -> Ch
             model=model,
         ),
     )
+    if reserved and not check.allowed:  # over budget, and a reviewer approved the spend
+        record_budget_action(session, inp, check, model)
     return CheckpointResult(
         check=check, model=model, route=route, reservation_key=inp.reservation_key
     )

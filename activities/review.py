@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlmodel import Session
 from temporalio import activity
@@ -18,6 +19,7 @@ from tether.contracts import (
     ReviewNudgeInput,
     ReviewTicket,
 )
+from tether.core.digests import output_digest
 from tether.store.audit import append_event
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -44,6 +46,14 @@ class ReviewActivities:
         timeouts = review.timeouts
         due_at = inp.opened_at + (timeouts.default_after or review.expires_after)
         channel = review.slack_channel or self.deps.settings.slack_default_channel
+        roles = list(review.roles)
+        escalate_after = timeouts.escalate_after
+        if inp.escalate:
+            # Escalated by the confidence gate: to the escalation role (and channel) at once.
+            if timeouts.escalate_to_role:
+                roles = [timeouts.escalate_to_role]
+            channel = timeouts.escalate_to_channel or channel
+            escalate_after = None
 
         def _open(session: Session) -> ReviewItem:
             item = get_review(session, inp.review_id)
@@ -66,7 +76,8 @@ class ReviewActivities:
                     confidence=inp.confidence.model_dump(mode="json") if inp.confidence else None,
                     confidence_score=inp.confidence.score if inp.confidence else None,
                     cost_usd=inp.cost_usd,
-                    allowed_roles=list(review.roles),
+                    allowed_roles=roles,
+                    escalated=inp.escalate,
                     opened_at=inp.opened_at,
                     due_at=due_at,
                     expires_at=expires_at,
@@ -86,6 +97,8 @@ class ReviewActivities:
                     "digest": inp.output_digest,
                     "confidence": item.confidence_score,
                     "cost_usd": inp.cost_usd,
+                    "roles": roles,
+                    "escalated": inp.escalate,
                 },
             )
             return item
@@ -105,10 +118,10 @@ class ReviewActivities:
                 await self.deps.in_session(_remember)
         return ReviewTicket(
             review_id=inp.review_id,
-            allowed_roles=list(review.roles),
+            allowed_roles=roles,
             expires_at=expires_at,
             remind_after=timeouts.remind_after,
-            escalate_after=timeouts.escalate_after,
+            escalate_after=escalate_after,
             default_after=timeouts.default_after,
             default_action=timeouts.default_action,
         )
@@ -120,7 +133,9 @@ class ReviewActivities:
         def _record(session: Session) -> ReviewItem | None:
             item = get_review(session, inp.review_id)
             if item is not None and item.decision is None:
-                item.status = DECISION_STATUS[decision.kind]
+                # A timeout's default action is not a reviewer's: the item shows it defaulted.
+                timed_out = decision.channel == "timeout"
+                item.status = "defaulted" if timed_out else DECISION_STATUS[decision.kind]
                 item.decision = decision.kind
                 item.decision_reason = decision.reason or decision.feedback
                 item.decided_output = inp.final_output
@@ -141,6 +156,12 @@ class ReviewActivities:
                     "channel": decision.channel,
                     "digest": decision.output_digest,
                     "retry_mode": decision.retry_mode,
+                    "receipt": inp.receipt.model_dump(mode="json") if inp.receipt else None,
+                    "edited_output_digest": (
+                        output_digest(inp.final_output)
+                        if decision.kind == "edit" and inp.final_output is not None
+                        else None
+                    ),
                 },
             )
             return item
@@ -168,9 +189,14 @@ class ReviewActivities:
                     ):
                         item.allowed_roles = [*item.allowed_roles, timeouts.escalate_to_role]
                     channel = timeouts.escalate_to_channel
-                elif inp.kind == "default" and item.decision is None and _run_fails(item, timeouts):
-                    # No decision will come: the run halts, so the item leaves the pending queue.
-                    item.status = "expired"
+                elif inp.kind == "default" and item.decision is None:
+                    ends = inp.ends_run or _run_ends(item, timeouts)
+                    if ends is not None:
+                        # No decision will come: the run halts, so the item leaves the pending
+                        # queue, saying why.
+                        item.status = ends
+                        item.decision_reason = inp.detail or f"no decision: the review {ends}"
+                        item.updated_at = datetime.now(UTC)
                 session.add(item)
             _audit(
                 session,
@@ -211,9 +237,12 @@ def _audit(
     )
 
 
-def _run_fails(item: ReviewItem, timeouts: ReviewTimeouts) -> bool:
-    """Whether a fired default timeout ends the run: its action is "fail", or the item expired."""
+def _run_ends(item: ReviewItem, timeouts: ReviewTimeouts) -> Literal["expired", "failed"] | None:
+    """How a fired default timeout ends the run when the workflow did not say (a nudge from
+    before ``ends_run``): the item expired, or the policy's default is to fail; None otherwise."""
     expires_at = item.expires_at
     if expires_at.tzinfo is None:  # SQLite hands datetimes back without their zone
         expires_at = expires_at.replace(tzinfo=UTC)
-    return timeouts.default_action == "fail" or datetime.now(UTC) >= expires_at
+    if datetime.now(UTC) >= expires_at:
+        return "expired"
+    return "failed" if timeouts.default_action == "fail" else None

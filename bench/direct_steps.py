@@ -17,6 +17,7 @@ from activities.providers.registry import ProviderRegistry
 from policies.loader import load_policy
 from tether.contracts import CheckpointInput, LlmStepInput, LlmStepResult
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
 from workflows.steps import LlmStep
 from workflows.support_triage_steps import CLASSIFY, DRAFT_REPLY, EXTRACT, Ticket
 
@@ -34,6 +35,7 @@ class DirectSteps:
     def __init__(self, settings: Settings) -> None:
         self._http = create_http_client(settings)
         policy = load_policy(settings.policy_file)
+        configure_audit(settings)
         deps = ActivityDeps(settings, policy, ProviderRegistry(settings, self._http))
         self._checkpoint = CheckpointActivities(deps).cost_checkpoint
         self._llm = LlmStepActivities(deps).llm_step

@@ -73,6 +73,7 @@ def decision_problem(
     decision: SubmittedDecision | None = None,
     review_reason: str | None = None,
     approval_only: bool = False,
+    has_schema: bool = True,
 ) -> str | None:
     """Why ``reviewer`` may not take this decision on review ``review_id``, or None if they may.
 
@@ -92,6 +93,8 @@ def decision_problem(
         decision: What the reviewer asks for; None checks only who may decide.
         review_reason: Why the review was opened (``invalid_output``, ``provider_failure``...).
         approval_only: The review is a request that can only be approved or rejected.
+        has_schema: The item's output has a schema an edit is validated against (False for a
+            provider failure or an approval request: there is nothing to edit).
     """
     if already_decided is not None:
         by = f" by {already_decided.reviewer}" if already_decided.reviewer is not None else ""
@@ -118,7 +121,7 @@ def decision_problem(
         )
     if decision is None:
         return None
-    return _kind_problem(decision, review_reason, approval_only)
+    return _kind_problem(decision, review_reason, approval_only, has_schema)
 
 
 def lacks_role(reviewer_roles: Collection[str], allowed_roles: Collection[str]) -> bool:
@@ -126,8 +129,29 @@ def lacks_role(reviewer_roles: Collection[str], allowed_roles: Collection[str]) 
     return not set(reviewer_roles) & set(allowed_roles)
 
 
+def offered_decisions(
+    review_reason: str | None, *, approval_only: bool = False, has_schema: bool = True
+) -> tuple[str, ...]:
+    """The decision kinds an item offers, in the order a reviewer is shown them.
+
+    A request (``ask_approval``, over budget) is approved or rejected; a step whose every model
+    failed has no output to approve or edit; an invalid output cannot be approved as it is; only
+    an output with a schema can be edited.
+    """
+    if approval_only or review_reason == "over_budget":
+        return ("approve", "reject")
+    if review_reason == "provider_failure":
+        return ("retry", "reject")
+    kinds = ["retry", "reject"]
+    if has_schema:
+        kinds.insert(0, "edit")
+    if review_reason != "invalid_output":
+        kinds.insert(0, "approve")
+    return tuple(kinds)
+
+
 def _kind_problem(
-    decision: SubmittedDecision, review_reason: str | None, approval_only: bool
+    decision: SubmittedDecision, review_reason: str | None, approval_only: bool, has_schema: bool
 ) -> str | None:
     """What is missing or not offered in the decision itself."""
     kind = decision.kind
@@ -135,6 +159,12 @@ def _kind_problem(
         return "a rejection needs a reason"
     if approval_only and kind not in ("approve", "reject"):
         return "this request can only be approved or rejected"
+    if kind == "edit" and not has_schema:
+        return "this item has no output schema, so there is nothing to edit; " + (
+            "retry the step or reject it"
+            if review_reason == "provider_failure"
+            else "approve or reject it"
+        )
     if kind == "edit":
         if not decision.has_edited_output:
             return "an edit needs the edited output"
@@ -148,4 +178,7 @@ def _kind_problem(
         return "the model output is invalid; edit it, reject it or retry the step"
     if kind == "approve" and review_reason == "provider_failure":
         return "there is no output to approve; retry the step or reject it"
+    offered = offered_decisions(review_reason, approval_only=approval_only, has_schema=has_schema)
+    if kind not in offered:
+        return f"this item offers only {', '.join(offered)}; {kind} is not one of them"
     return None

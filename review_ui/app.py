@@ -29,6 +29,7 @@ from review_ui.routes import router
 from review_ui.security_headers import SecurityHeaders
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
 from tether.store.engine import get_engine
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def create_app(
     problem = startup_problem(settings, policy)
     if problem is not None:
         raise ConfigurationError(problem)
+    configure_audit(settings)  # claims and releases are audited; no key refuses to start
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates)
     desk = ReviewDesk(

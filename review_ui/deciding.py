@@ -11,7 +11,7 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.approval import EarlierDecision, decision_problem, lacks_role
+from policies.approval import EarlierDecision, decision_problem, lacks_role, offered_decisions
 from policies.models import Reviewer
 from review_ui.context import ReviewDesk
 from review_ui.decisions import (
@@ -47,17 +47,17 @@ class DecisionRequest(BaseModel):
 
 
 def allowed_kinds(item: ReviewItem) -> list[DecisionKind]:
-    """The decisions that make sense for this item's reason (the workflow refuses the rest)."""
-    if item.reason == "over_budget":
-        return ["approve", "reject"]
-    if item.reason == "provider_failure":
-        return ["retry", "reject"]
-    kinds: list[DecisionKind] = ["retry", "reject"]
-    if item.output_schema is not None:
-        kinds.insert(0, "edit")
-    if item.reason != "invalid_output":
-        kinds.insert(0, "approve")
-    return kinds
+    """The decisions this item offers (the workflow's validator refuses the rest).
+
+    Only a request (``ask_approval``) has neither a schema nor a provider failure behind it.
+    """
+    no_schema = item.output_schema is None
+    offered = offered_decisions(
+        item.reason,
+        approval_only=no_schema and item.reason != "provider_failure",
+        has_schema=not no_schema,
+    )
+    return [kind for kind in ALL_KINDS if kind in offered]
 
 
 def may_decide(reviewer: Reviewer, item: ReviewItem) -> str | None:
@@ -115,6 +115,11 @@ async def decide(
     # A resubmitted form goes straight to the outbox, which answers with the first outcome.
     resubmitted = await asyncio.to_thread(intent_exists, desk.database_url, update_id)
     problem = None if resubmitted else may_decide(reviewer, item)
+    if problem is None and not resubmitted and request.kind not in allowed_kinds(item):
+        problem = (
+            f"this item offers only {', '.join(allowed_kinds(item))}; "
+            f"{request.kind} is not one of them"
+        )
     if problem is not None:
         return DecisionOutcome(
             accepted=False, message=problem, state="refused", update_id=update_id

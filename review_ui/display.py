@@ -35,6 +35,10 @@ EVENT_LABELS = {
     "review_decided": "Decided",
     "review_claimed": "Claimed",
     "review_released": "Released",
+    "model_call": "Model call",
+    "budget_refused": "Budget refused",
+    "budget_spend_approved": "Approved spend reserved",
+    "audit_rechained": "Audit log re-chained under its key",
 }
 
 DECISION_LABELS = {

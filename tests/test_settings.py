@@ -47,6 +47,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_SESSION_SECRET": ("session_secret", "p" * 32, SecretStr("p" * 32)),
     "TETHER_TRUST_PROXY": ("trust_proxy", "true", True),
     "TETHER_SERVICE_IDENTITY": ("service_identity", "ops-bot", "ops-bot"),
+    "TETHER_AUDIT_KEY": ("audit_key", "k" * 32, SecretStr("k" * 32)),
 }
 
 

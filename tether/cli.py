@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         "upgrade", help="migrate the store (TETHER_DATABASE_URL) to the newest revision"
     )
     db_upgrade.set_defaults(handler=_cmd_db_upgrade)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_actions = audit.add_subparsers(required=True, metavar="ACTION")
+    audit_verify = audit_actions.add_parser(
+        "verify", help="check every row's HMAC, the seqs and the head; exit 1 naming a bad row"
+    )
+    audit_verify.set_defaults(handler=_cmd_audit_verify)
     return parser
 
 
@@ -176,6 +183,10 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     if problem is not None:
         raise ConfigurationError(problem)
 
+    from tether.store.audit_key import audit_signer
+
+    audit_signer(settings)  # no audit key outside dev: one line and exit 2, before serving
+
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )
@@ -203,6 +214,17 @@ def _cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from tether.store.engine import upgrade_database
 
     print(f"store at revision {upgrade_database(settings.resolved_database_url)}")
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.store.audit_key import verify_store
+
+    verdict = verify_store(settings)
+    if not verdict.ok:
+        print(f"tether: audit log tampered: {verdict.problem}", file=sys.stderr)
+        return 1
+    print(f"audit log intact: {verdict.rows} rows, head at seq {verdict.head_seq}")
     return 0
 
 

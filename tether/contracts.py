@@ -191,6 +191,9 @@ class OpenReviewInput(BaseModel):
     confidence: ConfidenceReport | None = None
     cost_usd: float = 0.0
     opened_at: datetime
+    escalate: bool = False
+    """The confidence gate escalated the step: the review goes to the policy's escalation role
+    (and channel) at once, not to an ordinary reviewer first."""
 
 
 class ReviewTicket(BaseModel):
@@ -238,6 +241,8 @@ class RecordDecisionInput(BaseModel):
     decision: ReviewDecision
     decided_at: datetime
     final_output: JsonObject | None = None
+    receipt: DecisionReceipt | None = None
+    """The receipt the ``decide`` update returned (None from runs before it was sent)."""
 
 
 class ReviewNudgeInput(BaseModel):
@@ -247,6 +252,8 @@ class ReviewNudgeInput(BaseModel):
     run_id: str
     kind: Literal["remind", "escalate", "default"]
     detail: str = ""
+    ends_run: Literal["expired", "failed"] | None = None
+    """Set when the timeout ends the run: the review expired, or the policy's default is to fail."""
 
 
 # --- Run status (the ``status`` query) ---------------------------------------------------------

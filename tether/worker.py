@@ -31,6 +31,7 @@ from policies.loader import load_policy
 from policies.models import TetherPolicy
 from tether.client import DATA_CONVERTER
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
 from workflows.catalog import CATALOG
 
 PLUGIN_NAME = "tether.TetherPlugin"
@@ -139,6 +140,7 @@ async def running_worker(
     ``settings.worker_shutdown_grace_s`` to finish and report before they are cancelled.
     """
     policy = policy or load_policy(settings.policy_file)
+    configure_audit(settings)  # activities append to the audit log; no key refuses to start
     async with AsyncExitStack() as stack:
         http = create_http_client(settings)
         stack.push_async_callback(http.aclose)

@@ -17,6 +17,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from policies.loader import load_policy
+from policies.models import TetherPolicy
 from tests.conftest import make_settings
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policy_variants import gated, routed, with_budgets
@@ -62,6 +63,13 @@ async def _save(client: Client, run_id: str, name: str) -> None:
     with path.open("x") as out:  # never replaces a recorded history
         out.write(history.to_json())
     print(f"wrote {path.name}")
+
+
+def escalating(policy: TetherPolicy) -> TetherPolicy:
+    """Every step's confidence escalated (not merely reviewed), to the ``lead`` role."""
+    timeouts = policy.review.timeouts.model_copy(update={"escalate_to_role": "lead"})
+    review = policy.review.model_copy(update={"timeouts": timeouts})
+    return gated(policy.model_copy(update={"review": review}), accept=1.0, review=1.0)
 
 
 async def main() -> None:
@@ -136,6 +144,17 @@ async def main() -> None:
                     "test_one_strong_step", Question(text="hi"), id=rid, task_queue=queue
                 )
                 await _save(client, rid, "one_step_downgraded")
+            # From the escalate_at_once tag on: a step the confidence gate escalates goes to the
+            # escalation role at once.
+            async with running_worker(
+                client, settings, policy=escalating(policy), extra_workflows=TEST_WORKFLOWS
+            ):
+                rid = f"hist-{uuid.uuid4().hex[:6]}"
+                await client.start_workflow(
+                    "test_one_step", Question(text="2+2?"), id=rid, task_queue=queue
+                )
+                await _decide_all(client, rid)
+                await _save(client, rid, "one_step_escalated")
             with FakeProviderServer() as provider:
                 provider.script(fail_with=503, times=4)  # every attempt of the first model
                 openai = make_settings(

@@ -12,6 +12,7 @@ from policies.approval import (
     SubmittedDecision,
     decision_problem,
     lacks_role,
+    offered_decisions,
 )
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -128,6 +129,17 @@ def test_what_a_decision_must_carry(
     decision: SubmittedDecision, reason: str, approval_only: bool, problem: str
 ) -> None:
     assert ask(decision, review_reason=reason, approval_only=approval_only) == problem
+
+
+def test_only_the_decisions_an_item_offers_are_taken() -> None:
+    edit = SubmittedDecision(kind="edit", has_edited_output=True)
+    assert ask(edit, review_reason="provider_failure", has_schema=False) == (
+        "this item has no output schema, so there is nothing to edit; retry the step or reject it"
+    )
+    assert offered_decisions("provider_failure", has_schema=False) == ("retry", "reject")
+    assert offered_decisions("invalid_output") == ("edit", "retry", "reject")
+    assert offered_decisions("low_confidence", has_schema=False) == ("approve", "retry", "reject")
+    assert offered_decisions("escalated", approval_only=True) == ("approve", "reject")
 
 
 def test_an_approval_request_takes_approve_and_reject() -> None:

@@ -173,7 +173,8 @@ async def test_a_decision_made_while_no_worker_runs_is_kept_and_a_new_worker_com
     async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=10) as http:
         item = (await http.get(f"/api/reviews/{status.pending.review_id}")).json()
     assert (item["status"], item["reviewer"], item["decided_via"]) == ("approved", "bob", "api")
-    assert [e["kind"] for e in item["timeline"]] == ["review_opened", "review_decided"]
+    reviewed = [e["kind"] for e in item["timeline"] if e["kind"].startswith("review_")]
+    assert reviewed == ["review_opened", "review_decided"]
 
 
 async def test_start_a_run_through_the_api_and_read_its_status(

@@ -13,7 +13,15 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from tests.store.conftest import postgres_url
-from tether.store.audit import AuditEvent, append_event, events_for, verify_chain
+from tether.store.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditSigner,
+    append_event,
+    events_for,
+    use_audit_signer,
+    verify_chain,
+)
 from tether.store.engine import dispose_all, get_engine, session_scope
 from tether.store.ledger import (
     BudgetReservation,
@@ -31,8 +39,11 @@ from tether.store.spend import SpendScope, spend_by_scope
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    signer = AuditSigner(key=b"test-audit-key-" * 3, head_file=tmp_path / "audit.head")
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        use_audit_signer(url, signer)
+        yield url
     else:
         url = postgres_url()
         engine = get_engine(url)
@@ -45,6 +56,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
                 "review_items",
             ):
                 conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(
+                text("UPDATE audit_head SET seq = 0, hash = :genesis, keyed = true"),
+                {"genesis": GENESIS},
+            )
+        use_audit_signer(url, signer)
         yield url
     dispose_all()
 

@@ -33,9 +33,15 @@ SHAPES = (
     "one_step_spend_approved",
 )
 # One tag per patched change, oldest first; "" is the histories recorded before any patch.
-TAGS = ("", ".checkpoint_local", ".checked_step")
+TAGS = ("", ".checkpoint_local", ".checked_step", ".escalate_at_once")
+# The tags of the checkpoint patches (the histories from before each, and after both).
+CHECKPOINT_TAGS = TAGS[:3]
 # Shapes recorded from a tag on, with the tag that added them.
-LATER_SHAPES = {"one_step_downgraded": ".checked_step", "one_step_fallback": ".checked_step"}
+LATER_SHAPES = {
+    "one_step_downgraded": ".checked_step",
+    "one_step_fallback": ".checked_step",
+    "one_step_escalated": ".escalate_at_once",
+}
 
 
 # How each recorded shape ended; a run's recorded result must still load into today's model.
@@ -47,6 +53,7 @@ OUTCOMES = {
     "one_step_spend_approved": "completed",
     "one_step_downgraded": "completed",
     "one_step_fallback": "completed",
+    "one_step_escalated": "completed",
 }
 RESULT_MODELS: dict[str, type[TetherResult]] = {
     "support_triage": TriageResult,
@@ -120,7 +127,7 @@ def test_every_checkpoint_shape_is_covered(shape: str) -> None:
     side of the checkpoint patches: a checkpoint activity before each model call, then a local
     activity, then one activity that checkpoints and calls the model."""
     before, local, checked = (
-        _commands(_history(HISTORIES[0].with_name(f"{shape}{tag}.json"))) for tag in TAGS
+        _commands(_history(HISTORIES[0].with_name(f"{shape}{tag}.json"))) for tag in CHECKPOINT_TAGS
     )
     steps = before.get("tether.cost_checkpoint", 0)
     assert steps > 0 and "core_local_activity" not in before
@@ -136,3 +143,27 @@ async def test_saved_history_replays(path: Path) -> None:
     )
     replayer = Replayer(workflows=TEST_WORKFLOWS, plugins=[TetherPlugin()])
     await replayer.replay_workflow(history)
+
+
+def test_the_escalated_history_takes_the_escalate_at_once_path() -> None:
+    """Only a run whose step was escalated records the patch; the others stay as they were."""
+    escalated = HISTORIES[0].with_name("one_step_escalated.escalate_at_once.json")
+    reviewed = HISTORIES[0].with_name("one_step_rejected.escalate_at_once.json")
+    assert "escalate-at-once" in _patches(escalated)
+    assert "escalate-at-once" not in _patches(reviewed)
+    # Escalated at once: no escalation timer fires later, and one review is opened.
+    commands = _commands(_history(escalated))
+    assert commands.get("tether.open_review") == 1
+    assert "tether.review_nudge" not in commands
+
+
+def _patches(path: Path) -> list[str]:
+    """The patch ids a history recorded, in order."""
+    found = []
+    for event in _history(path).events:
+        if event.HasField("marker_recorded_event_attributes"):
+            attrs = event.marker_recorded_event_attributes
+            if attrs.marker_name == "core_patch":
+                [payload] = attrs.details["patch-data"].payloads
+                found.append(json.loads(payload.data)["id"])
+    return found

@@ -42,7 +42,7 @@ def with_timeouts(policy: TetherPolicy, default_action: str) -> TetherPolicy:
 def audit_kinds(settings: Settings, run_id: str) -> list[str]:
     with Session(get_engine(settings.resolved_database_url)) as session:
         assert verify_chain(session) is None
-        return [e.kind for e in events_for(session, run_id=run_id)]
+        return [e.kind for e in events_for(session, run_id=run_id) if e.kind.startswith("review_")]
 
 
 @pytest.mark.parametrize(
@@ -78,16 +78,19 @@ async def test_remind_escalate_then_default_action(
         assert item is not None and item.reminded and item.escalated
         assert "lead" in item.allowed_roles
         if default_action == "fail":
-            # Nobody decided: the run fails, and the item leaves the pending queue as expired.
+            # Nobody decided: the run fails, and the item leaves the pending queue as failed.
             assert kinds == timed_out
-            assert item.status == "expired"
+            assert item.status == "failed"
+            assert item.decision_reason == (
+                "no decision within 3s: policy default is fail; the run fails"
+            )
             assert item.decision is None and item.decided_via is None and item.reviewer is None
             assert result.halted_reason == "no decision within 3s"
             assert result.disposition is None and result.answer is None
         else:
             assert kinds == [*timed_out, "review_decided"]
             assert item.decided_via == "timeout" and item.decision == default_action
-            assert item.status == {"approve": "approved", "reject": "rejected"}[default_action]
+            assert item.status == "defaulted"
             assert item.reviewer == "tether (timeout policy)"
 
 

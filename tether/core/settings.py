@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         max_length=200,
         description="the requester of runs started with `tether run`",
     )
+    audit_key: SecretStr | None = Field(
+        default=None, description="HMAC key of the audit log; required outside dev"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from tether.store.audit_records import record_model_call
 from tether.store.spend import (
     SpendScope,
     add_to_totals,
@@ -116,6 +117,7 @@ def record_call(session: Session, entry: LedgerEntry) -> bool:
     inserted = insert_once(session, entry)
     if inserted:
         add_to_totals(session, _scopes_of(entry), spent=entry.cost_usd)
+        record_model_call(session, entry)  # last: the audit head's lock is held to the commit
     return inserted
 
 

@@ -17,8 +17,21 @@ from tether.store.audit import AuditEvent, append_event, events_for
 from tether.store.reviews import QueueRow, ReviewItem, get_review
 
 PAGE_SIZE = 50
-StatusFilter = Literal["pending", "approved", "rejected", "edited", "retried", "expired", "all"]
+StatusFilter = Literal[
+    "pending",
+    "approved",
+    "rejected",
+    "edited",
+    "retried",
+    "expired",
+    "failed",
+    "defaulted",
+    "all",
+]
 STATUSES: tuple[str, ...] = tuple(s for s in get_args(StatusFilter) if s != "all")
+TIMED_OUT: tuple[str, ...] = ("expired", "failed", "defaulted")
+"""Statuses of items a timeout ended: expired, the policy's default failed the run, or its
+default action (approve or reject) was taken. The ``expired`` filter shows all three."""
 REASONS: tuple[str, ...] = get_args(ReviewReason)
 QueueSort = Literal["due", "oldest", "newest", "confidence"]
 ClaimFilter = Literal["any", "mine", "unclaimed"]
@@ -26,8 +39,9 @@ ClaimFilter = Literal["any", "mine", "unclaimed"]
 
 @dataclass(frozen=True)
 class QueueQuery:
-    """The queue's filters and page. ``status`` "all" shows every status; ``tenants`` None
-    shows every tenant (the caller's tenants otherwise)."""
+    """The queue's filters and page. ``status`` "all" shows every status; "expired" every item
+    a timeout ended (``TIMED_OUT``); ``tenants`` None shows every tenant (the caller's tenants
+    otherwise)."""
 
     workflow: str | None = None
     status: str = "pending"
@@ -69,7 +83,7 @@ def list_queue(session: Session, query: QueueQuery, *, me: str | None = None) ->
     if query.tenants is not None:
         conditions.append(col(ReviewItem.tenant).in_(query.tenants))
     if query.status != "all":
-        conditions.append(col(ReviewItem.status) == query.status)
+        conditions.append(_status_condition(query.status))
     if query.workflow:
         conditions.append(col(ReviewItem.workflow) == query.workflow)
     if query.reason:
@@ -108,8 +122,14 @@ def workflow_counts(
     if tenants is not None:
         statement = statement.where(col(ReviewItem.tenant).in_(tenants))
     if status != "all":
-        statement = statement.where(col(ReviewItem.status) == status)
+        statement = statement.where(_status_condition(status))
     return {name: int(count) for name, count in session.exec(statement).all()}
+
+
+def _status_condition(status: str) -> Any:
+    if status == "expired":
+        return col(ReviewItem.status).in_(TIMED_OUT)
+    return col(ReviewItem.status) == status
 
 
 # --- claims -------------------------------------------------------------------------------------

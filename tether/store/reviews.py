@@ -34,7 +34,9 @@ class ReviewSummary(SQLModel):
     reason: str = Field(index=True, max_length=40)
     summary: str = Field(max_length=500)
     status: str = Field(default="pending", index=True, max_length=20)
-    """pending, approved, rejected, edited, retried, expired."""
+    """pending, approved, rejected, edited, retried; or, ended by a timeout: expired (no
+    decision before the review expired), failed (the policy's default fails the run) or
+    defaulted (the policy's default action was taken)."""
     confidence_score: float | None = Field(default=None, index=True)
     cost_usd: float = 0.0
     claimed_by: str | None = Field(default=None, max_length=200)
@@ -42,6 +44,8 @@ class ReviewSummary(SQLModel):
     due_at: datetime | None = Field(default=None, index=True)
     decision: str | None = Field(default=None, max_length=20)
     reviewer: str | None = Field(default=None, max_length=200)
+    decision_reason: str | None = None
+    """Why: the reviewer's reason, or what the timeout did (expired, failed, defaulted)."""
 
 
 class QueueRow(ReviewSummary):
@@ -64,7 +68,6 @@ class ReviewPublic(QueueRow):
     output_digest: str = Field(max_length=80)
     confidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     expires_at: datetime
-    decision_reason: str | None = None
     decided_output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     decided_at: datetime | None = None
     decided_via: str | None = Field(default=None, max_length=20)

@@ -142,6 +142,7 @@ class RunLifecycle:
             ),
             review_reason=pending.reason if pending else None,
             approval_only=pending.approval_only if pending else False,
+            has_schema=pending.output_model is not None if pending else True,
         )
 
     def _set_state(self, state: RunState) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 
@@ -25,7 +26,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from tether.core.digests import output_digest
     from workflows.engine.lifecycle import RunLifecycle
-    from workflows.engine.state import SHORT_ACTIVITY, SHORT_ACTIVITY_RETRY, PendingReview
+    from workflows.engine.state import (
+        ESCALATE_AT_ONCE,
+        SHORT_ACTIVITY,
+        SHORT_ACTIVITY_RETRY,
+        PendingReview,
+    )
     from workflows.engine.text import human_duration
     from workflows.steps import RunHalted
 
@@ -96,8 +102,12 @@ class ReviewGate(RunLifecycle):
         output_model: type[BaseModel] | None,
         confidence: ConfidenceReport | None,
         approval_only: bool = False,
+        escalate: bool = False,
     ) -> tuple[ReviewDecision, DecisionReceipt]:
         self._reviews_opened += 1
+        # Runs from before the patch opened an escalated step as an ordinary review; only an
+        # escalated review asks, so every other history stays as it was.
+        escalate = escalate and workflow.patched(ESCALATE_AT_ONCE)
         review_id = f"{self.run_id}:{step_name}:{self._reviews_opened}"
         opened_at = workflow.now()
         ticket = await workflow.execute_activity_method(
@@ -124,6 +134,7 @@ class ReviewGate(RunLifecycle):
                 confidence=confidence,
                 cost_usd=self._status.cost_usd,
                 opened_at=opened_at,
+                escalate=escalate,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
             retry_policy=SHORT_ACTIVITY_RETRY,
@@ -164,6 +175,7 @@ class ReviewGate(RunLifecycle):
                 decision=pending.decision,
                 decided_at=pending.receipt.decided_at,
                 final_output=final_output,
+                receipt=pending.receipt,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
             retry_policy=SHORT_ACTIVITY_RETRY,
@@ -201,8 +213,14 @@ class ReviewGate(RunLifecycle):
         ticket = pending.ticket
         waited = human_duration(after)
         if kind == "expire" or (kind == "default" and ticket.default_action == "fail"):
+            ends: Literal["expired", "failed"] = "expired" if kind == "expire" else "failed"
             await self._record_nudge(
-                ticket.review_id, "default", f"no decision after {waited}: run fails"
+                ticket.review_id,
+                "default",
+                f"no decision within {waited}: "
+                + ("the review expired" if ends == "expired" else "policy default is fail")
+                + "; the run fails",
+                ends_run=ends,
             )
             raise RunHalted("expired", pending.step, f"no decision within {waited}")
         if kind == "default":
@@ -237,10 +255,22 @@ class ReviewGate(RunLifecycle):
             if self._status.pending is not None:
                 self._status.pending.allowed_roles = roles
 
-    async def _record_nudge(self, review_id: str, kind: str, detail: str) -> list[str]:
+    async def _record_nudge(
+        self,
+        review_id: str,
+        kind: str,
+        detail: str,
+        ends_run: Literal["expired", "failed"] | None = None,
+    ) -> list[str]:
         return await workflow.execute_activity_method(
             ReviewActivities.review_nudge,
-            ReviewNudgeInput(review_id=review_id, run_id=self.run_id, kind=kind, detail=detail),
+            ReviewNudgeInput(
+                review_id=review_id,
+                run_id=self.run_id,
+                kind=kind,
+                detail=detail,
+                ends_run=ends_run,
+            ),
             start_to_close_timeout=SHORT_ACTIVITY,
             retry_policy=SHORT_ACTIVITY_RETRY,
         )

@@ -95,6 +95,7 @@ class TetherWorkflow(PrePatchPaths):
                 digest=result.output_digest,
                 output_model=step.output,
                 confidence=result.confidence,
+                escalate=reason == "escalated",
             )
             status.decision = decision.kind
             if decision.kind == "approve":

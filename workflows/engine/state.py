@@ -32,6 +32,7 @@ change, not which commands a run issues, so old histories replay without a patch
 # Patch ids (workflow.patched) of changes that alter the commands a run issues, oldest first.
 CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
+ESCALATE_AT_ONCE = "escalate-at-once"
 
 
 @dataclass
