@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
@@ -26,6 +28,7 @@ from temporalio.client import Client
 
 from policies.models import TetherPolicy
 from tests.policy_variants import gated, with_budgets
+from tests.security.test_identity import DEV_POLICY
 from tests.store.conftest import postgres_url
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, wait_for_pending
@@ -170,10 +173,22 @@ def test_a_reorder_is_named(store: Settings, capsys: pytest.CaptureFixture[str])
 def test_outside_dev_nothing_starts_without_a_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Everything else a production start needs is there: private, hashed logins.
+    policy = yaml.safe_load(DEV_POLICY.read_text())
+    policy["reviewers"] = [
+        {
+            "name": "erin",
+            "password_hash": PasswordHasher().hash("erin-private"),
+            "roles": ["reviewer"],
+        }
+    ]
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
     production = {
         "TETHER_ENV": "production",
         "TETHER_HOME": str(tmp_path),
         "TETHER_SESSION_SECRET": "s" * 40,
+        "TETHER_POLICY_FILE": str(policy_file),
     }
     with pytest.raises(ConfigurationError, match="TETHER_AUDIT_KEY must be set outside"):
         configure_audit(Settings.from_env(production))

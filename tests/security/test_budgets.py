@@ -29,6 +29,7 @@ from tests.policy_variants import with_budgets
 from tests.store.conftest import postgres_url
 from tether.contracts import CheckedStepInput, CheckpointInput, LlmStepInput, PromptTemplate
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
 from tether.store.engine import dispose_all, get_engine
 from tether.store.ledger import ESTIMATED, BudgetReservation, LedgerEntry, record_call
 from tether.store.spend import SpendScope, spend_by_scope
@@ -47,12 +48,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def settings_for(tmp_path: Path, database_url: str, latency_ms: int = 0) -> Settings:
-    return make_settings(
+    settings = make_settings(
         tmp_path,
         "127.0.0.1:1",
         TETHER_DATABASE_URL=database_url,
         TETHER_SIM_LATENCY_MS=str(latency_ms),
     )
+    configure_audit(settings)  # model calls and budget actions go to the audit log, as in a worker
+    return settings
 
 
 @pytest.fixture

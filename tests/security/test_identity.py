@@ -274,6 +274,7 @@ def test_production_starts_with_hashed_private_logins(tmp_path: Path) -> None:
             "TETHER_HOME": str(tmp_path),
             "TETHER_SESSION_SECRET": LONG_SECRET,
             "TETHER_POLICY_FILE": str(policy_file),
+            "TETHER_AUDIT_KEY": "a" * 64,
         }
     )
     assert create_app(settings) is not None
