@@ -24,7 +24,7 @@ from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
 from tether.core.settings import Settings
 from tether.store.engine import session_scope
-from tether.store.run_ids import claim_run_id, release_run_id
+from tether.store.run_ids import claim_run_id, release_run_id, run_tenant
 
 DATA_CONVERTER = pydantic_data_converter
 """Used everywhere: client, worker, replayer and tests."""
@@ -151,6 +151,10 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+DEFAULT_TENANT = "default"
+"""The tenant of a run whose input names none (as the workflow's ``begin`` charges it)."""
+
+
 def new_run_id(workflow: str) -> str:
     return f"{workflow}-{uuid.uuid4().hex[:12]}"
 
@@ -174,7 +178,8 @@ async def start_run(
     """
     run_id = check_run_id(run_id) if run_id else new_run_id(workflow)
     url = settings.resolved_database_url
-    if not await asyncio.to_thread(claim_in_store, url, run_id, workflow):
+    tenant = getattr(payload, "tenant", None) or DEFAULT_TENANT
+    if not await asyncio.to_thread(claim_in_store, url, run_id, workflow, tenant):
         raise RunIdTakenError(_taken(run_id))
     try:
         await client.start_workflow(
@@ -194,9 +199,15 @@ async def start_run(
     return run_id
 
 
-def claim_in_store(database_url: str, run_id: str, workflow: str) -> bool:
+def claim_in_store(database_url: str, run_id: str, workflow: str, tenant: str) -> bool:
     with session_scope(database_url) as session:
-        return claim_run_id(session, run_id, workflow)
+        return claim_run_id(session, run_id, workflow, tenant)
+
+
+def run_tenant_in_store(database_url: str, run_id: str) -> str | None:
+    """The tenant a run was started for, when the registry knows it."""
+    with session_scope(database_url) as session:
+        return run_tenant(session, run_id)[1]
 
 
 def release_in_store(database_url: str, run_id: str) -> None:

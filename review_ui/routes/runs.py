@@ -67,7 +67,13 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
 
 @router.get("/{run_id}", responses=error_responses(404))
 async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, Any]:
-    """The run's state, steps with confidence, cost and pending decision (as ``tether status``)."""
+    """The run's state, steps with confidence, cost and pending decision (as ``tether status``).
+    A run of a tenant the caller does not serve is answered as one that does not exist."""
+    tenant = await asyncio.to_thread(
+        runs_client.run_tenant_in_store, desk.settings.resolved_database_url, run_id
+    )
+    if tenant is not None and not reviewer.sees_tenant(tenant):
+        raise HTTPException(404, f"no run {run_id!r}")
     client = await _client(desk)
     try:
         return await asyncio.wait_for(run_status(desk.settings, run_id, client), _STATUS_DEADLINE_S)

@@ -426,6 +426,27 @@ async def test_the_api_starts_a_run_as_the_authenticated_login(
 
 
 @pytest.mark.integration
+async def test_a_login_of_another_tenant_cannot_read_a_runs_status(
+    client: Client, settings: Settings
+) -> None:
+    app = create_app(settings, client=client, policy=_with_dave(load_policy()))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
+    ) as http:
+        started = await http.post("/api/runs", json=_start(), auth=("alice", "alice-dev"))
+        assert started.status_code == 201, started.text
+        run_id = started.json()["run_id"]
+        theirs = await http.get(f"/api/runs/{run_id}", auth=DAVE)
+        nobodys = await http.get("/api/runs/no-such-run", auth=DAVE)
+        own = await http.get(f"/api/runs/{run_id}", auth=("alice", "alice-dev"))
+    # dave (globex) is told exactly what a run that does not exist would tell him.
+    assert (theirs.status_code, nobodys.status_code) == (404, 404)
+    assert theirs.json()["detail"] == f"no run {run_id!r}"
+    assert nobodys.json()["detail"] == "no run 'no-such-run'"
+    assert own.status_code != 404
+
+
+@pytest.mark.integration
 async def test_the_cli_starts_a_run_as_the_service_identity(
     client: Client, settings: Settings
 ) -> None:

@@ -27,16 +27,25 @@ class RunIdClaim(SQLModel, table=True):
 
     run_id: str = Field(primary_key=True, max_length=200)
     workflow: str = Field(max_length=100)
+    tenant: str | None = Field(default=None, max_length=100)
+    """Whose run it is: a login of another tenant is told the run does not exist."""
     claimed_at: datetime = Field(default_factory=utcnow)
 
 
-def claim_run_id(session: Session, run_id: str, workflow: str) -> bool:
+def claim_run_id(session: Session, run_id: str, workflow: str, tenant: str | None = None) -> bool:
     """Claim ``run_id`` for a new run of ``workflow``. False when it was ever claimed, or when
     the ledger already counts a run by that id (one started before this registry existed)."""
     for column in (col(LedgerEntry.run_id), col(BudgetReservation.run_id)):
         if session.execute(select(exists().where(column == run_id))).scalar_one():
             return False
-    return insert_once(session, RunIdClaim(run_id=run_id, workflow=workflow))
+    return insert_once(session, RunIdClaim(run_id=run_id, workflow=workflow, tenant=tenant))
+
+
+def run_tenant(session: Session, run_id: str) -> tuple[bool, str | None]:
+    """Whether ``run_id`` is registered, and the tenant it was started for (None: not named, or
+    a run started before the registry recorded tenants)."""
+    claim = session.get(RunIdClaim, run_id)
+    return (claim is not None, claim.tenant if claim is not None else None)
 
 
 def release_run_id(session: Session, run_id: str) -> None:

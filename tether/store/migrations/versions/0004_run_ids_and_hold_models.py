@@ -21,6 +21,7 @@ def upgrade() -> None:
         "run_ids",
         sa.Column("run_id", sa.String(200), primary_key=True),
         sa.Column("workflow", sa.String(100), nullable=False),
+        sa.Column("tenant", sa.String(100), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     )
     with op.batch_alter_table("budget_reservations") as table:
