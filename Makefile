@@ -62,6 +62,7 @@ test-fast: install
 bench: install
 	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_review
+	$(PY) -m bench.bench_guards
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)
