@@ -20,6 +20,8 @@ RUN pip install --require-hashes -r requirements-production.lock \
 RUN useradd --create-home --uid 10001 --user-group tether
 USER tether
 WORKDIR /home/tether
+# Made here, owned by tether, so the named volume compose mounts on it starts writable by tether.
+RUN mkdir -p /home/tether/.tether
 ENV TETHER_HOME=/home/tether/.tether \
     TETHER_UI_HOST=0.0.0.0
 

@@ -299,3 +299,94 @@ async def test_model_calls_budget_actions_and_decisions_with_receipts_are_record
     assert decided.detail["edited_output_digest"] == output_digest(edited)
     [budget] = [e for e in refused if e.kind == "budget_refused"]
     assert budget.detail["action"] == "stop" and budget.detail["estimate_usd"] > 0
+
+
+def test_a_deleted_tail_with_the_head_row_rolled_back_and_the_head_file_gone_is_refused(
+    store: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As in a compose deployment whose TETHER_HOME is not shared: no head file to compare."""
+    six_events(store)
+    with Session(get_engine(store.resolved_database_url)) as session:
+        fourth = session.exec(select(AuditEvent).where(AuditEvent.seq == 4)).one()
+    tamper(
+        store,
+        "DELETE FROM audit_events WHERE seq >= 5",
+        f"UPDATE audit_head SET seq = 4, hash = '{fourth.hash}'",
+    )
+    (store.home / "audit.head").unlink()
+    code, said = verify(capsys)
+    assert code == 1 and "seq 4: the head row's MAC does not match" in said
+
+
+def test_a_missing_head_file_is_a_failure_once_the_log_has_rows(
+    store: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    six_events(store)
+    (store.home / "audit.head").unlink()
+    code, said = verify(capsys)
+    assert code == 1 and "audit.head is missing, so deletion of the log's tail" in said
+    assert len(said.strip().splitlines()) == 1
+
+
+def test_resetting_keyed_to_false_does_not_launder_an_edit(
+    store: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Edit a row, recompute the plain SHA-256 chain of before the key over every row, mark the
+    head unkeyed: the head file says a keyed head was written, so nothing is re-signed."""
+    from tether.store.audit_rechain import legacy_hash
+
+    six_events(store)
+    with Session(get_engine(store.resolved_database_url)) as session:
+        rows = list(session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all())  # type: ignore[arg-type]
+    prev, statements = "sha256:" + "0" * 64, []
+    for row in rows:
+        if row.seq == 3:
+            row.actor = "mallory"
+        forged = legacy_hash(prev, row)
+        statements.append(
+            f"UPDATE audit_events SET actor = '{row.actor}', prev_hash = '{prev}', "
+            f"hash = '{forged}' WHERE seq = {row.seq}"
+        )
+        prev = forged
+    statements.append(f"UPDATE audit_head SET keyed = false, hash = '{prev}'")
+    tamper(store, *statements)
+    with (
+        pytest.raises(ConfigurationError, match="refusing to re-chain"),
+        session_scope(store.resolved_database_url) as session,
+    ):
+        append_event(session, key="after", kind="review_decided", actor="bob")
+    with Session(get_engine(store.resolved_database_url)) as session:
+        assert {e.actor for e in events_for(session)} == {"bob", "mallory"}, "nothing re-signed"
+
+
+def test_resetting_keyed_to_false_over_keyed_rows_is_named(
+    store: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plain chain recomputed from the edited row on (rows before it keep their HMACs), the
+    head marked unkeyed and the head file removed: the keyed rows refuse the re-chain."""
+    from tether.store.audit_rechain import legacy_hash
+
+    six_events(store)
+    with Session(get_engine(store.resolved_database_url)) as session:
+        rows = list(session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all())  # type: ignore[arg-type]
+    prev, statements = rows[1].hash, []
+    for row in rows[2:]:
+        row.actor = "mallory" if row.seq == 3 else row.actor
+        forged = legacy_hash(prev, row)
+        statements.append(
+            f"UPDATE audit_events SET actor = '{row.actor}', prev_hash = '{prev}', "
+            f"hash = '{forged}' WHERE seq = {row.seq}"
+        )
+        prev = forged
+    statements.append(f"UPDATE audit_head SET keyed = false, hash = '{prev}'")
+    tamper(store, *statements)
+    (store.home / "audit.head").unlink()
+    with (
+        pytest.raises(ConfigurationError, match="seq 1 carries a keyed hash"),
+        session_scope(store.resolved_database_url) as session,
+    ):
+        append_event(session, key="after", kind="review_decided", actor="bob")
+    with Session(get_engine(store.resolved_database_url)) as session:
+        assert not any(e.hash.startswith("hmac") for e in events_for(session)[2:]), "not re-signed"
+    code, said = verify(capsys)
+    assert code == 1 and "seq 1: carries a keyed hash, but the head row says" in said

@@ -37,7 +37,7 @@ from tether.store.audit_chain import (
     canonical_row,
 )
 from tether.store.audit_head_file import advance_head_file
-from tether.store.audit_rechain import rechain
+from tether.store.audit_rechain import rechain, refuse_rechain_of_keyed_log
 from tether.store.audit_verify import verify_log
 
 __all__ = [
@@ -99,7 +99,7 @@ _TAKE_NEXT = (
 _SET_HASH = (
     update(_HEAD)
     .where(_HEAD.c.id == HEAD_ID)
-    .values(hash=bindparam("new_hash"), updated_at=bindparam("now"))
+    .values(hash=bindparam("new_hash"), mac=bindparam("new_mac"), updated_at=bindparam("now"))
 )
 _PENDING_HEADS = "tether.audit.pending_heads"
 
@@ -133,6 +133,7 @@ def append_event(
                     raise ConfigurationError("the audit log has no head row: run tether db upgrade")
                 seq, prev, keyed = taken
                 if not keyed:
+                    refuse_rechain_of_keyed_log(session, signer)
                     seq, prev = rechain(session, signer)
                 event = AuditEvent(
                     seq=seq,
@@ -149,7 +150,14 @@ def append_event(
                 event.hash = signer.row_hash(prev, event)
                 session.add(event)
                 session.flush()
-                session.execute(_SET_HASH, {"new_hash": event.hash, "now": datetime.now(UTC)})
+                session.execute(
+                    _SET_HASH,
+                    {
+                        "new_hash": event.hash,
+                        "new_mac": signer.head_mac(event.seq, event.hash),
+                        "now": datetime.now(UTC),
+                    },
+                )
         except IntegrityError:
             continue  # the same key appended meanwhile: the loop returns it
         note_head(session, signer, event.seq, event.hash)

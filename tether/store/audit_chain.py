@@ -49,6 +49,8 @@ class AuditHead(SQLModel, table=True):
     hash: str = Field(default=GENESIS, max_length=80)
     keyed: bool = True
     """False while the rows are the plain SHA-256 chain of before the key (until re-chained)."""
+    mac: str = Field(default="", max_length=80)
+    """HMAC of (seq, hash) under the audit key: rolling the head back needs the key."""
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -65,6 +67,11 @@ class AuditSigner:
     def row_hash(self, prev_hash: str, event: AuditEvent) -> str:
         """HMAC-SHA256 over the previous hash and the canonical row."""
         mac = hmac.new(self.key, prev_hash.encode() + b"\n" + canonical_row(event), hashlib.sha256)
+        return KEYED_PREFIX + mac.hexdigest()
+
+    def head_mac(self, seq: int, head_hash: str) -> str:
+        """HMAC-SHA256 over the head row's seq and hash."""
+        mac = hmac.new(self.key, f"audit-head\n{seq}\n{head_hash}".encode(), hashlib.sha256)
         return KEYED_PREFIX + mac.hexdigest()
 
 

@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from tether.store.audit_chain import GENESIS, HEAD_ID, AuditEvent, AuditHead, AuditSigner
+from tether.core.errors import ConfigurationError
+from tether.store.audit_chain import (
+    GENESIS,
+    HEAD_ID,
+    KEYED_PREFIX,
+    AuditEvent,
+    AuditHead,
+    AuditSigner,
+)
 
 
 def legacy_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -40,6 +48,30 @@ def legacy_hash(prev_hash: str, event: AuditEvent) -> str:
         default=str,
     )
     return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+def refuse_rechain_of_keyed_log(session: Session, signer: AuditSigner) -> None:
+    """Re-chaining is for a log that was never keyed. If any row carries a keyed hash, or the
+    head file says a keyed head was written, ``keyed = false`` was set by hand: re-chaining
+    would re-sign edited rows, so refuse.
+
+    Raises:
+        ConfigurationError: the log was keyed before.
+    """
+    keyed_row = session.exec(
+        select(AuditEvent.seq).where(col(AuditEvent.hash).startswith(KEYED_PREFIX)).limit(1)
+    ).first()
+    if keyed_row is not None or (signer.head_file is not None and signer.head_file.exists()):
+        raise ConfigurationError(
+            "the audit log's head says it is not keyed, but "
+            + (
+                f"seq {keyed_row} carries a keyed hash"
+                if keyed_row is not None
+                else f"{signer.head_file} holds a keyed head"
+            )
+            + ": audit_head.keyed was reset (tampering?); refusing to re-chain (re-sign) the "
+            "log. Run tether audit verify"
+        )
 
 
 def rechain(session: Session, signer: AuditSigner) -> tuple[int, str]:
@@ -84,6 +116,6 @@ def rechain(session: Session, signer: AuditSigner) -> tuple[int, str]:
     session.execute(
         update(head)
         .where(head.c.id == HEAD_ID)
-        .values(seq=expected + 1, hash=marker.hash, keyed=True)
+        .values(seq=expected + 1, hash=marker.hash, keyed=True, mac="")
     )
     return expected + 1, marker.hash

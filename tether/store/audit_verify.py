@@ -2,8 +2,9 @@
 
 ``verify_log`` names the first bad row: an edited row (its HMAC no longer matches), a deleted
 middle row (a gap in the seqs), a reordered row (its seq or link is not where the chain puts
-it), a row appended without the head, and a deleted tail (the head row or the head file outside
-the database is ahead of the last row). ``tether audit verify`` prints its verdict.
+it), a row appended without the head, a head row whose MAC does not match (rolled back without
+the key), a deleted tail (the head row or the head file outside the database is ahead of the
+last row), a missing head file once the log has rows, and a head reset to unkeyed over keyed rows. ``tether audit verify`` prints its verdict.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from tether.store.audit_chain import GENESIS, HEAD_ID, AuditEvent, AuditHead, AuditSigner
+from tether.store.audit_chain import (
+    GENESIS,
+    HEAD_ID,
+    KEYED_PREFIX,
+    AuditEvent,
+    AuditHead,
+    AuditSigner,
+)
 from tether.store.audit_head_file import read_head_file
 
 
@@ -36,6 +44,17 @@ def verify_log(session: Session, signer: AuditSigner) -> AuditVerdict:
     if head is None:
         return AuditVerdict(0, 0, None, "the audit log has no head row: run tether db upgrade")
     if not head.keyed:
+        keyed_row = session.exec(
+            select(AuditEvent.seq).where(col(AuditEvent.hash).startswith(KEYED_PREFIX)).limit(1)
+        ).first()
+        if keyed_row is not None:
+            return AuditVerdict(
+                0,
+                head.seq,
+                keyed_row,
+                f"seq {keyed_row}: carries a keyed hash, but the head row says the log is not "
+                "keyed (audit_head.keyed was reset to have edits re-signed)",
+            )
         return AuditVerdict(
             0, head.seq, 1, "the audit log is not keyed yet: it is re-chained at the next append"
         )
@@ -65,7 +84,18 @@ def verify_log(session: Session, signer: AuditSigner) -> AuditVerdict:
             f"seq {head.seq + 1 if head.seq < last else last}: the head row "
             f"(seq {head.seq}) does not match the log's last row",
         )
-    return _against_head_file(signer, session, rows, last)
+    verdict = _against_head_file(signer, session, rows, last)
+    if not verdict.ok:
+        return verdict
+    if (head.seq, head.hash) != (0, GENESIS) and head.mac != signer.head_mac(head.seq, head.hash):
+        return AuditVerdict(
+            rows,
+            head.seq,
+            head.seq,
+            f"seq {head.seq}: the head row's MAC does not match its seq and hash "
+            "(the head was rolled back or rewritten without the key)",
+        )
+    return _head_file_present(signer, rows, last)
 
 
 def _row_problem(signer: AuditSigner, event: AuditEvent, prev: str, expected: int) -> str | None:
@@ -105,3 +135,17 @@ def _against_head_file(signer: AuditSigner, session: Session, rows: int, last: i
     elif mark.seq < 0:
         return AuditVerdict(rows, last, None, f"{where} is unreadable")
     return AuditVerdict(rows, last)
+
+
+def _head_file_present(signer: AuditSigner, rows: int, last: int) -> AuditVerdict:
+    """Once the log has rows, a missing head file is a failure: without it a deleted tail with
+    its head row rolled back cannot be ruled out."""
+    if signer.head_file is None or last == 0 or signer.head_file.exists():
+        return AuditVerdict(rows, last)
+    return AuditVerdict(
+        rows,
+        last,
+        None,
+        f"the head file {signer.head_file} is missing, so deletion of the log's tail "
+        "cannot be ruled out (keep TETHER_HOME on a volume every worker and the UI share)",
+    )

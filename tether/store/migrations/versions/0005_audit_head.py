@@ -8,7 +8,8 @@ Adds ``audit_head``: one row with the chain's last seq and hash, updated in the 
 that appends. A store that already has audit rows (the plain SHA-256 chain of before the key)
 gets a head marked ``keyed = false`` at its last row; the first append with the key re-chains
 those rows under it and records an ``audit_rechained`` event saying whether their old chain
-held (see ``tether.store.audit_rechain``). An empty log starts keyed.
+held (see ``tether.store.audit_rechain``). An empty log starts keyed. ``mac`` (an HMAC of
+seq and hash under the audit key) is written by the first keyed append; the migration has no key.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("hash", sa.String(80), nullable=False),
         sa.Column("keyed", sa.Boolean, nullable=False),
+        sa.Column("mac", sa.String(80), nullable=False, server_default=""),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     bind = op.get_bind()
@@ -48,6 +50,7 @@ def upgrade() -> None:
                 "seq": seq,
                 "hash": last_hash,
                 "keyed": last is None,
+                "mac": "",
                 "updated_at": datetime.now(UTC),
             }
         ],
