@@ -34,6 +34,9 @@ SESSION_MAX_AGE_S = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 THROTTLE = logins.LoginThrottle()
+# argon2 takes ~64 MiB and a core for each verification: a burst of logins waits its turn.
+MAX_CONCURRENT_VERIFICATIONS = 4
+_verifying = threading.BoundedSemaphore(MAX_CONCURRENT_VERIFICATIONS)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -95,7 +98,8 @@ def check_password(policy: TetherPolicy, name: str, password: str) -> Reviewer |
         return None
     if reviewer is not None and _verified.known(reviewer, password):
         return reviewer
-    matches = password_matches(password, reviewer.password_hash if reviewer else None)
+    with _verifying:
+        matches = password_matches(password, reviewer.password_hash if reviewer else None)
     if reviewer is None or not matches:
         return None
     _verified.remember(reviewer, password)
@@ -134,18 +138,26 @@ def authenticate(
 ) -> Reviewer | None:
     """Check a login against the throttle and the policy; a failure is counted.
 
+    The attempt is committed to the store before it is counted, and counted before the password
+    is checked, so concurrent guesses for one name cannot all pass the throttle: each sees every
+    attempt committed before its own count. A success or a refusal takes its attempt back off.
+
     Raises:
         LoginThrottled: this name or address failed too often within the window (the password
             is not even checked).
     """
     with session_scope(desk.database_url) as session:
-        wait = logins.retry_after_s(session, name, address, THROTTLE)
+        attempt = logins.record_attempt(session, name, address, THROTTLE)
+    with session_scope(desk.database_url) as session:
+        wait = logins.retry_after_s(session, name, address, THROTTLE, including_this=True)
+        if wait is not None:
+            logins.forget_attempt(session, attempt)
     if wait is not None:
         raise LoginThrottled(wait)
     reviewer = check_password(desk.policy, name, password)
-    if reviewer is None:
+    if reviewer is not None:
         with session_scope(desk.database_url) as session:
-            logins.record_failed_login(session, name, address, THROTTLE)
+            logins.forget_attempt(session, attempt)
     return reviewer
 
 

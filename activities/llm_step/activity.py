@@ -76,21 +76,26 @@ class LlmStepActivities:
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
         heartbeat = asyncio.create_task(_heartbeat_forever())
+        log = CallLog(self.deps, inp, activity.info().attempt)
         try:
-            return await self._run(inp)
+            return await self._run(inp, log)
         except BaseException as exc:
             # A step that ends without a result gives up its hold; _run settles on success. A
-            # provider's answered failure is recorded and released; anything else (a
-            # cancellation, a crash) may have cut a call off at the provider: charged.
+            # failure no provider billed (refused before sending, a 4xx) is released; a call
+            # that failed after its request was sent (a read timeout, a 5xx, a sample cancelled
+            # in flight) and anything else (a cancellation, a crash) may be billed: charged.
             if isinstance(exc, TetherError):
-                await release_hold(self.deps, inp)
+                if log.maybe_billed:
+                    await asyncio.shield(charge_cut_off_hold(self.deps, inp))
+                else:
+                    await release_hold(self.deps, inp)
                 raise to_application_error(exc, model=inp.model) from exc
             await asyncio.shield(charge_cut_off_hold(self.deps, inp))
             raise
         finally:
             heartbeat.cancel()
 
-    async def _run(self, inp: LlmStepInput) -> LlmStepResult:
+    async def _run(self, inp: LlmStepInput, log: CallLog) -> LlmStepResult:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
         messages = render_messages(inp, await prompt_variables(self.deps, inp))
@@ -104,7 +109,6 @@ class LlmStepActivities:
         )
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
-        log = CallLog(self.deps, inp, activity.info().attempt)
         started = time.perf_counter()
 
         request = ChatRequest(

@@ -8,6 +8,7 @@ key of its own and releases it when it ends, whether it settles or fails.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from activities.checkpoint import check_cost
 from activities.deps import ActivityDeps
 from activities.providers.base import ChatProvider, ChatRequest, ChatResponse
+from activities.providers.http import may_have_been_billed
 from policies.pricing import cost_usd
 from policies.values import Usage
 from tether.contracts import AttemptRecord, CheckedStepInput, CheckpointResult, LlmStepInput
@@ -41,6 +43,9 @@ class CallLog:
     inp: LlmStepInput
     attempt: int
     records: list[AttemptRecord] = field(default_factory=list)
+    maybe_billed: bool = False
+    """A call failed after its request was sent (or was cancelled in flight): the provider may
+    bill it without telling us the usage, so the attempt is charged its hold, as estimated."""
 
     async def call(self, call: str, model_id: str, request: ChatRequest) -> ChatResponse:
         provider, _ = self.deps.providers.resolve(model_id)
@@ -48,7 +53,13 @@ class CallLog:
         try:
             response = await provider.complete(request)
         except ProviderError as exc:
+            self.maybe_billed = self.maybe_billed or may_have_been_billed(exc)
             await self._record(call, model_id, provider, Usage(), started, str(exc))
+            raise
+        except asyncio.CancelledError:
+            # Cancelled in flight (a failing sibling sample, or the attempt itself): a call
+            # that got this far may have reached the provider.
+            self.maybe_billed = self.maybe_billed or not provider.simulated
             raise
         await self._record(call, model_id, provider, response.usage, started, None)
         return response

@@ -27,6 +27,7 @@ __all__ = [
     "ProviderReply",
     "classify_http_error",
     "create_http_client",
+    "may_have_been_billed",
     "parse_retry_after",
     "wire_name",
 ]
@@ -150,6 +151,29 @@ def classify_http_error(
     if isinstance(response_or_exception, httpx.Response):
         return _classify_response(provider, response_or_exception, tuple(secrets))
     return _classify_exception(provider, response_or_exception, tuple(secrets))
+
+
+# Failures raised before the request left this process: the provider never saw it.
+_NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+def may_have_been_billed(error: ProviderError) -> bool:
+    """Whether a failed call may still be billed by the provider: the request was sent and
+    then the call failed (a read or write timeout, a transport or protocol error after sending,
+    a 5xx, or a 2xx whose body could not be read). Connection failures before sending and 4xx
+    answers (429 included) are not billed; neither is a failure with no HTTP behind it."""
+    status = error.status_code
+    if status is not None:
+        return status >= 500 or 200 <= status < 300
+    cause = error.__cause__
+    return isinstance(cause, httpx.HTTPError) and not isinstance(cause, _NOT_SENT)
 
 
 def parse_retry_after(headers: httpx.Headers, *, now: datetime | None = None) -> float | None:

@@ -2,7 +2,10 @@
 
 A session cookie carries only a random id; the row holds a hash of it (a copy of the table does
 not let anyone sign in), the reviewer and the expiry. Logout deletes the row, so a replayed
-cookie is refused. Failed logins are counted per name and per address over a sliding window.
+cookie is refused. Login attempts are counted per name and per address over a sliding window:
+an attempt is written (and committed) before its password is checked, then counted, so of N
+concurrent guesses at most the limit reach the check; an attempt that succeeds, or is turned
+away, is taken off the count again, so only failed checks hold a name or address back.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ __all__ = [
     "LoginThrottle",
     "WebSession",
     "end_session",
+    "forget_attempt",
     "new_session",
+    "record_attempt",
     "record_failed_login",
     "retry_after_s",
     "session_reviewer_name",
@@ -110,9 +115,19 @@ def _subjects(name: str, address: str | None) -> list[tuple[str, str]]:
 
 
 def retry_after_s(
-    session: Session, name: str, address: str | None, throttle: LoginThrottle
+    session: Session,
+    name: str,
+    address: str | None,
+    throttle: LoginThrottle,
+    *,
+    including_this: bool = False,
 ) -> int | None:
-    """Seconds until the name or address may try again, or None when it may try now."""
+    """Seconds until the name or address may try again, or None when it may try now.
+
+    ``including_this``: the caller's own attempt is already recorded (``record_attempt``), so
+    it is allowed while the count, itself included, is within the limit.
+    """
+    limit = throttle.max_failures + (1 if including_this else 0)
     now = _now()
     since = now - throttle.window
     wait = 0.0
@@ -123,9 +138,32 @@ def retry_after_s(
             .where(col(FailedLogin.at) > since)
         )
         count, oldest = session.exec(recent).one()
-        if count >= throttle.max_failures and oldest is not None:
+        if count >= limit and oldest is not None:
             wait = max(wait, (_utc(oldest) + throttle.window - now).total_seconds())
     return max(1, int(wait) + 1) if wait > 0 else None
+
+
+def record_attempt(
+    session: Session, name: str, address: str | None, throttle: LoginThrottle
+) -> list[int]:
+    """Record a login attempt against its name and address before its password is checked
+    (commit before counting it with ``retry_after_s(..., including_this=True)``); returns the
+    rows' ids for ``forget_attempt``."""
+    now = _now()
+    rows = [
+        FailedLogin(kind=kind, subject=subject, at=now)
+        for kind, subject in _subjects(name, address)
+    ]
+    session.add_all(rows)
+    session.exec(delete(FailedLogin).where(col(FailedLogin.at) < now - throttle.window))
+    session.flush()
+    return [row.id for row in rows if row.id is not None]
+
+
+def forget_attempt(session: Session, attempt: list[int]) -> None:
+    """Take an attempt off the count: it succeeded, or was turned away without a check."""
+    if attempt:
+        session.exec(delete(FailedLogin).where(col(FailedLogin.id).in_(attempt)))
 
 
 def record_failed_login(
