@@ -165,13 +165,15 @@ _NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
 
 
 def may_have_been_billed(error: ProviderError) -> bool:
-    """Whether a failed call may still be billed by the provider: the request was sent and
-    then the call failed (a read or write timeout, a transport or protocol error after sending,
-    a 5xx, or a 2xx whose body could not be read). Connection failures before sending and 4xx
-    answers (429 included) are not billed; neither is a failure with no HTTP behind it."""
+    """Whether a failed call may still be billed by the provider: the request was sent and no
+    answer came back (a read or write timeout, a transport or protocol error after sending), or
+    a 2xx whose body could not be read. An error the provider answered (4xx, 429, 5xx) is not
+    billed: charging a whole hold for every 503 would turn a provider outage into budget stops.
+    Connection failures before sending are not billed; neither is a failure with no HTTP
+    behind it."""
     status = error.status_code
     if status is not None:
-        return status >= 500 or 200 <= status < 300
+        return 200 <= status < 300
     cause = error.__cause__
     return isinstance(cause, httpx.HTTPError) and not isinstance(cause, _NOT_SENT)
 
