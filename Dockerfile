@@ -20,7 +20,10 @@ RUN pip install --require-hashes -r requirements-production.lock \
 RUN useradd --create-home --uid 10001 --user-group tether
 USER tether
 WORKDIR /home/tether
-ENV TETHER_HOME=/home/tether/.tether \
+# Fail closed: outside dev, Tether refuses to start without private logins, a session secret
+# and an audit key (one line, exit 2), so `docker run ... tether ui` never serves the dev logins.
+ENV TETHER_ENV=production \
+    TETHER_HOME=/home/tether/.tether \
     TETHER_UI_HOST=0.0.0.0
 
 EXPOSE 8000
