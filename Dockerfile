@@ -22,7 +22,10 @@ USER tether
 WORKDIR /home/tether
 # Made here, owned by tether, so the named volume compose mounts on it starts writable by tether.
 RUN mkdir -p /home/tether/.tether
-ENV TETHER_HOME=/home/tether/.tether \
+# Fail closed: outside dev, Tether refuses to start without private logins, a session secret
+# and an audit key (one line, exit 2), so `docker run ... tether ui` never serves the dev logins.
+ENV TETHER_ENV=production \
+    TETHER_HOME=/home/tether/.tether \
     TETHER_UI_HOST=0.0.0.0
 
 EXPOSE 8000

@@ -11,6 +11,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from policies.models import ALL_TENANTS, Reviewer, TetherPolicy
+from policies.passwords import password_matches
 from tether.core.errors import AccessRefusedError
 
 __all__ = [
@@ -23,6 +24,10 @@ __all__ = [
 ]
 
 _P = TypeVar("_P", bound=BaseModel)
+
+# The dev logins' passwords, published in the README and policies/default.yaml: a login whose
+# hash verifies against one of them (however it was re-hashed) may not serve outside dev.
+PUBLISHED_DEV_PASSWORDS = ("alice-dev", "bob-dev", "carol-dev")
 
 
 def same_person(a: str | None, b: str | None) -> bool:
@@ -106,8 +111,9 @@ def as_service(payload: _P, identity: str) -> _P:
 def production_login_problem(policy: TetherPolicy, embedded: TetherPolicy) -> str | None:
     """Why ``policy``'s logins may not serve outside ``TETHER_ENV=dev``, or None.
 
-    Refused: a plaintext password, or a login whose hash is one of the embedded dev policy's
-    (a copy of the dev logins, whose passwords are published in the README).
+    Refused: a plaintext password, a login whose hash is one of the embedded dev policy's, or a
+    hash that verifies against a published dev password (a re-hash has a new salt, the same
+    password).
     """
     dev_hashes = {r.password_hash for r in embedded.reviewers if r.password_hash is not None}
     for reviewer in policy.reviewers:
@@ -116,7 +122,9 @@ def production_login_problem(policy: TetherPolicy, embedded: TetherPolicy) -> st
                 f"reviewer {reviewer.name!r} has a plaintext password: outside TETHER_ENV=dev "
                 "give password_hash (make one with `tether hash-password`)"
             )
-        if reviewer.password_hash in dev_hashes:
+        if reviewer.password_hash in dev_hashes or any(
+            password_matches(dev, reviewer.password_hash) for dev in PUBLISHED_DEV_PASSWORDS
+        ):
             return (
                 f"reviewer {reviewer.name!r} uses a published dev login: outside TETHER_ENV=dev "
                 "set TETHER_POLICY_FILE to a policy with your own logins"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.approval import EarlierDecision, decision_problem, lacks_role, offered_decisions
 from policies.models import Reviewer
@@ -20,6 +20,7 @@ from review_ui.decisions import (
     keep_decision,
     submit_decision,
 )
+from tether.client import check_depth
 from tether.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from tether.core.errors import ServerUnreachableError
 from tether.store.reviews import ReviewItem
@@ -44,6 +45,9 @@ class DecisionRequest(BaseModel):
     edited_output: JsonObject | None = None
     retry_mode: RetryMode | None = None
     feedback: str | None = Field(default=None, max_length=4000)
+
+    # Before any re-encoding: deep nesting is a 422, never a RecursionError (500).
+    _edited_depth = field_validator("edited_output", mode="before")(check_depth)
 
 
 def allowed_kinds(item: ReviewItem) -> list[DecisionKind]:

@@ -40,6 +40,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "SLACK_CHANNEL": ("slack_default_channel", "#r", "#r"),
     "TETHER_WORKER_SHUTDOWN_GRACE_S": ("worker_shutdown_grace_s", "10", 10.0),
     "TETHER_UI_HOST": ("ui_host", "0.0.0.0", "0.0.0.0"),
+    "TETHER_UI_PUBLIC_IN_DEV": ("ui_public_in_dev", "true", True),
     "TETHER_UI_PORT": ("ui_port", "9000", 9000),
     "TETHER_PUBLIC_URL": ("public_url", "https://t.example", "https://t.example"),
     "TETHER_MAX_BODY_BYTES": ("max_body_bytes", "2048", 2048),

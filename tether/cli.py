@@ -179,7 +179,9 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from policies.loader import load_policy
     from review_ui.app import startup_problem
 
-    problem = startup_problem(settings, load_policy(settings.policy_file))
+    problem = settings.ui_bind_problem() or startup_problem(
+        settings, load_policy(settings.policy_file)
+    )
     if problem is not None:
         raise ConfigurationError(problem)
 
@@ -231,6 +233,9 @@ def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from tether.dev import run_dev_stack
 
+    problem = settings.ui_bind_problem()
+    if problem is not None:
+        raise ConfigurationError(problem)
     return asyncio.run(
         run_dev_stack(
             settings, demo_runs=0 if args.no_demo else args.runs, exit_when_idle=args.exit_when_idle

@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
@@ -106,6 +106,14 @@ def _read_input_file(path: Path) -> str:
         ) from None
 
 
+def check_depth(value: Any) -> Any:
+    """``value`` unchanged, or ValueError when it nests deeper than ``MAX_INPUT_DEPTH`` (a
+    validator for request fields holding free JSON, run before anything re-encodes them)."""
+    if _depth(value) > MAX_INPUT_DEPTH:
+        raise ValueError(_too_deep())
+    return value
+
+
 def _depth(value: object) -> int:
     """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursion."""
     deepest = 0
@@ -169,6 +177,10 @@ async def start_run(
 ) -> str:
     """Start a run of ``workflow``; returns its run id (the workflow id).
 
+    The claimed id is released only when the server definitely refused the start (see
+    ``_START_REFUSED``); after a timeout or an unknown error it stays claimed, as the start may
+    have landed.
+
     A run id is used once, for ever: every ledger, reservation and review key is derived from
     it. The id is claimed in the store's run registry first (which never forgets), and Temporal
     is asked to reject an id it has seen (running or closed), so a reused id starts nothing.
@@ -192,11 +204,27 @@ async def start_run(
         )
     except WorkflowAlreadyStartedError:
         raise RunIdTakenError(_taken(run_id)) from None
-    except BaseException:
-        # Not started: the id is free again (Temporal still rejects it if the start landed).
-        await asyncio.to_thread(release_in_store, url, run_id)
+    except RPCError as exc:
+        # Released only when the server definitely refused the start. A timeout, a cancellation
+        # or an unknown error may follow a start the server accepted: the id stays claimed.
+        if exc.status in _START_REFUSED:
+            await asyncio.to_thread(release_in_store, url, run_id)
         raise
     return run_id
+
+
+# Statuses with which Temporal answers a start it did not accept (nothing was started).
+_START_REFUSED = frozenset(
+    {
+        RPCStatusCode.INVALID_ARGUMENT,
+        RPCStatusCode.NOT_FOUND,
+        RPCStatusCode.PERMISSION_DENIED,
+        RPCStatusCode.UNAUTHENTICATED,
+        RPCStatusCode.FAILED_PRECONDITION,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.UNIMPLEMENTED,
+    }
+)
 
 
 def claim_in_store(database_url: str, run_id: str, workflow: str, tenant: str) -> bool:

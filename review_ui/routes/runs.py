@@ -7,15 +7,16 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from temporalio.client import Client
 
+from policies.models import ALL_TENANTS
 from review_ui.access import as_caller, check_may_start
 from review_ui.context import ReviewDesk
 from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
 from tether import client as runs_client
-from tether.client import new_run_id, parse_run_input, run_status
+from tether.client import check_depth, new_run_id, parse_run_input, run_status
 from tether.contracts import JsonObject
 from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
 
@@ -28,6 +29,9 @@ class StartRun(BaseModel):
     workflow: str = Field(description="A workflow from the catalog, e.g. support_triage.")
     input: JsonObject = Field(description="The workflow's input, validated against its schema.")
     run_id: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+    # Before any re-encoding: deep nesting is a 422, never a RecursionError (500).
+    _input_depth = field_validator("input", mode="before")(check_depth)
 
 
 class RunStarted(BaseModel):
@@ -68,11 +72,13 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
 @router.get("/{run_id}", responses=error_responses(404))
 async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, Any]:
     """The run's state, steps with confidence, cost and pending decision (as ``tether status``).
-    A run of a tenant the caller does not serve is answered as one that does not exist."""
+    A run of a tenant the caller does not serve is answered as one that does not exist; so is a
+    run the registry does not know (started before it), except to all-tenant logins."""
     tenant = await asyncio.to_thread(
         runs_client.run_tenant_in_store, desk.settings.resolved_database_url, run_id
     )
-    if tenant is not None and not reviewer.sees_tenant(tenant):
+    known = tenant is not None and reviewer.sees_tenant(tenant)
+    if not known and not (tenant is None and ALL_TENANTS in reviewer.tenants):
         raise HTTPException(404, f"no run {run_id!r}")
     client = await _client(desk)
     try:

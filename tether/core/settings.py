@@ -3,6 +3,7 @@ there, never from a file in the repository or a request)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
         "container's stop grace period)",
     )
     ui_host: str = "127.0.0.1"
+    ui_public_in_dev: bool = Field(
+        default=False,
+        description="in TETHER_ENV=dev, allow serving the UI (dev logins) on a non-loopback host",
+    )
     ui_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
@@ -132,6 +137,16 @@ class Settings(BaseSettings):
             )
         return None
 
+    def ui_bind_problem(self) -> str | None:
+        """Why the UI may not bind ``ui_host``, or None: in dev (published logins, default
+        secret) only loopback, unless ``TETHER_UI_PUBLIC_IN_DEV`` says so."""
+        if self.env != "dev" or self.ui_public_in_dev or _is_loopback(self.ui_host):
+            return None
+        return (
+            f"TETHER_ENV=dev serves the published dev logins: refusing to bind the UI to "
+            f"{self.ui_host} (use 127.0.0.1, set TETHER_ENV=production, or TETHER_UI_PUBLIC_IN_DEV=1)"
+        )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -184,3 +199,12 @@ class _GivenEnvironment(EnvSettingsSource):
         return parse_env_vars(
             self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
