@@ -85,6 +85,14 @@ class _VerifiedLogins:
 _verified = _VerifiedLogins()
 
 
+def known_login(policy: TetherPolicy, name: str, password: str) -> Reviewer | None:
+    """The reviewer when this process already verified ``password`` for ``name``."""
+    reviewer = reviewer_by_name(policy, name) if name else None
+    if reviewer is None or reviewer.password is not None:
+        return None
+    return reviewer if _verified.known(reviewer, password) else None
+
+
 def check_password(policy: TetherPolicy, name: str, password: str) -> Reviewer | None:
     """The reviewer when ``name`` (casefolded) and ``password`` match, else None.
 
@@ -146,6 +154,15 @@ def authenticate(
         LoginThrottled: this name or address failed too often within the window (the password
             is not even checked).
     """
+    known = known_login(desk.policy, name, password)
+    if known is not None:
+        # A pair this process already verified (an API client sending Basic on every call):
+        # no guess to count, but a throttled name or address is still refused.
+        with session_scope(desk.database_url) as session:
+            wait = logins.retry_after_s(session, name, address, THROTTLE)
+        if wait is not None:
+            raise LoginThrottled(wait)
+        return known
     with session_scope(desk.database_url) as session:
         attempt = logins.record_attempt(session, name, address, THROTTLE)
     with session_scope(desk.database_url) as session:
