@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from activities.slack import SlackNotifier
 from activities.slack_message import message_text
@@ -39,7 +36,7 @@ from tests.review_ui.test_slack import (  # noqa: F401  (fixtures)
     slack_settings,
     stack,
 )
-from tests.store.conftest import postgres_url
+from tests.store.conftest import fresh_store_url
 from tests.workflows.sample_workflows import OneStepResult
 from tether.core.settings import Settings
 from tether.store.engine import dispose_all, session_scope
@@ -51,22 +48,8 @@ WINDOW = timedelta(minutes=5)
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        dispose_all()
-        return
-    server = make_url(postgres_url())
-    name = f"tether_slack_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_all()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_store_url(request.param, tmp_path, "tether_slack") as url:
+        yield url
 
 
 def test_a_signature_is_taken_once_across_restarts_and_forgotten_after_the_window(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, select, text
-from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
 import tether.store.tables
-from tests.store.conftest import postgres_url
+from tests.store.conftest import fresh_store_url
 from tether.cli import main
 from tether.store import migrations
 from tether.store.engine import dispose_all, get_engine, session_scope, upgrade_database
@@ -51,22 +49,8 @@ def _but_the_head(rows: Rows) -> Rows:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a database with nothing in it (a fresh PostgreSQL database per test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        dispose_all()
-        return
-    server = make_url(postgres_url())
-    name = f"tether_migrations_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_all()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_store_url(request.param, tmp_path, "tether_migrations") as url:
+        yield url
 
 
 def _pre_migration_store(url: str) -> None:
