@@ -22,8 +22,8 @@ from sqlmodel import Session
 from temporalio.service import RPCError, RPCStatusCode
 
 from policies.loader import load_policy
-from policies.models import Reviewer, TetherPolicy
-from review_ui.app import create_app
+from policies.models import TetherPolicy
+from tests.security.apps import app_over, unreachable_temporal, with_login
 from tether import client as runs_client
 from tether.cli import main
 from tether.client import MAX_INPUT_DEPTH
@@ -187,33 +187,18 @@ async def test_a_start_the_server_refused_frees_its_run_id(tmp_path: Path) -> No
 
 
 def _with_root(policy: TetherPolicy) -> TetherPolicy:
-    root = Reviewer.model_validate(
-        {
-            "name": ROOT_LOGIN[0],
-            "password_hash": PasswordHasher().hash(ROOT_LOGIN[1]),
-            "roles": ["reviewer", "lead"],
-            "tenants": ["*"],
-        }
-    )
-    return policy.model_copy(update={"reviewers": [*policy.reviewers, root]})
+    return with_login(policy, ROOT_LOGIN[0], ROOT_LOGIN[1], ["reviewer", "lead"], ["*"])
 
 
 @pytest.fixture
 def store_settings(tmp_path: Path) -> Settings:
-    """Settings whose Temporal is unreachable: what reaches it answers 503."""
-    return Settings.from_env(
-        {"TETHER_HOME": str(tmp_path), "TETHER_TEMPORAL_ADDRESS": "127.0.0.1:9"}
-    )
+    return unreachable_temporal(tmp_path)
 
 
 @pytest.fixture
 async def app_client(store_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store_settings, policy=_with_root(load_policy()))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
-    ) as http:
+    async with app_over(store_settings, _with_root(load_policy())) as http:
         yield http
-    dispose_all()
 
 
 async def test_a_run_the_registry_does_not_know_is_shown_only_to_all_tenant_logins(

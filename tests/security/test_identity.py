@@ -29,8 +29,9 @@ from temporalio.client import Client
 
 from policies.approval import decision_problem
 from policies.loader import load_policy
-from policies.models import Reviewer, TetherPolicy
+from policies.models import TetherPolicy
 from review_ui.app import create_app
+from tests.security.apps import app_over, unreachable_temporal, with_login
 from tether.cli import main
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
@@ -43,33 +44,19 @@ LONG_SECRET = "a-private-session-secret-of-enough-length"
 
 
 def _with_dave(policy: TetherPolicy) -> TetherPolicy:
-    dave = Reviewer.model_validate(
-        {
-            "name": "dave",
-            "password_hash": PasswordHasher().hash(DAVE[1]),
-            "roles": ["reviewer", "support"],
-            "tenants": ["globex"],
-        }
-    )
-    return policy.model_copy(update={"reviewers": [*policy.reviewers, dave]})
+    return with_login(policy, DAVE[0], DAVE[1], ["reviewer", "support"], ["globex"])
 
 
 @pytest.fixture
 def store_settings(tmp_path: Path) -> Settings:
     """Settings whose Temporal is unreachable: every test here is refused before it."""
-    return Settings.from_env(
-        {"TETHER_HOME": str(tmp_path), "TETHER_TEMPORAL_ADDRESS": "127.0.0.1:9"}
-    )
+    return unreachable_temporal(tmp_path)
 
 
 @pytest.fixture
 async def app_client(store_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store_settings, policy=_with_dave(load_policy()))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
-    ) as http:
+    async with app_over(store_settings, _with_dave(load_policy())) as http:
         yield http
-    dispose_all()
 
 
 def _seed(settings: Settings, tenant: str) -> str:
