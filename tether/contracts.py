@@ -18,6 +18,22 @@ JsonObject = dict[str, Any]
 
 # --- LLM step ---------------------------------------------------------------------------------
 
+GuardName = Literal["route", "breaker", "cache", "pii", "injection", "rate_limit", "provider_cap"]
+
+
+class GuardEvent(BaseModel):
+    """What one production guard decided for a step: why a model was chosen, a cache hit, a
+    redaction, an injection verdict, a rate-limit wait. Recorded on the step's result and status
+    (so ``tether status``, the API and the UI show it) and in the audit log. Never holds PII."""
+
+    guard: GuardName
+    outcome: str
+    """A short machine word: ``strong``, ``exact_hit``, ``semantic_hit``, ``redacted``, ..."""
+    detail: str = ""
+    """One line for people: the rule that fired, the similarity, the kinds redacted."""
+    value: float | None = None
+    """A figure when there is one: a similarity, a score, seconds waited."""
+
 
 class PromptTemplate(BaseModel):
     """A versioned prompt. ``user`` is a ``str.format`` template filled from step variables."""
@@ -92,6 +108,7 @@ class LlmStepResult(BaseModel):
     repairs: int
     attempts: list[AttemptRecord]
     confidence: ConfidenceReport
+    guards: list[GuardEvent] = Field(default_factory=list)
 
 
 # --- Cost checkpoint --------------------------------------------------------------------------
@@ -271,6 +288,7 @@ class StepStatus(BaseModel):
     outcome: GateOutcome | None = None
     cost_usd: float = 0.0
     decision: DecisionKind | None = None
+    guards: list[GuardEvent] = Field(default_factory=list)
 
 
 class PendingDecision(BaseModel):

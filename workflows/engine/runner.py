@@ -69,6 +69,7 @@ class TetherWorkflow(PrePatchPaths):
             status.model, status.simulated = result.model, result.simulated
             status.confidence, status.outcome = result.confidence, result.confidence.outcome
             status.cost_usd = round(status.cost_usd + result.cost_usd, 8)
+            status.guards.extend(result.guards)
             self._status.cost_usd = max(self._status.cost_usd, result.run_cost_usd)
 
             outcome = result.confidence.outcome
