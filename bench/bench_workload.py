@@ -46,13 +46,13 @@ from bench.worker_process import SOURCE_ROOT, WorkerProcess
 from bench.workload_model import CHEAP, STRONG, StandInModels, grade_result
 from bench.workload_tickets import WorkloadTicket, generate
 from policies.loader import load_policy
+from tests.fakes.provider_server import FakeProviderServer
 from tether.client import connect, deliver_decision, start_run
 from tether.contracts import ReviewDecision, RunStatus
 from tether.core.settings import Settings
 from tether.store.engine import dispose_all, session_scope
 from tether.store.reviews import get_review
 from tether.temporal_server import DevServer
-from tests.fakes.provider_server import FakeProviderServer
 
 RESULTS_PATH = SOURCE_ROOT / "bench" / "results" / "workload.json"
 TARGET_COST_CUT = 0.60

@@ -179,9 +179,7 @@ def _reply_is_right(family: Family, reply: str, order: str | None) -> bool:
     return _FIX[family.name] in reply and (order is None or order in reply)
 
 
-def grade_result(
-    family_name: str, order: str | None, result: dict[str, Any]
-) -> dict[str, float]:
+def grade_result(family_name: str, order: str | None, result: dict[str, Any]) -> dict[str, float]:
     """The bench's judge on a run's final result, against the generator's truth: category and
     priority, the extracted order id, and a reply that names the fix and the order. 0..1 each."""
     family = next(f for f in FAMILIES if f.name == family_name)

@@ -24,7 +24,7 @@ from typing import Literal
 
 from workflows.support_triage_steps import Ticket
 
-__all__ = ["Family", "WorkloadTicket", "FAMILIES", "generate"]
+__all__ = ["FAMILIES", "Family", "WorkloadTicket", "generate"]
 
 Kind = Literal["faq", "specific", "complex"]
 MIX: dict[Kind, float] = {"faq": 0.40, "specific": 0.37, "complex": 0.23}
@@ -57,133 +57,213 @@ class WorkloadTicket:
 
 FAMILIES: tuple[Family, ...] = (
     Family(
-        "double_charge", "billing", "high",
+        "double_charge",
+        "billing",
+        "high",
         ("Charged twice", "Duplicate charge on my card", "Double payment"),
-        ("I was charged twice for the same order. Can you refund the duplicate payment?",
-         "My card shows two identical charges for one purchase. Please refund one of them.",
-         "You billed me two times for a single order, please give me my money back for the extra one."),
-        ("I was charged twice for order {order} ({amount} each). Please refund the duplicate.",
-         "Order {order} appears twice on my statement, {amount} both times. Refund one, please.",
-         "My bank shows a double payment of {amount} for order {order}. I only ordered once."),
-        ("Ich wurde für die Bestellung {order} zweimal belastet ({amount}). Bitte erstatten Sie die doppelte Zahlung.",
-         "On m'a débité deux fois pour la commande {order} ({amount}). Merci de rembourser le doublon."),
+        (
+            "I was charged twice for the same order. Can you refund the duplicate payment?",
+            "My card shows two identical charges for one purchase. Please refund one of them.",
+            "You billed me two times for a single order, please give me my money back for the extra one.",
+        ),
+        (
+            "I was charged twice for order {order} ({amount} each). Please refund the duplicate.",
+            "Order {order} appears twice on my statement, {amount} both times. Refund one, please.",
+            "My bank shows a double payment of {amount} for order {order}. I only ordered once.",
+        ),
+        (
+            "Ich wurde für die Bestellung {order} zweimal belastet ({amount}). Bitte erstatten Sie die doppelte Zahlung.",
+            "On m'a débité deux fois pour la commande {order} ({amount}). Merci de rembourser le doublon.",
+        ),
     ),
     Family(
-        "refund_status", "billing", "normal",
+        "refund_status",
+        "billing",
+        "normal",
         ("Refund status", "Where is my refund?", "Refund not received"),
-        ("I returned my item two weeks ago and still have not received the refund. When will it arrive?",
-         "How long does a refund take to show up on my card after a return?",
-         "My refund still hasn't come through after I sent the item back. Any update?"),
-        ("I returned order {order} on the 3rd and the {amount} refund has not arrived yet.",
-         "The refund of {amount} for order {order} is still missing from my account.",
-         "When will I get the {amount} back for returned order {order}?"),
-        ("¿Dónde está mi reembolso de {amount} del pedido {order}? Devolví el artículo hace dos semanas.",),
+        (
+            "I returned my item two weeks ago and still have not received the refund. When will it arrive?",
+            "How long does a refund take to show up on my card after a return?",
+            "My refund still hasn't come through after I sent the item back. Any update?",
+        ),
+        (
+            "I returned order {order} on the 3rd and the {amount} refund has not arrived yet.",
+            "The refund of {amount} for order {order} is still missing from my account.",
+            "When will I get the {amount} back for returned order {order}?",
+        ),
+        (
+            "¿Dónde está mi reembolso de {amount} del pedido {order}? Devolví el artículo hace dos semanas.",
+        ),
     ),
     Family(
-        "invoice_mismatch", "billing", "normal",
+        "invoice_mismatch",
+        "billing",
+        "normal",
         ("Invoice question", "Wrong amount on invoice", "Invoice does not match plan"),
-        ("My invoice shows a price different from my subscription plan. Can you explain?",
-         "The amount on my latest invoice is higher than what my plan costs.",
-         "Why does my invoice not match the price of the plan I signed up for?"),
-        ("Invoice {order} says {amount} but my plan is cheaper than that. Please correct it.",
-         "I was invoiced {amount} on {order}; my plan price is lower. What happened?",
-         "Invoice {order} lists {amount}, which is not my plan's price."),
+        (
+            "My invoice shows a price different from my subscription plan. Can you explain?",
+            "The amount on my latest invoice is higher than what my plan costs.",
+            "Why does my invoice not match the price of the plan I signed up for?",
+        ),
+        (
+            "Invoice {order} says {amount} but my plan is cheaper than that. Please correct it.",
+            "I was invoiced {amount} on {order}; my plan price is lower. What happened?",
+            "Invoice {order} lists {amount}, which is not my plan's price.",
+        ),
     ),
     Family(
-        "cancel_subscription", "account", "normal",
+        "cancel_subscription",
+        "account",
+        "normal",
         ("Cancel my subscription", "How to cancel", "Stop my plan"),
-        ("How do I cancel my subscription?",
-         "I want to cancel my plan. Where do I do that?",
-         "Please tell me how to stop my subscription before the next billing date."),
-        ("Please cancel subscription {order} before it renews; I do not want the {amount} charge.",
-         "I'd like to end my plan (account {order}) so I'm not billed {amount} again.",
-         "Cancel {order} please, the renewal of {amount} is next week."),
+        (
+            "How do I cancel my subscription?",
+            "I want to cancel my plan. Where do I do that?",
+            "Please tell me how to stop my subscription before the next billing date.",
+        ),
+        (
+            "Please cancel subscription {order} before it renews; I do not want the {amount} charge.",
+            "I'd like to end my plan (account {order}) so I'm not billed {amount} again.",
+            "Cancel {order} please, the renewal of {amount} is next week.",
+        ),
         ("Bitte kündigen Sie mein Abonnement {order}, bevor es sich für {amount} verlängert.",),
     ),
     Family(
-        "password_reset", "account", "normal",
+        "password_reset",
+        "account",
+        "normal",
         ("Password reset", "Cannot reset password", "Reset link expired"),
-        ("I cannot reset my password; the reset link has expired.",
-         "The password reset link in my email doesn't work anymore.",
-         "How can I reset my password? The link I got says it expired."),
-        ("The reset link for account {order} expired before I could use it. Please send a new one.",
-         "I can't get into account {order}; every reset link says it has expired.",
-         "Account {order}: password reset fails with an expired-link message."),
+        (
+            "I cannot reset my password; the reset link has expired.",
+            "The password reset link in my email doesn't work anymore.",
+            "How can I reset my password? The link I got says it expired.",
+        ),
+        (
+            "The reset link for account {order} expired before I could use it. Please send a new one.",
+            "I can't get into account {order}; every reset link says it has expired.",
+            "Account {order}: password reset fails with an expired-link message.",
+        ),
         ("Le lien de réinitialisation du mot de passe pour le compte {order} a expiré.",),
     ),
     Family(
-        "locked_account", "account", "high",
+        "locked_account",
+        "account",
+        "high",
         ("Account locked", "Locked out", "Cannot log in, account blocked"),
-        ("My account got locked after too many login attempts. How do I unlock it?",
-         "I'm locked out of my account. Please help me get back in.",
-         "The site says my account is blocked. What do I do?"),
-        ("Account {order} is locked after failed logins and I have a payment of {amount} due today.",
-         "I am locked out of {order}; I need access urgently to pay {amount}.",
-         "Please unlock account {order}, it was blocked this morning."),
+        (
+            "My account got locked after too many login attempts. How do I unlock it?",
+            "I'm locked out of my account. Please help me get back in.",
+            "The site says my account is blocked. What do I do?",
+        ),
+        (
+            "Account {order} is locked after failed logins and I have a payment of {amount} due today.",
+            "I am locked out of {order}; I need access urgently to pay {amount}.",
+            "Please unlock account {order}, it was blocked this morning.",
+        ),
     ),
     Family(
-        "app_crash", "technical", "high",
+        "app_crash",
+        "technical",
+        "high",
         ("App crashes on login", "App keeps crashing", "Crash after update"),
-        ("Since the update the app crashes when I log in.",
-         "The app closes immediately every time I try to sign in.",
-         "After the latest update the app crashes on startup."),
-        ("Since the update the app crashes with error {code} when I log in on my {device}.",
-         "Error {code} and then a crash whenever I sign in from the {device}.",
-         "My {device} app dies with {code} right after login."),
-        ("Seit dem Update stürzt die App auf meinem {device} beim Anmelden mit Fehler {code} ab.",
-         "Desde la actualización la aplicación se cierra con el error {code} en mi {device}."),
+        (
+            "Since the update the app crashes when I log in.",
+            "The app closes immediately every time I try to sign in.",
+            "After the latest update the app crashes on startup.",
+        ),
+        (
+            "Since the update the app crashes with error {code} when I log in on my {device}.",
+            "Error {code} and then a crash whenever I sign in from the {device}.",
+            "My {device} app dies with {code} right after login.",
+        ),
+        (
+            "Seit dem Update stürzt die App auf meinem {device} beim Anmelden mit Fehler {code} ab.",
+            "Desde la actualización la aplicación se cierra con el error {code} en mi {device}.",
+        ),
     ),
     Family(
-        "sync_broken", "technical", "normal",
+        "sync_broken",
+        "technical",
+        "normal",
         ("Sync not working", "Data not syncing", "Changes don't sync"),
-        ("My changes don't sync between my phone and laptop anymore.",
-         "Sync stopped working; edits on one device don't show on the other.",
-         "Why is my data not syncing across devices?"),
-        ("Sync fails on my {device} with code {code}; nothing updates since yesterday.",
-         "Error {code} when syncing from {device}, edits are lost.",
-         "My {device} shows {code} and won't sync."),
+        (
+            "My changes don't sync between my phone and laptop anymore.",
+            "Sync stopped working; edits on one device don't show on the other.",
+            "Why is my data not syncing across devices?",
+        ),
+        (
+            "Sync fails on my {device} with code {code}; nothing updates since yesterday.",
+            "Error {code} when syncing from {device}, edits are lost.",
+            "My {device} shows {code} and won't sync.",
+        ),
     ),
     Family(
-        "export_csv", "feature_request", "low",
+        "export_csv",
+        "feature_request",
+        "low",
         ("Export to CSV", "Feature request: CSV export", "Can I export my data?"),
-        ("It would be great to export my reports to CSV.",
-         "Please add a CSV export for the reports page.",
-         "Could you add a way to download my data as a spreadsheet?"),
-        ("We need CSV export for report {order}; our finance team pays {amount} a month for it.",
-         "Feature request: CSV export of project {order}.",
-         "Could project {order} be exported to CSV? We'd upgrade to the {amount} plan for it."),
+        (
+            "It would be great to export my reports to CSV.",
+            "Please add a CSV export for the reports page.",
+            "Could you add a way to download my data as a spreadsheet?",
+        ),
+        (
+            "We need CSV export for report {order}; our finance team pays {amount} a month for it.",
+            "Feature request: CSV export of project {order}.",
+            "Could project {order} be exported to CSV? We'd upgrade to the {amount} plan for it.",
+        ),
     ),
     Family(
-        "dark_mode", "feature_request", "low",
+        "dark_mode",
+        "feature_request",
+        "low",
         ("Dark mode", "Please add dark mode", "Night theme request"),
-        ("Please add a dark mode, the white screen hurts my eyes at night.",
-         "Any plans for a dark theme?",
-         "I'd love a night mode in the app."),
-        ("Dark mode on the {device} app please; the current theme is too bright.",
-         "Could the {device} version get a dark theme?",
-         "Night theme for {device}, please."),
+        (
+            "Please add a dark mode, the white screen hurts my eyes at night.",
+            "Any plans for a dark theme?",
+            "I'd love a night mode in the app.",
+        ),
+        (
+            "Dark mode on the {device} app please; the current theme is too bright.",
+            "Could the {device} version get a dark theme?",
+            "Night theme for {device}, please.",
+        ),
     ),
     Family(
-        "shipping_delay", "other", "normal",
+        "shipping_delay",
+        "other",
+        "normal",
         ("Where is my package?", "Package not arrived", "Tracking not updating"),
-        ("My package has not arrived and the tracking hasn't moved in a week.",
-         "Where is my parcel? Tracking is stuck.",
-         "The delivery is late and the tracking page shows no progress."),
-        ("Tracking for parcel {order} has not moved in a week. Any news?",
-         "Parcel {order} is stuck at the depot since Monday.",
-         "Order {order} still isn't delivered and tracking is frozen."),
-        ("Mein Paket {order} ist seit einer Woche nicht weitergekommen. Gibt es Neuigkeiten?",
-         "Mi paquete {order} lleva una semana sin moverse en el seguimiento."),
+        (
+            "My package has not arrived and the tracking hasn't moved in a week.",
+            "Where is my parcel? Tracking is stuck.",
+            "The delivery is late and the tracking page shows no progress.",
+        ),
+        (
+            "Tracking for parcel {order} has not moved in a week. Any news?",
+            "Parcel {order} is stuck at the depot since Monday.",
+            "Order {order} still isn't delivered and tracking is frozen.",
+        ),
+        (
+            "Mein Paket {order} ist seit einer Woche nicht weitergekommen. Gibt es Neuigkeiten?",
+            "Mi paquete {order} lleva una semana sin moverse en el seguimiento.",
+        ),
     ),
     Family(
-        "opening_hours", "other", "low",
+        "opening_hours",
+        "other",
+        "low",
         ("Support hours", "When are you open?", "Contact hours"),
-        ("What are your support opening hours?",
-         "When can I reach your support team by phone?",
-         "What time does customer service open?"),
-        ("Can I call about order {order} on Sunday? What are your hours?",
-         "When is support open? I need help with {order}.",
-         "What hours can I phone about my {device}?"),
+        (
+            "What are your support opening hours?",
+            "When can I reach your support team by phone?",
+            "What time does customer service open?",
+        ),
+        (
+            "Can I call about order {order} on Sunday? What are your hours?",
+            "When is support open? I need help with {order}.",
+            "What hours can I phone about my {device}?",
+        ),
     ),
 )
 
@@ -234,9 +314,13 @@ def _complex_body(family: Family, slots: dict[str, str], rng: random.Random) -> 
     if style in ("long", "log"):
         parts.insert(0, _BACKGROUND)
     if style == "log":
-        parts.append(_LOG.format(ts=f"2026-11-{rng.randint(1, 28):02d}T10:1{rng.randint(0, 9)}", **slots))
+        parts.append(
+            _LOG.format(ts=f"2026-11-{rng.randint(1, 28):02d}T10:1{rng.randint(0, 9)}", **slots)
+        )
     if style == "attachment":
-        parts.append(f"Screenshot attached: https://files.example.com/u/{slots['order']}/screen.png")
+        parts.append(
+            f"Screenshot attached: https://files.example.com/u/{slots['order']}/screen.png"
+        )
     parts += rng.sample(_EXTRA_QUESTIONS, k=rng.randint(1, 3))
     return "\n\n".join(parts)
 
