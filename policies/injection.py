@@ -32,7 +32,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict
 
 from policies.guard_settings import InjectionGuardSettings
-from policies.injection_rules import ENGLISH_RULES
+from policies.injection_rules import ENGLISH_RULES, anchors_present
 from policies.injection_rules_delimiters import DELIMITER_RULES
 from policies.injection_rules_i18n import I18N_RULES
 
@@ -179,9 +179,9 @@ def _scan(text: str, layer: str, *, latin_only: bool = False) -> list[InjectionS
     rules = _LATIN_RULES
     if not latin_only and _OTHER_SCRIPT.search(text):
         rules += _OTHER_SCRIPT_RULES
-    words = " ".join(dict.fromkeys(text.split()))
+    present = anchors_present(rules, text)
     for rule in rules:
-        match = rule.search(text, words)
+        match = rule.search_with(text, present)
         if match is not None:
             evidence = match.group().strip()[:_EVIDENCE_CHARS]
             signals.append(InjectionSignal(category=rule.category, rule=rule.name,
