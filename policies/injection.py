@@ -32,7 +32,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict
 
 from policies.guard_settings import InjectionGuardSettings
-from policies.injection_rules import ENGLISH_RULES
+from policies.injection_rules import ENGLISH_RULES, anchors_present
 from policies.injection_rules_delimiters import DELIMITER_RULES
 from policies.injection_rules_i18n import I18N_RULES
 
@@ -87,7 +87,10 @@ _SPACED = re.compile(r"\b(?:\w[ .\-_*|]{1,3}){4,}\w\b")
 # token-level checks (base64, hex) run in Python over whitespace-split tokens instead.
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_TOKEN = re.compile(r"(?:0x)?[0-9A-Fa-f]{20,}")
-_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
+_HEX_PAIR_RUN = re.compile(r"(?<!\S)[0-9A-Fa-f]{2}(?:\s+[0-9A-Fa-f]{2}){9,}(?!\S)")
+"""Ten or more whitespace-separated hex pairs: ``49 67 6e 6f 72 65 ...``."""
+_LONG_TOKEN = re.compile(r"\S{16,}")
+"""A whitespace-separated token long enough to hide a payload."""
 _HEX_ESCAPES = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}")
 _TOKEN_EDGES = "\"'()[]<>{},.;:!?"
 _ROT13_TRIGGERS = (
@@ -176,9 +179,9 @@ def _scan(text: str, layer: str, *, latin_only: bool = False) -> list[InjectionS
     rules = _LATIN_RULES
     if not latin_only and _OTHER_SCRIPT.search(text):
         rules += _OTHER_SCRIPT_RULES
-    words = " ".join(dict.fromkeys(text.split()))
+    present = anchors_present(rules, text)
     for rule in rules:
-        match = rule.search(text, words)
+        match = rule.search_with(text, present)
         if match is not None:
             evidence = match.group().strip()[:_EVIDENCE_CHARS]
             signals.append(InjectionSignal(category=rule.category, rule=rule.name,
@@ -212,36 +215,29 @@ def _decode_hex(token: str) -> str | None:
 
 
 def _encoded_tokens(text: str) -> list[tuple[str, str]]:
-    """Base64 and hex payloads among the whitespace-separated tokens (and runs of hex pairs)."""
-    found: list[tuple[str, str]] = []
-    tokens = text.split()
-    if sum(len(token) == 2 for token in tokens) < 10:  # no run of ten hex pairs possible
-        tokens = [token for token in tokens if len(token) >= 16]
-    pairs: list[str] = []
-    for raw in [*tokens, ""]:
-        if len(raw) == 2 and _HEX_PAIR.fullmatch(raw):
-            pairs.append(raw)
-            continue
-        if len(pairs) >= 10:
-            decoded = _decode_hex("".join(pairs))
-            if decoded is not None:
-                found.append(("hex", decoded))
-        pairs = []
-        if len(raw) < 16:
-            continue
-        token = raw.strip(_TOKEN_EDGES)
+    """Base64 and hex payloads among the whitespace-separated tokens (and runs of hex pairs),
+    in the order they appear. Candidates are found by two linear scans in C (long tokens, runs
+    of ten or more hex pairs), so a clean ticket costs no Python loop over its words."""
+    found: list[tuple[int, str, str]] = []
+    for match in _HEX_PAIR_RUN.finditer(text):
+        decoded = _decode_hex("".join(match.group().split()))
+        if decoded is not None:
+            found.append((match.start(), "hex", decoded))
+    for match in _LONG_TOKEN.finditer(text):
+        if len(found) >= _MAX_PAYLOADS:
+            break
+        token = match.group().strip(_TOKEN_EDGES)
         for candidate in token.split(":")[-1:] + token.split("=", 1)[1:]:
             if _HEX_TOKEN.fullmatch(candidate):
                 decoded = _decode_hex(candidate.removeprefix("0x"))
                 if decoded is not None:
-                    found.append(("hex", decoded))
+                    found.append((match.start(), "hex", decoded))
             elif _B64_TOKEN.fullmatch(candidate) and not candidate.isalpha():
                 decoded = _decode_base64(candidate)
                 if decoded is not None:
-                    found.append(("base64", decoded))
-        if len(found) >= _MAX_PAYLOADS:
-            break
-    return found
+                    found.append((match.start(), "base64", decoded))
+    found.sort(key=lambda item: item[0])
+    return [(encoding, decoded) for _, encoding, decoded in found[:_MAX_PAYLOADS]]
 
 
 def _payloads(text: str, normal: str) -> list[tuple[str, str]]:

@@ -13,8 +13,11 @@ only counts together with another signal.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+
+import ahocorasick
 
 __all__ = ["ENGLISH_RULES", "Rule", "override_rule", "rule"]
 
@@ -41,24 +44,42 @@ class Rule:
     literal or an alternation of literals lets the engine skip ahead, one starting with ``\\b``
     does not (about 20x slower on a clean 4 KB ticket)."""
 
-    def search(self, text: str, words: str | None = None) -> re.Match[str] | None:
-        """``words``: the text's distinct whitespace-separated tokens joined by spaces, often
-        half as long; anchors without whitespace are looked up there, with the same result."""
-        vocabulary = text if words is None else words
-        if not (
-            any(anchor in vocabulary for anchor in self.anchors)
-            or any(anchor in text for anchor in self.spaced)
-        ):
+    def search(self, text: str) -> re.Match[str] | None:
+        """The rule's first match in ``text`` (normalised), or None."""
+        return self.search_with(text, anchors_present((self,), text))
+
+    def search_with(self, text: str, present: frozenset[str]) -> re.Match[str] | None:
+        """Like :meth:`search`, with the anchors that occur in the text already known (see
+        :func:`anchors_present`): a scan of many rules looks each anchor up once."""
+        if present.isdisjoint(self.anchors) and present.isdisjoint(self.spaced):
             return None
-        if (self.also or self.also_spaced) and not (
-            any(anchor in vocabulary for anchor in self.also)
-            or any(anchor in text for anchor in self.also_spaced)
+        if (
+            (self.also or self.also_spaced)
+            and present.isdisjoint(self.also)
+            and present.isdisjoint(self.also_spaced)
         ):
             return None
         match = self.pattern.search(text)
         while match is not None and self.word_start and _inside_word(text, match.start()):
             match = self.pattern.search(text, match.start() + 1)
         return match
+
+
+def anchors_present(rules: tuple[Rule, ...], text: str) -> frozenset[str]:
+    """The anchors of ``rules`` that occur in ``text``: one Aho-Corasick pass over the text
+    (pyahocorasick, in C) instead of a substring search per anchor, about 12x faster on a
+    2.5 KB ticket against ~360 anchors."""
+    return frozenset(anchor for _, anchor in _automaton(rules).iter(text))
+
+
+@functools.lru_cache(maxsize=16)
+def _automaton(rules: tuple[Rule, ...]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for rule in rules:
+        for anchor in (*rule.anchors, *rule.also, *rule.spaced, *rule.also_spaced):
+            automaton.add_word(anchor, anchor)
+    automaton.make_automaton()
+    return automaton
 
 
 def split_anchors(anchors: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -89,6 +89,14 @@ _FILE_EXTENSIONS = frozenset(
     ]
 )
 _PATH_TOKEN = re.compile(r"[\w.\-]+")
+_EXTENSION = re.compile(
+    r"\.(?:" + "|".join(sorted(_FILE_EXTENSIONS, key=len, reverse=True)) + r")(?![\w])",
+    re.IGNORECASE,
+)
+"""A known extension after a dot: text without one names no file, and skips the token scan."""
+_LANGUAGE_SAMPLE_CHARS = 1000
+"""Language is told from the first this many characters of prose: plenty for stopwords and
+scripts, and a 50 KB input costs no more than a short one."""
 """A run of name characters; a file name is one whose last dot precedes a known extension
 (checked in Python, not by a backtracking pattern, so hostile text stays linear)."""
 _ATTACHMENT_MARKER = re.compile(
@@ -96,27 +104,58 @@ _ATTACHMENT_MARKER = re.compile(
     r"|^[ \t]*(?:attachments?|attached)[ \t]*:.*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_CODE_PATTERNS = [
-    re.compile(pattern, flags)
-    for pattern, flags in (
-        (r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(.*\)[ \t]*(?:->.*)?:", re.MULTILINE),
-        (r"^[ \t]*class[ \t]+\w+[ \t]*(?:\(.*\))?[ \t]*:[ \t]*$", re.MULTILINE),
+_CODE_PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
+    # (literals one of which the text must contain, pattern): a plain substring test (fast C
+    # code) skips each pattern's scan of prose that cannot match it.
+    (literals, re.compile(pattern, flags))
+    for literals, pattern, flags in (
         (
+            ("def",),
+            r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(.*\)[ \t]*(?:->.*)?:",
+            re.MULTILINE,
+        ),
+        (("class",), r"^[ \t]*class[ \t]+\w+[ \t]*(?:\(.*\))?[ \t]*:[ \t]*$", re.MULTILINE),
+        (
+            ("import",),
             r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import[ \t]+[\w.]+(?:[ \t]+as[ \t]+\w+)?"
             r"(?:[ \t]*,[ \t]*[\w.]+)*;?[ \t]*$",
             re.MULTILINE,
         ),
-        (r"\bfunction\b[ \t]*\w*[ \t]*\([^)\n]*\)[ \t]*\{", 0),
-        (r"\b(?:const|let|var)[ \t]+\w+[ \t]*=[^=]", 0),
-        (r"=>[ \t]*[{(]", 0),
-        (r"#include[ \t]*[<\"]", 0),
-        (r"\bSELECT\b[^;\n]{0,200}\bFROM\b|\b(?:INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b", 0),
-        (r"\b(?:public|private|protected|static)[ \t]+[\w<>\[\]]+[ \t]+\w+[ \t]*\(", 0),
-        (r"\bconsole\.log\(|\bSystem\.out\.print|\bprintf\(|\bprint\(", 0),
-        (r"<\?php|<(?:div|span|script|html|body|table|input)\b[^<>\n]{0,200}>", re.IGNORECASE),
-        (r"Traceback \(most recent call last\)|^[ \t]+at [\w.$<>]+\(.*:\d+\)", re.MULTILINE),
-        (r"^[ \t]*\$[ \t]+(?:sudo|git|npm|pip|curl|docker|kubectl|python3?|cd|ls)\b", re.MULTILINE),
-        (r"`[^`\n]*[(){}=;][^`\n]*`", 0),
+        (("function",), r"\bfunction\b[ \t]*\w*[ \t]*\([^)\n]*\)[ \t]*\{", 0),
+        (("const", "let", "var"), r"\b(?:const|let|var)[ \t]+\w+[ \t]*=[^=]", 0),
+        (("=>",), r"=>[ \t]*[{(]", 0),
+        (("#include",), r"#include[ \t]*[<\"]", 0),
+        (
+            ("SELECT", "INSERT INTO", "SET", "DELETE FROM"),
+            r"\bSELECT\b[^;\n]{0,200}\bFROM\b|\b(?:INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b",
+            0,
+        ),
+        (
+            ("public", "private", "protected", "static"),
+            r"\b(?:public|private|protected|static)[ \t]+[\w<>\[\]]+[ \t]+\w+[ \t]*\(",
+            0,
+        ),
+        (
+            ("console.log(", "System.out.print", "printf(", "print("),
+            r"\bconsole\.log\(|\bSystem\.out\.print|\bprintf\(|\bprint\(",
+            0,
+        ),
+        (
+            ("<",),
+            r"<\?php|<(?:div|span|script|html|body|table|input)\b[^<>\n]{0,200}>",
+            re.IGNORECASE,
+        ),
+        (
+            ("Traceback", "at "),
+            r"Traceback \(most recent call last\)|^[ \t]+at [\w.$<>]+\(.*:\d+\)",
+            re.MULTILINE,
+        ),
+        (
+            ("$",),
+            r"^[ \t]*\$[ \t]+(?:sudo|git|npm|pip|curl|docker|kubectl|python3?|cd|ls)\b",
+            re.MULTILINE,
+        ),
+        (("`",), r"`[^`\n]*[(){}=;][^`\n]*`", 0),
     )
 ]
 _STATEMENT_END = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
@@ -187,15 +226,26 @@ def _scripts(text: str) -> Counter[str]:
     return +counts  # drops the zeros
 
 
+def _has_link(text: str) -> bool:
+    lowered = text.lower()
+    return "http" in lowered or "www." in lowered
+
+
 def _prose(text: str) -> str:
     """The text without code blocks and links, for language and question detection."""
-    return _LINK.sub(" ", _FENCE.sub(" ", text))
+    if "```" in text or "~~~" in text:
+        text = _FENCE.sub(" ", text)
+    return _LINK.sub(" ", text) if _has_link(text) else text
 
 
 def detect_language(text: str) -> str:
     """The input's language: ``en de fr es pt it nl`` by stopwords, a non-Latin script's
     language (``ru uk el he ar hi th ko ja zh``) by its letters, else ``und``."""
-    prose = _prose(text)
+    return _prose_language(_prose(text))
+
+
+def _prose_language(prose: str) -> str:
+    prose = prose[:_LANGUAGE_SAMPLE_CHARS]
     scripts = _scripts(prose)
     if not scripts:
         return UNDETERMINED
@@ -210,15 +260,15 @@ def detect_language(text: str) -> str:
 
 
 def _latin_language(prose: str) -> str:
-    scores = Counter({language: 0 for language in _STOPWORDS})
-    for word, times in Counter(_WORD.findall(prose.lower())).items():
-        for language in _STOPWORD_LANGUAGES.get(word, ()):
-            scores[language] += times
     lowered = prose.lower()
+    scores = dict.fromkeys(_STOPWORDS, 0)
+    for word in _WORD.findall(lowered):
+        for language in _STOPWORD_LANGUAGES.get(word, ()):
+            scores[language] += 1
     for letter, language in _LETTER_HINTS.items():
         if letter in lowered:
             scores[language] += 2
-    ranked = scores.most_common(2)
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     (best, best_score), (_, runner_up) = ranked[0], ranked[1]
     if best_score < 2 or best_score == runner_up:
         return UNDETERMINED
@@ -234,15 +284,18 @@ def estimate_input_tokens(text: str) -> int:
 
 
 def _has_code(text: str) -> bool:
-    if _FENCE.search(text) is not None:
+    if ("```" in text or "~~~" in text) and _FENCE.search(text) is not None:
         return True
-    if any(pattern.search(text) for pattern in _CODE_PATTERNS):
-        return True
+    for literals, pattern in _CODE_PATTERNS:
+        if any(literal in text for literal in literals) and pattern.search(text):
+            return True
     return len(_STATEMENT_END.findall(text)) >= 3
 
 
 def _file_names(text: str) -> set[str]:
-    names = set()
+    names: set[str] = set()
+    if _EXTENSION.search(text) is None:
+        return names
     for token in _PATH_TOKEN.findall(text):
         stem, dot, extension = token.strip(".-").rpartition(".")
         if dot and stem and extension.lower() in _FILE_EXTENSIONS:
@@ -251,7 +304,8 @@ def _file_names(text: str) -> set[str]:
 
 
 def _attachments(text: str) -> int:
-    text = _LINK.sub(" ", text)
+    if _has_link(text):
+        text = _LINK.sub(" ", text)
     bare_markers = sum(1 for marker in _ATTACHMENT_MARKER.findall(text) if not _file_names(marker))
     return len(_file_names(text)) + bare_markers
 
@@ -266,12 +320,13 @@ def input_features(text: str, attachments: int = 0) -> RouteFeatures:
     """
     if attachments < 0:
         raise ValueError(f"attachments must be >= 0, got {attachments}")
+    prose = _prose(text)
     return RouteFeatures(
         chars=len(text),
         tokens=estimate_input_tokens(text),
-        language=detect_language(text),
+        language=_prose_language(prose),
         has_code=_has_code(text),
-        questions=len(_QUESTION.findall(_prose(text))),
-        links=len(_LINK.findall(text)),
+        questions=len(_QUESTION.findall(prose)),
+        links=len(_LINK.findall(text)) if _has_link(text) else 0,
         attachments=attachments + _attachments(text),
     )

@@ -82,6 +82,8 @@ class FakeProviderServer:
     Args:
         openai_api_key: The only bearer token ``/v1/chat/completions`` accepts.
         anthropic_api_key: The only ``x-api-key`` ``/v1/messages`` accepts.
+        responder: Answers a request (its JSON body) when no scripted behaviour is queued: a
+            stand-in model, e.g. the benchmark's; None for the default answer.
     """
 
     def __init__(
@@ -89,7 +91,9 @@ class FakeProviderServer:
         *,
         openai_api_key: str = "sk-test-openai-key",
         anthropic_api_key: str = "sk-ant-test-anthropic-key",
+        responder: Callable[[Any], ScriptedReply | None] | None = None,
     ) -> None:
+        self.responder = responder
         self.openai_api_key = openai_api_key
         self.anthropic_api_key = anthropic_api_key
         self._lock = threading.Lock()
@@ -262,7 +266,7 @@ class FakeProviderServer:
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
-        scripted = await self._next_script()
+        scripted = await self._next_script(body)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _openai_error)
         problem = _openai_problem(body)
@@ -308,7 +312,7 @@ class FakeProviderServer:
             return _anthropic_error(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return _anthropic_error(400, "anthropic-version: header is required")
-        scripted = await self._next_script()
+        scripted = await self._next_script(body)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _anthropic_error)
         problem = _anthropic_problem(body)
@@ -357,9 +361,10 @@ class FakeProviderServer:
             self._requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         return body
 
-    async def _next_script(self) -> ScriptedReply:
+    async def _next_script(self, body: Any) -> ScriptedReply:
         with self._lock:
-            scripted = self._scripts.popleft() if self._scripts else ScriptedReply()
+            queued = self._scripts.popleft() if self._scripts else None
+        scripted = queued or (self.responder and self.responder(body)) or ScriptedReply()
         if scripted.delay_s > 0:
             with self._lock:
                 self._in_flight += 1
