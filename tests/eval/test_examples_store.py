@@ -1,0 +1,112 @@
+"""Labelled examples in the store (SQLite and PostgreSQL): one per decided review, redacted,
+and the calibration report a step's examples give."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import func, select
+
+from tests.store.conftest import fresh_store_url
+from tether.store.engine import session_scope
+from tether.store.examples import LabelledExample, calibration_report, examples_for, record_example
+from tether.store.reviews import ReviewItem
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_store_url(request.param, tmp_path, "tether_examples") as url:
+        yield url
+
+
+def decided_item(n: int, decision: str, score: float, **extra: object) -> ReviewItem:
+    fields: dict[str, object] = {
+        "review_id": f"run-{n}:answer:1",
+        "run_id": f"run-{n}",
+        "workflow": "wf",
+        "step": "answer",
+        "tenant": "acme",
+        "reason": "low_confidence",
+        "summary": "answer: low confidence",
+        "output": {"answer": "4"},
+        "output_model": "tests.workflows.sample_workflows:Answer",
+        "output_digest": "sha256:x",
+        "confidence_score": score,
+        "expires_at": NOW + timedelta(days=7),
+        "status": {"approve": "approved", "reject": "rejected", "edit": "edited"}[decision],
+        "decision": decision,
+        "reviewer": "bob",
+        "decided_at": NOW + timedelta(minutes=n),
+        "decided_via": "web",
+        "prompt_version": "1",
+        "model": "simulated/cheap",
+        "step_input": {"text": "What is 2+2?"},
+    }
+    return ReviewItem.model_validate(fields | extra)
+
+
+def test_a_decision_is_stored_once_with_its_correction_and_no_raw_pii(db_url: str) -> None:
+    item = decided_item(
+        1,
+        "edit",
+        0.42,
+        step_input={"text": "Mail jane.doe@example.com the total"},
+        output={"answer": "Sent to jane.doe@example.com"},
+        decided_output={"answer": "Sent to jane.doe@example.com: 4", "sure": True},
+        decision_reason="missing the total",
+    )
+    with session_scope(db_url) as session:
+        session.add(item)
+        session.flush()
+        assert record_example(session, item) is True
+        assert record_example(session, item) is False  # a retried activity writes nothing more
+    with session_scope(db_url) as session:
+        count = session.exec(select(func.count()).select_from(LabelledExample)).one()
+        [example] = examples_for(session, "wf", "answer")
+    assert count == 1
+    assert example.decision == "edit" and example.output_was_right is False
+    assert example.reason == "missing the total" and example.reviewer == "bob"
+    assert example.prompt_version == "1" and example.model == "simulated/cheap"
+    assert example.confidence_score == pytest.approx(0.42)
+    # One placeholder for the address everywhere, never the address itself.
+    assert example.input == {"text": "Mail [EMAIL_1] the total"}
+    assert example.model_output == {"answer": "Sent to [EMAIL_1]"}
+    assert example.corrected_output == {"answer": "Sent to [EMAIL_1]: 4", "sure": True}
+
+
+def test_decisions_that_judge_no_model_output_are_not_examples(db_url: str) -> None:
+    budget = decided_item(2, "approve", 0.9, output_model=None, reason="over_budget")
+    defaulted = decided_item(3, "approve", 0.9, decided_via="timeout")
+    with session_scope(db_url) as session:
+        session.add_all([budget, defaulted])
+        session.flush()
+        assert record_example(session, budget) is False
+        assert record_example(session, defaulted) is False
+
+
+def test_calibration_report_from_reviews_and_audits(db_url: str) -> None:
+    # 0.95: 5 approved (audits); 0.85: 4 approved, 1 edited; 0.55: 2 approved, 3 rejected.
+    # Precision at >= 0.9: 5/5; >= 0.8: 9/10; >= 0.5: 11/15. Target 0.9 -> 0.8 is enough.
+    labels = [(0.95, "approve")] * 5 + [(0.85, "approve")] * 4 + [(0.85, "edit")]
+    labels += [(0.55, "approve")] * 2 + [(0.55, "reject")] * 3
+    with session_scope(db_url) as session:
+        for n, (score, decision) in enumerate(labels):
+            reason = "audit_sample" if score > 0.9 else "low_confidence"
+            item = decided_item(n, decision, score, reason=reason)
+            session.add(item)
+            session.flush()
+            record_example(session, item)
+        session.add(decided_item(99, "approve", 0.9, workflow="other"))  # another workflow's
+    with session_scope(db_url) as session:
+        report = calibration_report(session, "wf", "answer", target_precision=0.9)
+    by_threshold = {row.threshold: row for row in report.thresholds}
+    assert report.labelled == 15
+    assert (by_threshold[0.9].accepted, by_threshold[0.9].correct) == (5, 5)
+    assert (by_threshold[0.8].accepted, by_threshold[0.8].correct) == (10, 9)
+    assert (by_threshold[0.5].accepted, by_threshold[0.5].correct) == (15, 11)
+    assert report.suggested_threshold == pytest.approx(0.6)  # 0.6 .. 0.85 all give 9/10
