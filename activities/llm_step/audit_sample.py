@@ -18,11 +18,16 @@ from tether.contracts import LlmStepInput, LlmStepResult
 from tether.store.audit_samples import AUDIT_SAMPLE, audit_sampled, open_audit_sample
 from tether.store.reviews import ReviewItem
 
+EVAL_RUN_PREFIX = "eval:"
+"""Run ids of ``tether eval`` calls: charged like any call, never audited."""
+
 
 async def sample_for_audit(deps: ActivityDeps, inp: LlmStepInput, result: LlmStepResult) -> bool:
     """Queue ``result`` for an audit when it was auto-accepted and the policy's share picks it.
     Returns True when the step was sampled."""
     if result.status != "valid" or result.output is None or result.confidence.outcome != "accept":
+        return False
+    if inp.run_id.startswith(EVAL_RUN_PREFIX):
         return False
     rate = deps.policy.eval.for_step(inp.workflow, inp.step).audit_sample_rate
     if not audit_sampled(inp.run_id, inp.idempotency_key, rate):
