@@ -227,3 +227,40 @@ def test_eval_over_the_reviews_and_calibrate_from_them(
     assert base["field_accuracy"]["category"] == 0.75
     assert base["field_accuracy"]["priority"] == 0.5
     assert base["field_accuracy"]["rationale"] == 0.0
+
+
+def test_a_prompt_variant_from_a_file_is_asked_and_compared_on_field_accuracy(
+    eval_env: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    provider_server: FakeProviderServer,
+) -> None:
+    data = write_dataset(tmp_path / "t.jsonl", [dataset_line(s) for s in TICKETS])
+    prompt = tmp_path / "v2.json"
+    prompt.write_text(
+        json.dumps(
+            {
+                "version": "2",
+                "system": "You triage tickets, v2. JSON only.",
+                "user": "Triage.\nSubject: {subject}\n\n{body}",
+            }
+        )
+    )
+    out = tmp_path / "reports"
+    args = ["eval", "support_triage", "classify", "--dataset", str(data), "--no-judge"]
+    assert main([*args, "--variant", f"prompt={prompt}", "--out", str(out)]) == 0
+    report = json.loads(next(out.glob("*.json")).read_text())
+    # Same model, same answers: per-example field accuracy 1, .5, 0, 1 on both; difference 0.
+    assert report["metric"] == "fields"
+    assert [v["field_accuracy"] for v in report["variants"]] == [
+        {"category": 0.75, "priority": 0.5}
+    ] * 2
+    assert (report["comparison"]["mean"], report["comparison"]["low"]) == (0.0, 0.0)
+    systems = {
+        m["content"]
+        for r in provider_server.requests
+        for m in r.json["messages"]
+        if m["role"] == "system"
+    }
+    assert "You triage tickets, v2. JSON only." in systems
+    assert "no clear difference" in capsys.readouterr().out

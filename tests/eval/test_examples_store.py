@@ -7,9 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import func, select
 
+from policies.models import TetherPolicy
+from review_ui.app import create_app
+from tests.review_ui.conftest import BOB, UiServer
 from tests.store.conftest import fresh_store_url
 from tether.store.engine import session_scope
 from tether.store.examples import LabelledExample, calibration_report, examples_for, record_example
@@ -110,3 +114,41 @@ def test_calibration_report_from_reviews_and_audits(db_url: str) -> None:
     assert (by_threshold[0.8].accepted, by_threshold[0.8].correct) == (10, 9)
     assert (by_threshold[0.5].accepted, by_threshold[0.5].correct) == (15, 11)
     assert report.suggested_threshold == pytest.approx(0.6)  # 0.6 .. 0.85 all give 9/10
+
+
+async def test_the_calibration_api_reports_the_callers_tenants_only(
+    tmp_path: Path, policy: TetherPolicy
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "127.0.0.1:1")
+    url = settings.resolved_database_url
+    # Tenant default: .95 approve x5, .85 approve x4 + reject x1. Tenant zeta (not bob's):
+    # .95 reject x5, which would pull precision at >= .9 down to 50 % if it counted.
+    labels = [("default", 0.95, "approve")] * 5 + [("default", 0.85, "approve")] * 4
+    labels += [("default", 0.85, "reject")] + [("zeta", 0.95, "reject")] * 5
+    with session_scope(url) as session:
+        for n, (tenant, score, decision) in enumerate(labels):
+            item = decided_item(n, decision, score, tenant=tenant)
+            session.add(item)
+            session.flush()
+            record_example(session, item)
+    server = UiServer(create_app(settings, policy=policy)).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, auth=BOB, timeout=30) as api:
+            answer = await api.get(
+                "/api/calibration", params={"workflow": "wf", "step": "answer", "target": 0.9}
+            )
+            anonymous = await httpx.AsyncClient(base_url=server.base_url).get(
+                "/api/calibration", params={"workflow": "wf", "step": "answer"}
+            )
+    finally:
+        server.stop()
+    assert anonymous.status_code == 401
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    rows = {row["threshold"]: row for row in body["thresholds"]}
+    assert body["labelled"] == 10
+    assert (rows[0.9]["accepted"], rows[0.9]["correct"]) == (5, 5)
+    assert (rows[0.85]["accepted"], rows[0.85]["correct"]) == (10, 9)
+    assert body["suggested_threshold"] == pytest.approx(0.0)  # 9/10 meets 90 % from 0 up

@@ -126,15 +126,19 @@ def calibration_report(
     *,
     target_precision: float = 0.95,
     min_support: int = 5,
+    tenants: list[str] | None = None,
 ) -> Calibration:
     """The precision auto-accept would have at each confidence threshold for one step, from
-    its reviews and audits, and the lowest threshold that meets ``target_precision``."""
+    its reviews and audits, and the lowest threshold that meets ``target_precision``. With
+    ``tenants``, only their examples count (a reviewer sees only their tenants' figures)."""
     query = select(LabelledExample.confidence_score, LabelledExample.decision).where(
         LabelledExample.workflow == workflow,
         LabelledExample.step == step,
         col(LabelledExample.confidence_score).is_not(None),
         col(LabelledExample.decision).in_(LABELLED_DECISIONS),
     )
+    if tenants is not None:
+        query = query.where(col(LabelledExample.tenant).in_(tenants))
     labelled = [
         (float(score), decision == "approve")
         for score, decision in session.exec(query).all()
