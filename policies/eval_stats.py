@@ -76,15 +76,13 @@ def paired_bootstrap(
 
 @dataclass(frozen=True)
 class ThresholdPrecision:
-    """Of labelled outputs scoring at least ``threshold``: how many, and how many were right."""
+    """Of labelled outputs scoring at least ``threshold``: how many, how many were right, and
+    the precision with each output weighted by how many outputs it stands for."""
 
     threshold: float
     accepted: int
     correct: int
-
-    @property
-    def precision(self) -> float | None:
-        return self.correct / self.accepted if self.accepted else None
+    precision: float | None
 
 
 @dataclass(frozen=True)
@@ -108,20 +106,35 @@ def calibrate(
     target_precision: float,
     thresholds: Sequence[float] | None = None,
     min_support: int = 5,
+    weights: Sequence[float] | None = None,
 ) -> Calibration:
     """The precision auto-accept would have at each threshold, from ``(score, was_right)`` pairs.
 
     An output counts as accepted at threshold ``t`` when its score is >= ``t`` (the gate's
     rule); it was right when a human approved it unchanged (from a review or an audit).
+    ``weights`` (default 1 each) say how many outputs each labelled one stands for: every
+    output the gate sent to review is labelled, but only a sampled share of auto-accepted ones
+    is audited, so an audit stands for 1 / rate outputs. Without that, thresholds below the
+    gate's would mix a complete set of reviews with a thin sample of accepted outputs, and
+    their precision would be biased towards the reviewed (worse) outputs.
     """
-    rows = [
-        ThresholdPrecision(
-            threshold=t,
-            accepted=sum(1 for score, _ in labelled if score >= t),
-            correct=sum(1 for score, right in labelled if score >= t and right),
+    weights = [1.0] * len(labelled) if weights is None else list(weights)
+    if len(weights) != len(labelled):
+        raise ValueError("one weight per labelled output")
+    rows = []
+    for t in threshold_grid() if thresholds is None else sorted(thresholds):
+        above = [
+            (right, w) for (score, right), w in zip(labelled, weights, strict=True) if score >= t
+        ]
+        total = sum(w for _, w in above)
+        rows.append(
+            ThresholdPrecision(
+                threshold=t,
+                accepted=len(above),
+                correct=sum(1 for right, _ in above if right),
+                precision=sum(w for right, w in above if right) / total if total else None,
+            )
         )
-        for t in (threshold_grid() if thresholds is None else sorted(thresholds))
-    ]
     suggested = next(
         (
             row.threshold

@@ -43,18 +43,20 @@ async def calibration(
     min_support: int = Query(default=5, ge=1),
 ) -> CalibrationView:
     """Of the step's labelled outputs (reviews and audits) of the caller's tenants: how many
-    each threshold would accept automatically, how many of those a human approved, and the
+    each threshold would accept automatically, how many of those a human approved, the
+    precision (an audit weighted as the 1 / rate accepted outputs it was sampled from), and the
     lowest threshold that reaches the target precision (the policy's, unless given)."""
-    wanted = target or desk.policy.eval.for_step(workflow, step).target_precision
+    of_step = desk.policy.eval.for_step(workflow, step)
     tenants = None if ALL_TENANTS in reviewer.tenants else list(reviewer.tenants)
     report = await read_apart(
         session,
         calibration_report,
         workflow,
         step,
-        target_precision=wanted,
+        target_precision=target or of_step.target_precision,
         min_support=min_support,
         tenants=tenants,
+        audit_sample_rate=of_step.audit_sample_rate,
     )
     return CalibrationView(
         workflow=workflow,

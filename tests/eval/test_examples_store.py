@@ -114,6 +114,15 @@ def test_calibration_report_from_reviews_and_audits(db_url: str) -> None:
     assert (by_threshold[0.8].accepted, by_threshold[0.8].correct) == (10, 9)
     assert (by_threshold[0.5].accepted, by_threshold[0.5].correct) == (15, 11)
     assert report.suggested_threshold == pytest.approx(0.6)  # 0.6 .. 0.85 all give 9/10
+    # Audited at a 50 % rate, each audit stands for 2 accepted outputs: at >= 0.5 precision is
+    # (10 + 4 + 2) / (10 + 5 + 5) = 0.8; at >= 0.8, (10 + 4) / (10 + 5) = 0.933.
+    with session_scope(db_url) as session:
+        weighted = calibration_report(
+            session, "wf", "answer", target_precision=0.9, audit_sample_rate=0.5
+        )
+    rows = {row.threshold: row for row in weighted.thresholds}
+    assert rows[0.5].precision == pytest.approx(0.8)
+    assert rows[0.8].precision == pytest.approx(14 / 15)
 
 
 async def test_the_calibration_api_reports_the_callers_tenants_only(

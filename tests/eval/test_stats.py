@@ -63,3 +63,21 @@ def test_calibration_finds_the_lowest_threshold_meeting_the_target() -> None:
     # Too few outputs above 0.9 to trust it: no suggestion rather than a guess.
     unsure = calibrate(labelled, target_precision=0.95, thresholds=[0.6, 0.8, 0.9], min_support=5)
     assert unsure.suggested_threshold is None
+
+
+def test_an_audit_stands_for_the_accepted_outputs_it_was_sampled_from() -> None:
+    # Reviews (every output the gate sent to a human): 0.6 right x3, wrong x2. Audits at a 10 %
+    # rate (each stands for 10 outputs): 0.9 right x2. At 0.5: unweighted 5/7 = .714 would
+    # understate it; weighted (3 + 20) / (5 + 20) = 0.92. At 0.8: 20/20 = 1.
+    labelled = [(0.6, True)] * 3 + [(0.6, False)] * 2 + [(0.9, True)] * 2
+    weights = [1.0] * 5 + [10.0] * 2
+    report = calibrate(
+        labelled, target_precision=0.9, thresholds=[0.5, 0.8], min_support=2, weights=weights
+    )
+    rows = {row.threshold: row for row in report.thresholds}
+    assert (rows[0.5].accepted, rows[0.5].correct) == (7, 5)
+    assert rows[0.5].precision == pytest.approx(0.92)
+    assert rows[0.8].precision == pytest.approx(1.0)
+    assert report.suggested_threshold == 0.5
+    unweighted = calibrate(labelled, target_precision=0.9, thresholds=[0.5, 0.8], min_support=2)
+    assert unweighted.suggested_threshold == 0.8

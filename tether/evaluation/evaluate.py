@@ -97,10 +97,15 @@ def calibration_for(
 ) -> Calibration:
     find_step(workflow, step)
     policy = load_policy(settings.policy_file)
-    wanted = target or policy.eval.for_step(workflow, step).target_precision
+    settings_of_step = policy.eval.for_step(workflow, step)
     with session_scope(settings.resolved_database_url) as session:
         return calibration_report(
-            session, workflow, step, target_precision=wanted, min_support=min_support
+            session,
+            workflow,
+            step,
+            target_precision=target or settings_of_step.target_precision,
+            min_support=min_support,
+            audit_sample_rate=settings_of_step.audit_sample_rate,
         )
 
 

@@ -14,11 +14,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from tether.store.audit import append_event
-from tether.store.examples import record_example
+from tether.store.examples import AUDIT_SAMPLE, record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
-
-AUDIT_SAMPLE = "audit_sample"
 
 DECIDED_STATUS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
 

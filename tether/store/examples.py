@@ -19,6 +19,8 @@ from policies.pii import Redactor
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem
 
+AUDIT_SAMPLE = "audit_sample"
+
 LABELLED_DECISIONS = ("approve", "reject", "edit")
 """Decisions that say whether the model's output was right (a retry says only "try again")."""
 
@@ -127,11 +129,16 @@ def calibration_report(
     target_precision: float = 0.95,
     min_support: int = 5,
     tenants: list[str] | None = None,
+    audit_sample_rate: float | None = None,
 ) -> Calibration:
     """The precision auto-accept would have at each confidence threshold for one step, from
     its reviews and audits, and the lowest threshold that meets ``target_precision``. With
-    ``tenants``, only their examples count (a reviewer sees only their tenants' figures)."""
-    query = select(LabelledExample.confidence_score, LabelledExample.decision).where(
+    ``tenants``, only their examples count (a reviewer sees only their tenants' figures). With
+    ``audit_sample_rate``, an audit stands for 1 / rate auto-accepted outputs (see ``calibrate``).
+    """
+    query = select(
+        LabelledExample.confidence_score, LabelledExample.decision, LabelledExample.asked_because
+    ).where(
         LabelledExample.workflow == workflow,
         LabelledExample.step == step,
         col(LabelledExample.confidence_score).is_not(None),
@@ -139,9 +146,11 @@ def calibration_report(
     )
     if tenants is not None:
         query = query.where(col(LabelledExample.tenant).in_(tenants))
-    labelled = [
-        (float(score), decision == "approve")
-        for score, decision in session.exec(query).all()
-        if score is not None
-    ]
-    return calibrate(labelled, target_precision=target_precision, min_support=min_support)
+    rows = [(s, d, why) for s, d, why in session.exec(query).all() if s is not None]
+    audit_weight = 1 / audit_sample_rate if audit_sample_rate else 1.0
+    return calibrate(
+        [(float(score), decision == "approve") for score, decision, _ in rows],
+        weights=[audit_weight if why == AUDIT_SAMPLE else 1.0 for _, _, why in rows],
+        target_precision=target_precision,
+        min_support=min_support,
+    )
