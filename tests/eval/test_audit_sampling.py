@@ -124,14 +124,14 @@ def audit_ui(settings: Settings, policy: TetherPolicy) -> Iterator[UiServer]:
 async def test_an_audit_item_is_decided_in_the_api_and_the_web_form_once(
     client: Client, settings: Settings, policy: TetherPolicy, audit_ui: UiServer
 ) -> None:
-    run_ids = [f"audited-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    run_ids = [f"audited-{uuid.uuid4().hex[:8]}" for _ in range(3)]
     async with running_worker(
         client, settings, policy=audited(policy, 1.0), extra_workflows=TEST_WORKFLOWS
     ):
         for run_id in run_ids:
             assert (await run_one(client, settings, run_id, "Is water wet?")).status == "completed"
     by_run = {item.run_id: item for item in audit_items(settings)}
-    api_item, web_item = by_run[run_ids[0]], by_run[run_ids[1]]
+    api_item, web_item, raced = (by_run[r] for r in run_ids)
 
     async with httpx.AsyncClient(base_url=audit_ui.base_url, auth=BOB, timeout=30) as api:
         url = f"/api/reviews/{api_item.review_id}/decision"
@@ -152,6 +152,20 @@ async def test_an_audit_item_is_decided_in_the_api_and_the_web_form_once(
             url, json={"kind": "approve", "output_digest": api_item.output_digest}
         )
         assert again.status_code == 409 and "already decided" in again.json()["message"]
+
+    # Two reviewers at once: exactly one verdict is recorded, the other is told.
+    async with (
+        httpx.AsyncClient(base_url=audit_ui.base_url, auth=ALICE, timeout=30) as alice,
+        httpx.AsyncClient(base_url=audit_ui.base_url, auth=BOB, timeout=30) as bob,
+    ):
+        url = f"/api/reviews/{raced.review_id}/decision"
+        verdicts = await asyncio.gather(
+            alice.post(url, json={"kind": "approve", "output_digest": raced.output_digest}),
+            bob.post(
+                url, json={"kind": "reject", "output_digest": raced.output_digest, "reason": "no"}
+            ),
+        )
+    assert sorted(v.status_code for v in verdicts) == [200, 409]
 
     async with httpx.AsyncClient(base_url=audit_ui.base_url, timeout=30) as web:
         csrf = await login(web, *ALICE)
@@ -181,3 +195,4 @@ async def test_an_audit_item_is_decided_in_the_api_and_the_web_form_once(
     assert examples[run_ids[0]].asked_because == "audit_sample"
     assert examples[run_ids[1]].decision == "approve"
     assert kinds.count("review_decided") == 1
+    assert examples[run_ids[2]].decision in ("approve", "reject")
