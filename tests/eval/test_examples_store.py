@@ -15,9 +15,11 @@ from policies.models import TetherPolicy
 from review_ui.app import create_app
 from tests.review_ui.conftest import BOB, UiServer
 from tests.store.conftest import fresh_store_url
+from tether.store.audit import AuditSigner, use_audit_signer
+from tether.store.audit_samples import decide_audit_sample
 from tether.store.engine import session_scope
 from tether.store.examples import LabelledExample, calibration_report, examples_for, record_example
-from tether.store.reviews import ReviewItem
+from tether.store.reviews import ReviewItem, get_review
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -25,6 +27,9 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_store_url(request.param, tmp_path, "tether_examples") as url:
+        use_audit_signer(
+            url, AuditSigner(key=b"test-audit-key-" * 3, head_file=tmp_path / "audit.head")
+        )
         yield url
 
 
@@ -161,3 +166,30 @@ async def test_the_calibration_api_reports_the_callers_tenants_only(
     assert (rows[0.9]["accepted"], rows[0.9]["correct"]) == (5, 5)
     assert (rows[0.85]["accepted"], rows[0.85]["correct"]) == (10, 9)
     assert body["suggested_threshold"] == pytest.approx(0.0)  # 9/10 meets 90 % from 0 up
+
+
+def test_an_audit_verdict_is_recorded_once_with_its_example(db_url: str) -> None:
+    item = decided_item(7, "approve", 0.97, reason="audit_sample")
+    item.status, item.decision, item.reviewer, item.decided_at = "pending", None, None, None
+    with session_scope(db_url) as session:
+        session.add(item)
+    verdict = {
+        "kind": "edit",
+        "reviewer": "alice",
+        "reason": "the total is 5",
+        "edited_output": {"answer": "5", "sure": True},
+        "channel": "web",
+        "decided_at": NOW,
+    }
+    with session_scope(db_url) as session:
+        decided = decide_audit_sample(session, item.review_id, **verdict)  # type: ignore[arg-type]
+        assert decided is not None and decided.status == "edited"
+    with session_scope(db_url) as session:
+        again = verdict | {"kind": "approve", "reviewer": "bob"}
+        assert decide_audit_sample(session, item.review_id, **again) is None  # type: ignore[arg-type]
+        [example] = examples_for(session, "wf", "answer")
+        stored = get_review(session, item.review_id)
+    assert stored is not None and stored.reviewer == "alice" and stored.decision == "edit"
+    assert example.asked_because == "audit_sample" and example.decision == "edit"
+    assert example.corrected_output == {"answer": "5", "sure": True}
+    assert example.model_output == {"answer": "4"}
