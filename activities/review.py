@@ -21,6 +21,7 @@ from tether.contracts import (
 )
 from tether.core.digests import output_digest
 from tether.store.audit import append_event
+from tether.store.examples import record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
 
@@ -82,6 +83,9 @@ class ReviewActivities:
                     due_at=due_at,
                     expires_at=expires_at,
                     slack_channel=channel,
+                    prompt_version=inp.prompt_version,
+                    model=inp.model,
+                    step_input=inp.step_input,
                 )
                 insert_once(session, item)
                 item = get_review(session, inp.review_id) or item
@@ -144,6 +148,7 @@ class ReviewActivities:
                 item.decided_via = decision.channel
                 item.updated_at = inp.decided_at
                 session.add(item)
+                record_example(session, item)
             _audit(
                 session,
                 "review_decided",

@@ -50,6 +50,7 @@ _REASONS = {
     "invalid_output": "the model's output failed its schema",
     "over_budget": "more spend needs approval",
     "provider_failure": "every model failed",
+    "audit_sample": "audit of an auto-accepted output",
 }
 _CHANNELS = {
     "web": "the web queue",

@@ -142,6 +142,8 @@ def offered_decisions(
         return ("approve", "reject")
     if review_reason == "provider_failure":
         return ("retry", "reject")
+    if review_reason == "audit_sample":  # the run went on: a verdict only, nothing to retry
+        return ("approve", "edit", "reject") if has_schema else ("approve", "reject")
     kinds = ["retry", "reject"]
     if has_schema:
         kinds.insert(0, "edit")

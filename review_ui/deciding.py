@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.approval import EarlierDecision, decision_problem, lacks_role, offered_decisions
 from policies.models import Reviewer
+from review_ui.audit_decisions import decide_audit
 from review_ui.context import ReviewDesk
 from review_ui.decisions import (
     DecisionOutcome,
@@ -23,6 +24,7 @@ from review_ui.decisions import (
 from tether.client import check_depth
 from tether.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from tether.core.errors import ServerUnreachableError
+from tether.store.audit_samples import AUDIT_SAMPLE
 from tether.store.reviews import ReviewItem
 
 ALL_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "retry", "reject")
@@ -116,6 +118,18 @@ async def decide(
     update_id: str,
 ) -> DecisionOutcome:
     """Check, write to the outbox and send ``request`` as ``reviewer``'s decision on ``item``."""
+    if item.reason == AUDIT_SAMPLE:  # no run waits: recorded in the store only
+        return await decide_audit(
+            desk.database_url,
+            reviewer,
+            item,
+            kind=request.kind,
+            digest_shown=request.output_digest,
+            reason=(request.reason or "").strip() or None,
+            edited_output=request.edited_output,
+            channel=channel,
+            update_id=update_id,
+        )
     # A resubmitted form goes straight to the outbox, which answers with the first outcome.
     resubmitted = await asyncio.to_thread(intent_exists, desk.database_url, update_id)
     problem = None if resubmitted else may_decide(reviewer, item)

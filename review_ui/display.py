@@ -15,6 +15,7 @@ REASON_LABELS = {
     "invalid_output": "Invalid output",
     "over_budget": "Over budget",
     "provider_failure": "Provider failure",
+    "audit_sample": "Audit",
 }
 
 REASON_EXPLANATIONS = {
@@ -25,6 +26,8 @@ REASON_EXPLANATIONS = {
     "Edit it into shape, retry the step or reject it.",
     "over_budget": "The next step would exceed a budget. Approve the extra spend or stop the run.",
     "provider_failure": "Every model on the route failed. Retry the step or reject it.",
+    "audit_sample": "A sample of outputs the workflow accepted on its own; the run did not wait. "
+    "Your verdict measures how often auto-accept is right (tether calibrate).",
 }
 
 EVENT_LABELS = {

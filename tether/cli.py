@@ -1,4 +1,4 @@
-"""The ``tether`` command: dev, worker, run, status, ui, hash-password, db upgrade.
+"""The ``tether`` command: dev, worker, run, status, ui, hash-password, db, audit, eval, calibrate.
 
 Bad input (unknown workflow, invalid JSON, input that fails the workflow's schema, no server)
 prints one line to stderr and exits 2 before anything is started.
@@ -99,7 +99,37 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check every row's HMAC, the seqs and the head; exit 1 naming a bad row"
     )
     audit_verify.set_defaults(handler=_cmd_audit_verify)
+    _eval_parsers(sub)
     return parser
+
+
+def _eval_parsers(sub: Any) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="run a step over a dataset: field/exact scores, LLM judge, kappa, A/B"
+    )
+    evaluate.add_argument("workflow")
+    evaluate.add_argument("step")
+    evaluate.add_argument(
+        "--dataset", required=True, help="FILE.jsonl, or 'reviews' for the step's labelled examples"
+    )
+    evaluate.add_argument(
+        "--variant", help="compare with prompt=VERSION|FILE.json and/or model=PROVIDER/MODEL"
+    )
+    evaluate.add_argument("--no-judge", action="store_true", help="field and exact checks only")
+    evaluate.add_argument("--metric", choices=["judge", "fields", "exact"])
+    evaluate.add_argument("--out", default="eval-reports", help="where JSON and HTML go")
+    evaluate.add_argument("--concurrency", type=int, default=4)
+    evaluate.add_argument("--limit", type=int, help="only the first N examples")
+    evaluate.set_defaults(handler=_cmd_eval)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="precision of auto-accept per threshold, from reviews and audits"
+    )
+    calibrate.add_argument("workflow")
+    calibrate.add_argument("step")
+    calibrate.add_argument("--target", type=float, help="precision wanted (default: policy)")
+    calibrate.add_argument("--min-support", type=int, default=5)
+    calibrate.set_defaults(handler=_cmd_calibrate)
 
 
 def _in_loop(work: Coroutine[Any, Any, int]) -> int:
@@ -227,6 +257,40 @@ def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"tether: audit log tampered: {verdict.problem}", file=sys.stderr)
         return 1
     print(f"audit log intact: {verdict.rows} rows, head at seq {verdict.head_seq}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from tether.evaluation import EvalRequest, evaluate, terminal_table
+
+    request = EvalRequest(
+        workflow=args.workflow,
+        step=args.step,
+        dataset=args.dataset,
+        variant=args.variant,
+        judge=not args.no_judge,
+        metric=args.metric,
+        out_dir=Path(args.out),
+        concurrency=max(1, args.concurrency),
+        limit=args.limit,
+    )
+
+    async def _evaluate() -> int:
+        report, json_path, html_path = await evaluate(settings, request)
+        print(terminal_table(report))
+        print(f"reports: {json_path} {html_path}")
+        return 0
+
+    return _in_loop(_evaluate())
+
+
+def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.evaluation import calibration_for, calibration_table
+
+    report = calibration_for(settings, args.workflow, args.step, args.target, args.min_support)
+    print(calibration_table(args.workflow, args.step, report))
     return 0
 
 

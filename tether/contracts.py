@@ -182,7 +182,13 @@ class PreparedDocument(BaseModel):
 # --- Review gate ------------------------------------------------------------------------------
 
 ReviewReason = Literal[
-    "low_confidence", "escalated", "blocked", "invalid_output", "over_budget", "provider_failure"
+    "low_confidence",
+    "escalated",
+    "blocked",
+    "invalid_output",
+    "over_budget",
+    "provider_failure",
+    "audit_sample",
 ]
 DecisionKind = Literal["approve", "reject", "edit", "retry"]
 RetryMode = Literal["strong_model", "with_feedback"]
@@ -211,6 +217,10 @@ class OpenReviewInput(BaseModel):
     escalate: bool = False
     """The confidence gate escalated the step: the review goes to the policy's escalation role
     (and channel) at once, not to an ordinary reviewer first."""
+    prompt_version: str | None = None
+    model: str | None = None
+    step_input: dict[str, str] | None = None
+    """The step's variables (store text refs as ``ref:NAME``), kept for its labelled example."""
 
 
 class ReviewTicket(BaseModel):

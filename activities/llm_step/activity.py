@@ -14,6 +14,7 @@ from temporalio import activity
 from activities.checkpoint import route_for
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
+from activities.llm_step.audit_sample import sample_for_audit
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
@@ -125,7 +126,7 @@ class LlmStepActivities:
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp))
         response, output = answer.response, answer.output
-        return LlmStepResult(
+        result = LlmStepResult(
             step=inp.step,
             status="valid" if output is not None else "invalid_output",
             output=output,
@@ -144,6 +145,8 @@ class LlmStepActivities:
             attempts=log.records,
             confidence=report,
         )
+        await sample_for_audit(self.deps, inp, result)  # calibration; the run never waits
+        return result
 
 
 async def _heartbeat_forever() -> None:

@@ -98,6 +98,7 @@ class FakeProviderServer:
         self.anthropic_api_key = anthropic_api_key
         self._lock = threading.Lock()
         self._scripts: deque[ScriptedReply] = deque()
+        self._by_content: Callable[[dict[str, Any]], ScriptedAnswer] | None = None
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -228,6 +229,13 @@ class FakeProviderServer:
         with self._lock:
             self._scripts.extend([reply] * times)
 
+    def answer_by_content(self, answer: Callable[[dict[str, Any]], ScriptedAnswer]) -> None:
+        """Answer every request no queued script claims with ``answer(request body)`` (None:
+        the default answer for the schema): replies chosen by what was asked, whatever the
+        order requests arrive in."""
+        with self._lock:
+            self._by_content = answer
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first."""
@@ -246,6 +254,7 @@ class FakeProviderServer:
             self._requests.clear()
             self._scripts.clear()
             self._max_in_flight = 0
+            self._by_content = None
 
     # --- OpenAI --------------------------------------------------------------------------
 
@@ -272,6 +281,8 @@ class FakeProviderServer:
         problem = _openai_problem(body)
         if problem:
             return _openai_error(400, problem)
+        if scripted == ScriptedReply() and self._by_content is not None:
+            scripted = ScriptedReply(answer=self._by_content(body))
         content = _answer(scripted, body, _openai_schema(body))
         finish_reason = "stop"
         if math.ceil(len(content) / 4) > body.get("max_tokens", 4096):

@@ -37,7 +37,14 @@ PRE_MIGRATION_TABLES = {
     "stored_texts",
 }
 """The tables of a store made before migrations."""
-ADDED_TABLES = {"audit_head", "failed_logins", "web_sessions", "slack_requests", "run_ids"}
+ADDED_TABLES = {
+    "audit_head",
+    "failed_logins",
+    "web_sessions",
+    "slack_requests",
+    "run_ids",
+    "labelled_examples",
+}
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]
 
@@ -72,6 +79,8 @@ def _as_migrated(before: Rows) -> Rows:
     says the old rows are not keyed yet, is compared apart (``_but_the_head``)."""
     after = dict(before) | {table: [] for table in ADDED_TABLES - {"audit_head"}}
     after["budget_reservations"] = [(*row, None) for row in before["budget_reservations"]]
+    # Items from before kept no prompt version, model or step input.
+    after["review_items"] = [(*row, None, None, None) for row in before["review_items"]]
     return after
 
 

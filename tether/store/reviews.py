@@ -93,6 +93,10 @@ class ReviewItem(ReviewPublic, table=True):
     slack_channel: str | None = Field(default=None, max_length=100)
     slack_ts: str | None = Field(default=None, max_length=40)
     updated_at: datetime = Field(default_factory=_now)
+    # What a labelled example keeps of the step (tether.store.examples): set for model outputs.
+    prompt_version: str | None = Field(default=None, max_length=100)
+    model: str | None = Field(default=None, max_length=200)
+    step_input: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 def get_review(session: Session, review_id: str) -> ReviewItem | None:

@@ -4,6 +4,7 @@ while it waits (remind, escalate, the policy's default action, expiry)."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -34,6 +35,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.engine.text import human_duration
     from workflows.steps import RunHalted
+
+
+@dataclass(frozen=True)
+class LabelledStep:
+    """What a review of a model step's output keeps for its labelled example."""
+
+    prompt_version: str
+    model: str
+    step_input: dict[str, str]
 
 
 class ReviewGate(RunLifecycle):
@@ -103,6 +113,7 @@ class ReviewGate(RunLifecycle):
         confidence: ConfidenceReport | None,
         approval_only: bool = False,
         escalate: bool = False,
+        labelled: LabelledStep | None = None,
     ) -> tuple[ReviewDecision, DecisionReceipt]:
         self._reviews_opened += 1
         # Runs from before the patch opened an escalated step as an ordinary review; only an
@@ -135,6 +146,10 @@ class ReviewGate(RunLifecycle):
                 cost_usd=self._status.cost_usd,
                 opened_at=opened_at,
                 escalate=escalate,
+                # What the item's labelled example keeps of a model step (prompt, model, input).
+                prompt_version=labelled.prompt_version if labelled else None,
+                model=labelled.model if labelled else None,
+                step_input=labelled.step_input if labelled else None,
             ),
             start_to_close_timeout=SHORT_ACTIVITY,
             retry_policy=SHORT_ACTIVITY_RETRY,

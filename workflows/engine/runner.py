@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from policies.models import ModelTier
     from tether.contracts import LlmStepResult, ReviewDecision, ReviewReason, StepStatus
     from workflows.engine.pre_patch import PrePatchPaths
+    from workflows.engine.review_gate import LabelledStep
     from workflows.engine.state import STEP_RUNS_ITS_CHECKPOINT, StepCall
     from workflows.engine.text import confidence_line, review_summary
     from workflows.steps import LlmStep, RunHalted, StepDisposition, StepResult
@@ -97,6 +98,11 @@ class TetherWorkflow(PrePatchPaths):
                 output_model=step.output,
                 confidence=result.confidence,
                 escalate=reason == "escalated",
+                labelled=LabelledStep(
+                    step.prompt.version,
+                    result.model,
+                    variables | {f"ref:{name}": ref for name, ref in text_refs.items()},
+                ),
             )
             status.decision = decision.kind
             if decision.kind == "approve":
