@@ -123,9 +123,8 @@ class LlmStepActivities:
         report = await score_answer(
             self.deps, log, policy, model_id, messages, answer, output_model
         )
-        run_spent = await self.deps.in_session(lambda session: settle_step(session, inp))
         response, output = answer.response, answer.output
-        return LlmStepResult(
+        result = LlmStepResult(
             step=inp.step,
             status="valid" if output is not None else "invalid_output",
             output=output,
@@ -138,12 +137,14 @@ class LlmStepActivities:
             route_length=len(route),
             usage=log.usage,
             cost_usd=log.cost_usd,
-            run_cost_usd=round(run_spent, 8),
+            run_cost_usd=0.0,
             latency_ms=(time.perf_counter() - started) * 1000,
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
         )
+        run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
+        return result.model_copy(update={"run_cost_usd": round(run_spent, 8)})
 
 
 async def _heartbeat_forever() -> None:
