@@ -74,19 +74,20 @@ def bar_chart(
     for i, value in enumerate(values):
         height = PLOT_H * value / top
         parts.append(
-            f'<rect class="bar" x="{LEFT + slot * i + 1:.1f}" y="{TOP + PLOT_H - height:.1f}" '
+            f'<rect class="chart-bar" x="{LEFT + slot * i + 1:.1f}" y="{TOP + PLOT_H - height:.1f}" '
             f'width="{max(1.0, slot - 2):.1f}" height="{height:.1f}" fill="{COLOURS[0]}">'
             f"<title>{escape(labels[i])}: {_fmt(value)}{escape(unit)}</title></rect>"
         )
-    for marker in markers:
+    for index, marker in enumerate(markers):
         x = LEFT + PLOT_W * marker.at
         parts.append(
             f'<line class="threshold" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" '
             f'stroke="{marker.colour}" stroke-width="2" stroke-dasharray="5 3"/>'
-            f'<text x="{x + 3:.1f}" y="{TOP + 10}" font-size="10" fill="{marker.colour}">'
+            f'<text x="{x + 3:.1f}" y="{TOP + 10 + 12 * index}" font-size="10" '
+            f'fill="{marker.colour}">'
             f"{escape(marker.label)}</text>"
         )
-    parts.extend(_x_labels(labels))
+    parts.extend(_x_labels(labels, centred=True))
     return _svg(title, parts)
 
 
@@ -103,7 +104,7 @@ def grouped_bars(
         for i, value in enumerate(one.values):
             height = PLOT_H * value / top
             parts.append(
-                f'<rect class="bar" x="{LEFT + slot * i + 4 + width * index:.1f}" '
+                f'<rect class="chart-bar" x="{LEFT + slot * i + 4 + width * index:.1f}" '
                 f'y="{TOP + PLOT_H - height:.1f}" width="{width:.1f}" height="{height:.1f}" '
                 f'fill="{colour}"><title>{escape(labels[i])} {escape(one.name)}: '
                 f"{_fmt(value)}{escape(unit)}</title></rect>"
