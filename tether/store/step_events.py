@@ -100,11 +100,11 @@ def record_step_event(session: Session, event: StepEventRow) -> bool:
     first to commit, finds its seq taken and takes the next, so seqs follow commit order.
     """
     for _ in range(_SEQ_TRIES):
-        if _has_key(session, event.key):
-            return False
         event.seq = last_seq(session, event.run_id) + 1
         if insert_once(session, event):
             return True
+        if _has_key(session, event.key):  # recorded before (a retried activity)
+            return False
     raise RuntimeError(f"no free event seq for run {event.run_id!r}")  # pragma: no cover
 
 
