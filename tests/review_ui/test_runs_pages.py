@@ -18,7 +18,7 @@ from policies.models import TetherPolicy
 from review_ui import run_views
 from review_ui.app import create_app
 from review_ui.routes import run_feed
-from tests.review_ui.conftest import ALICE, BOB, UiServer, pause_at, wait_for_pending
+from tests.review_ui.conftest import ALICE, BOB, UiServer, login, pause_at, wait_for_pending
 from tests.security.apps import with_login
 from tether import client as runs_client
 from tether.core.settings import Settings
@@ -225,5 +225,17 @@ async def test_a_login_of_another_tenant_is_told_the_run_does_not_exist(
         assert [r["run_id"] for r in (await alice.get("/api/runs")).json()["runs"]] == [run_id]
         async with alice.stream("GET", f"/api/runs/{run_id}/events") as response:
             assert response.status_code == 200
+    # The pages, with a login session: the run page is a 404, the runs page does not list it.
+    async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as browser_like:
+        await login(browser_like, *MALLORY)
+        assert (await browser_like.get(f"/runs/{run_id}")).status_code == 404
+        listing = await browser_like.get("/runs")
+        assert listing.status_code == 200 and run_id not in listing.text
+        assert (await browser_like.get(f"/api/runs/{run_id}/events")).status_code == 404
+    async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as browser_like:
+        await login(browser_like, *ALICE)
+        page = await browser_like.get(f"/runs/{run_id}")
+        assert page.status_code == 200 and "awaiting review" in page.text
+        assert run_id in (await browser_like.get("/runs")).text
     async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as anonymous:
         assert (await anonymous.get(f"/api/runs/{run_id}/events")).status_code == 401
