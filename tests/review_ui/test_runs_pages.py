@@ -216,7 +216,8 @@ async def test_a_login_of_another_tenant_is_told_the_run_does_not_exist(
     run_id = await start_registered_run(client, settings)
     await wait_for_pending(client, run_id)
     async with httpx.AsyncClient(base_url=ui.base_url, auth=MALLORY, timeout=30) as mallory:
-        assert (await mallory.get(f"/api/runs/{run_id}/events")).status_code == 404
+        async with mallory.stream("GET", f"/api/runs/{run_id}/events") as refused:
+            assert refused.status_code == 404  # (a stream, so a wrong 200 fails, not hangs)
         assert (await mallory.get("/api/runs")).json()["runs"] == []
         assert (await mallory.get("/api/runs", params={"tenant": "acme"})).json()["runs"] == []
         figures = (await mallory.get("/api/dashboard")).json()
@@ -231,7 +232,8 @@ async def test_a_login_of_another_tenant_is_told_the_run_does_not_exist(
         assert (await browser_like.get(f"/runs/{run_id}")).status_code == 404
         listing = await browser_like.get("/runs")
         assert listing.status_code == 200 and run_id not in listing.text
-        assert (await browser_like.get(f"/api/runs/{run_id}/events")).status_code == 404
+        async with browser_like.stream("GET", f"/api/runs/{run_id}/events") as refused:
+            assert refused.status_code == 404
     async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as browser_like:
         await login(browser_like, *ALICE)
         page = await browser_like.get(f"/runs/{run_id}")
