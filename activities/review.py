@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from activities.notify import ReviewNotifier
+from activities.run_events import review_decided, review_opened, review_timed_out
 from policies.effective import effective_for
 from policies.models import ReviewTimeouts
 from tether.contracts import (
@@ -24,6 +25,7 @@ from tether.store.audit import append_event
 from tether.store.examples import record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
+from tether.store.step_events import record_step_event
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class ReviewActivities:
                     "escalated": inp.escalate,
                 },
             )
+            record_step_event(session, review_opened(inp, roles))
             return item
 
         item = await self.deps.in_session(_open)
@@ -149,6 +152,16 @@ class ReviewActivities:
                 item.updated_at = inp.decided_at
                 session.add(item)
                 record_example(session, item)
+                record_step_event(
+                    session,
+                    review_decided(
+                        inp,
+                        workflow=item.workflow,
+                        tenant=item.tenant,
+                        step=item.step,
+                        state=item.status,
+                    ),
+                )
             _audit(
                 session,
                 "review_decided",
@@ -202,6 +215,7 @@ class ReviewActivities:
                         item.status = ends
                         item.decision_reason = inp.detail or f"no decision: the review {ends}"
                         item.updated_at = datetime.now(UTC)
+                        record_step_event(session, review_timed_out(item, ends))
                 session.add(item)
             _audit(
                 session,

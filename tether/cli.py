@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="a run's state, steps, confidence, cost, pending decision"
     )
     status.add_argument("run_id")
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="print each step as it happens (from the store); exit when the run ends",
+    )
     status.set_defaults(handler=_cmd_status)
 
     hash_password = sub.add_parser(
@@ -164,13 +169,23 @@ async def _run(
     if not wait:
         print(run_id, flush=True)
         return 0
-    # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it.
-    result = {"run_id": run_id} | await run_result(client, run_id)
+    from tether.follow_cli import with_progress
+
+    # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it
+    # (the progress line goes to stderr, and only on a terminal).
+    result = {"run_id": run_id} | await with_progress(
+        settings, client, run_id, run_result(client, run_id)
+    )
     print(json.dumps(result, indent=2), flush=True)
     return 1 if result.get("status") == "failed" else 0
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if args.follow:
+        from tether.follow_cli import follow
+
+        return _in_loop(follow(settings, args.run_id))
+
     async def _status() -> int:
         print(json.dumps(await run_status(settings, args.run_id), indent=2))
         return 0

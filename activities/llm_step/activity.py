@@ -124,7 +124,6 @@ class LlmStepActivities:
         report = await score_answer(
             self.deps, log, policy, model_id, messages, answer, output_model
         )
-        run_spent = await self.deps.in_session(lambda session: settle_step(session, inp))
         response, output = answer.response, answer.output
         result = LlmStepResult(
             step=inp.step,
@@ -139,12 +138,14 @@ class LlmStepActivities:
             route_length=len(route),
             usage=log.usage,
             cost_usd=log.cost_usd,
-            run_cost_usd=round(run_spent, 8),
+            run_cost_usd=0.0,
             latency_ms=(time.perf_counter() - started) * 1000,
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
         )
+        run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
+        result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})
         await sample_for_audit(self.deps, inp, result)  # calibration; the run never waits
         return result
 

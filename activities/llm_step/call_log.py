@@ -18,9 +18,16 @@ from activities.checkpoint import check_cost
 from activities.deps import ActivityDeps
 from activities.providers.base import ChatProvider, ChatRequest, ChatResponse
 from activities.providers.http import may_have_been_billed
+from activities.run_events import step_settled, step_started
 from policies.pricing import cost_usd
 from policies.values import Usage
-from tether.contracts import AttemptRecord, CheckedStepInput, CheckpointResult, LlmStepInput
+from tether.contracts import (
+    AttemptRecord,
+    CheckedStepInput,
+    CheckpointResult,
+    LlmStepInput,
+    LlmStepResult,
+)
 from tether.core.errors import ProviderError
 from tether.store.ledger import (
     LedgerEntry,
@@ -31,6 +38,7 @@ from tether.store.ledger import (
     set_outcome,
     settle_reservation,
 )
+from tether.store.step_events import record_step_event
 
 __all__ = ["CallLog", "charge_cut_off_hold", "hold_for_attempt", "release_hold", "settle_step"]
 
@@ -132,7 +140,10 @@ def hold_for_attempt(
     checkpoint = inp.checkpoint.model_copy(
         update={"model": model, "reservation_key": f"{inp.step.idempotency_key}/a{attempt}"}
     )
-    return check_cost(deps, session, checkpoint)
+    result = check_cost(deps, session, checkpoint)
+    if result.reservation_key is not None:
+        record_step_event(session, step_started(checkpoint, inp.step, result.model))
+    return result
 
 
 async def release_hold(deps: ActivityDeps, inp: LlmStepInput) -> None:
@@ -152,8 +163,10 @@ async def charge_cut_off_hold(deps: ActivityDeps, inp: LlmStepInput) -> None:
         )
 
 
-def settle_step(session: Session, inp: LlmStepInput) -> float:
-    """Release the step's hold and return what its run has spent, in one transaction."""
+def settle_step(session: Session, inp: LlmStepInput, result: LlmStepResult) -> float:
+    """Release the step's hold, record its step event and return what its run has spent, in
+    one transaction."""
+    record_step_event(session, step_settled(inp, result))
     if inp.reservation_key:
         settle_reservation(session, inp.reservation_key)
     spent, _ = run_spend(session, inp.run_id)

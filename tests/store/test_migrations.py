@@ -44,6 +44,7 @@ ADDED_TABLES = {
     "slack_requests",
     "run_ids",
     "labelled_examples",
+    "step_events",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -30,6 +30,9 @@ class RunIdClaim(SQLModel, table=True):
     tenant: str | None = Field(default=None, max_length=100)
     """Whose run it is: a login of another tenant is told the run does not exist."""
     claimed_at: datetime = Field(default_factory=utcnow)
+    ended_state: str | None = Field(default=None, max_length=20)
+    """How the run ended (completed, stopped, failed), once Temporal has said; None before."""
+    ended_at: datetime | None = None
 
 
 def claim_run_id(session: Session, run_id: str, workflow: str, tenant: str | None = None) -> bool:

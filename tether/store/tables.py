@@ -8,5 +8,6 @@ from tether.store import (  # noqa: F401
     reviews,
     run_ids,
     slack_replay,
+    step_events,
     texts,
 )

@@ -1,0 +1,169 @@
+"""What the runs pages and their JSON twins show: runs with their state, a run's events, the
+dashboard's figures. Store reads go through ``tether.store``; a run's end through
+``tether.run_feed`` (Temporal), remembered in the store once known."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+
+from policies.models import ALL_TENANTS, Reviewer
+from review_ui.access import tenant_filter
+from review_ui.context import ReviewDesk
+from tether.core.errors import TetherError
+from tether.run_feed import RunEnded, remember_run_end, run_ending
+from tether.store.engine import session_scope
+from tether.store.run_figures import DashboardFigures, dashboard_figures
+from tether.store.run_list import RunQuery, RunRow, find_run, list_runs
+
+__all__ = [
+    "RUN_STATES",
+    "RunSummary",
+    "dashboard_for",
+    "run_summaries",
+    "visible_run",
+]
+
+RUN_STATES = ("running", "awaiting_review", "completed", "stopped", "failed", "unknown")
+RunListState = Literal["running", "awaiting_review", "completed", "stopped", "failed", "unknown"]
+_ENDING_DEADLINE_S = 2.0
+_ASK_AT_ONCE = 8
+PAGE_SIZE = 50
+
+
+class RunSummary(BaseModel):
+    """One row of the runs page (and of ``GET /api/runs``)."""
+
+    run_id: str
+    workflow: str
+    tenant: str | None
+    state: RunListState
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration_s: float
+    cost_usd: float
+    steps: int
+    current_step: str | None = None
+    decided_by: list[str]
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    total: int
+    page: int
+    pages: int
+
+
+def visible_run(database_url: str, run_id: str, caller: Reviewer) -> RunRow | None:
+    """The registered run when ``caller`` serves its tenant, else None (answered as 404)."""
+    with session_scope(database_url) as session:
+        row = find_run(session, run_id)
+    if row is None:
+        return None
+    if row.tenant is None:
+        return row if ALL_TENANTS in caller.tenants else None
+    return row if caller.sees_tenant(row.tenant) else None
+
+
+async def run_summaries(
+    desk: ReviewDesk,
+    caller: Reviewer,
+    *,
+    workflow: str | None = None,
+    tenant: str | None = None,
+    state: str | None = None,
+    page: int = 1,
+) -> RunList:
+    """The caller's runs, newest first, filtered; each one's state from the store when it is
+    known to have ended, else from Temporal (and remembered when it has)."""
+    query = RunQuery(
+        workflow=workflow or None, tenant=tenant or None, tenants=tenant_filter(caller)
+    )
+    rows = await asyncio.to_thread(_list, desk.database_url, query)
+    endings = await _endings(desk, [row for row in rows if row.ended_state is None])
+    now = datetime.now(UTC)
+    summaries = [_summary(row, endings.get(row.run_id, "known"), now) for row in rows]
+    if state:
+        summaries = [one for one in summaries if one.state == state]
+    pages = max(1, -(-len(summaries) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    start = (page - 1) * PAGE_SIZE
+    return RunList(
+        runs=summaries[start : start + PAGE_SIZE], total=len(summaries), page=page, pages=pages
+    )
+
+
+def _list(database_url: str, query: RunQuery) -> list[RunRow]:
+    with session_scope(database_url) as session:
+        return list_runs(session, query)
+
+
+async def _endings(desk: ReviewDesk, rows: list[RunRow]) -> dict[str, RunEnded | str | None]:
+    """Temporal's word on each run not known to have ended: a ``RunEnded``, None (running), or
+    ``"unknown"`` when Temporal did not answer."""
+    if not rows:
+        return {}
+    try:
+        client = await desk.temporal.get()
+    except TetherError:
+        return {row.run_id: "unknown" for row in rows}
+    gate = asyncio.Semaphore(_ASK_AT_ONCE)
+
+    async def ask(row: RunRow) -> RunEnded | str | None:
+        async with gate:
+            try:
+                ended = await asyncio.wait_for(run_ending(client, row.run_id), _ENDING_DEADLINE_S)
+            except (TetherError, TimeoutError):
+                return "unknown"
+            if ended is not None:
+                await asyncio.to_thread(remember_run_end, desk.database_url, row.run_id, ended)
+            return ended
+
+    answers = await asyncio.gather(*(ask(row) for row in rows))
+    return {row.run_id: answer for row, answer in zip(rows, answers, strict=True)}
+
+
+def _summary(row: RunRow, ending: RunEnded | str | None, now: datetime) -> RunSummary:
+    state: str
+    ended_at = row.ended_at
+    if row.ended_state is not None:
+        state = row.ended_state
+    elif isinstance(ending, RunEnded):
+        state, ended_at = ending.state, ending.ended_at
+    elif ending is None:
+        state = "awaiting_review" if row.last_state == "awaiting_review" else "running"
+    else:
+        state = "unknown"
+    return RunSummary(
+        run_id=row.run_id,
+        workflow=row.workflow,
+        tenant=row.tenant,
+        state=state if state in RUN_STATES else "unknown",
+        started_at=row.started_at,
+        ended_at=ended_at,
+        duration_s=round(max(0.0, ((ended_at or now) - row.started_at).total_seconds()), 3),
+        cost_usd=row.cost_usd,
+        steps=row.steps,
+        current_step=row.last_step,
+        decided_by=row.deciders,
+    )
+
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
+BUCKETS = {"1h": timedelta(minutes=5), "24h": timedelta(hours=1), "7d": timedelta(days=1)}
+
+
+def dashboard_for(database_url: str, caller: Reviewer, window: str) -> DashboardFigures:
+    """The dashboard's figures over ``window`` (``1h``, ``24h`` or ``7d``) for the caller's
+    tenants."""
+    span = WINDOWS.get(window, WINDOWS["24h"])
+    bucket = BUCKETS.get(window, BUCKETS["24h"])
+    now = datetime.now(UTC)
+    since = now - span
+    with session_scope(database_url) as session:
+        return dashboard_figures(
+            session, tenant_filter(caller), since=since, bucket=bucket, now=now
+        )
