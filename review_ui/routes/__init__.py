@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from review_ui.routes import health, login, pages, reviews, runs, slack
+from review_ui.routes import health, login, pages, providers, reviews, runs, slack
 
 __all__ = ["router"]
 
@@ -12,4 +12,5 @@ router.include_router(pages.router)
 router.include_router(runs.router)
 router.include_router(reviews.router)
 router.include_router(slack.router)
+router.include_router(providers.router)
 router.include_router(health.router)

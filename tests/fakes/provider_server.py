@@ -94,6 +94,7 @@ class FakeProviderServer:
         self.anthropic_api_key = anthropic_api_key
         self._lock = threading.Lock()
         self._scripts: deque[ScriptedReply] = deque()
+        self._outages: dict[str, ScriptedReply] = {}
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -224,6 +225,26 @@ class FakeProviderServer:
         with self._lock:
             self._scripts.extend([reply] * times)
 
+    def outage(self, model: str, *, fail_with: int | None = 503, delay_s: float = 0.0) -> None:
+        """Every request for ``model`` (the API's own model name, e.g. ``gpt-4o-mini``) gets
+        ``fail_with`` (after ``delay_s``; ``fail_with=None`` hangs ``delay_s``, then answers)
+        until :meth:`recover`, as when one model of a real API is overloaded; other models,
+        and scripted replies, are not affected."""
+        reply = ScriptedReply(status=fail_with if fail_with is not None else 200, delay_s=delay_s)
+        with self._lock:
+            self._outages[model] = reply
+
+    def recover(self, model: str) -> None:
+        """Ends :meth:`outage` for ``model``."""
+        with self._lock:
+            self._outages.pop(model, None)
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        """The requests received for ``model`` (the API's own model name), oldest first."""
+        return [
+            r for r in self.requests if isinstance(r.json, dict) and r.json.get("model") == model
+        ]
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first."""
@@ -241,6 +262,7 @@ class FakeProviderServer:
         with self._lock:
             self._requests.clear()
             self._scripts.clear()
+            self._outages.clear()
             self._max_in_flight = 0
 
     # --- OpenAI --------------------------------------------------------------------------
@@ -262,7 +284,7 @@ class FakeProviderServer:
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
-        scripted = await self._next_script()
+        scripted = await self._next_script(body)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _openai_error)
         problem = _openai_problem(body)
@@ -308,7 +330,7 @@ class FakeProviderServer:
             return _anthropic_error(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return _anthropic_error(400, "anthropic-version: header is required")
-        scripted = await self._next_script()
+        scripted = await self._next_script(body)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _anthropic_error)
         problem = _anthropic_problem(body)
@@ -357,9 +379,14 @@ class FakeProviderServer:
             self._requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         return body
 
-    async def _next_script(self) -> ScriptedReply:
+    async def _next_script(self, body: Any) -> ScriptedReply:
+        model = body.get("model") if isinstance(body, dict) else None
         with self._lock:
-            scripted = self._scripts.popleft() if self._scripts else ScriptedReply()
+            outage = self._outages.get(model) if isinstance(model, str) else None
+            if outage is not None:
+                scripted = outage
+            else:
+                scripted = self._scripts.popleft() if self._scripts else ScriptedReply()
         if scripted.delay_s > 0:
             with self._lock:
                 self._in_flight += 1
