@@ -37,11 +37,23 @@ class StepRoute:
         )
 
 
+FEATURE_PREFIX_CHARS = 8000
+"""Language, code, questions, links and attachments are measured on the input's first this many
+characters (the scan is linear but runs on the worker's event loop, and a document step's input
+can be 200,000 characters); size and tokens cover the whole input, scaled from the prefix."""
+
+
 def route_request(inp: LlmStepInput, variables: Mapping[str, str]) -> RouteRequest:
     """What the routing rules look at: the features of the step's input and where it runs."""
     text = "\n\n".join(variables.values())
+    features = input_features(text[:FEATURE_PREFIX_CHARS])
+    if len(text) > FEATURE_PREFIX_CHARS:
+        scale = len(text) / FEATURE_PREFIX_CHARS
+        features = features.model_copy(
+            update={"chars": len(text), "tokens": round(features.tokens * scale)}
+        )
     return RouteRequest(
-        features=input_features(text),
+        features=features,
         tenant=inp.tenant,
         workflow=inp.workflow,
         step=inp.step,

@@ -7,10 +7,11 @@ import httpx
 
 from activities.deps import ActivityDeps
 from activities.providers.registry import ProviderRegistry
-from activities.step_routing import step_route
+from activities.step_routing import route_request, step_route
 from policies.models import TetherPolicy
 from policies.route_features import RouteRequest, input_features
 from policies.route_rules import LearnedVerdict
+from tether.contracts import LlmStepInput, PromptTemplate
 from tether.core.settings import Settings
 
 
@@ -58,3 +59,27 @@ def test_without_rules_auto_goes_by_input_length_and_a_named_model_is_the_route(
     named = step_route(bare, tier="auto", model="openai/gpt-4o", input_chars=5000, request=None)
     assert (named.models, named.tier) == (["openai/gpt-4o"], None)
     assert named.event("openai/gpt-4o").outcome == "model"
+
+
+def test_a_long_input_is_measured_on_its_prefix_and_sized_whole() -> None:
+    step = LlmStepInput(
+        run_id="r",
+        workflow="document_summary",
+        step="final_summary",
+        tenant="acme",
+        prompt=PromptTemplate(id="p", version="1", system="s", user="{text}"),
+        output_model="m:M",
+        idempotency_key="k",
+    )
+    sentence = "The customer reports that the invoice total does not match the order. "
+    text = sentence * 3000  # about 210,000 characters
+    routed = route_request(step, {"text": text})
+    assert routed.features.chars == len(text)
+    whole = input_features(text).tokens
+    assert abs(routed.features.tokens - whole) / whole < 0.01
+    assert routed.features.language == "en" and not routed.features.has_code
+    assert (routed.tenant, routed.workflow, routed.step) == (
+        "acme",
+        "document_summary",
+        "final_summary",
+    )
