@@ -7,13 +7,15 @@ import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlmodel import Session
 
+from activities.provider_health import ProviderHealth, provider_health
 from activities.providers.registry import ProviderRegistry
 from policies.models import TetherPolicy
+from policies.route_rules import LearnedRule
 from tether.core.settings import Settings
 from tether.store.engine import is_sqlite, session_scope
 
@@ -27,6 +29,10 @@ class ActivityDeps:
     providers: ProviderRegistry
     # Where blocking store work runs; None is the event loop's default thread pool.
     store_executor: Executor | None = None
+    # The worker process's breakers and call statistics, shared by all its activities.
+    health: ProviderHealth = field(default_factory=provider_health)
+    # The learned routing rule (nearest past inputs rejected or edited); None: no signal.
+    learned_rule: LearnedRule | None = None
 
     async def in_session(self, work: Callable[[Session], T]) -> T:
         """Run blocking store work off the event loop so it keeps serving other activities."""

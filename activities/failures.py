@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from tether.core.errors import (
     ConfigurationError,
+    ProviderCircuitOpenError,
     ProviderError,
     ProviderRateLimitedError,
     ProviderRejectedError,
@@ -21,6 +22,8 @@ from tether.core.errors import (
 PROVIDER_RATE_LIMITED = "ProviderRateLimited"
 PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 PROVIDER_REJECTED = "ProviderRejected"
+PROVIDER_CIRCUIT_OPEN = "ProviderCircuitOpen"
+"""The model's breaker is open: the workflow moves on to the route's next model, no retries."""
 CONFIGURATION = "ConfigurationError"
 NON_RETRYABLE_TYPES = [PROVIDER_REJECTED, CONFIGURATION]
 
@@ -33,6 +36,10 @@ def to_application_error(error: TetherError, *, model: str | None = None) -> App
         delay = timedelta(seconds=error.retry_after_s) if error.retry_after_s else None
         return ApplicationError(
             str(error), *details, type=PROVIDER_RATE_LIMITED, next_retry_delay=delay
+        )
+    if isinstance(error, ProviderCircuitOpenError):
+        return ApplicationError(
+            str(error), error.model, type=PROVIDER_CIRCUIT_OPEN, non_retryable=True
         )
     if isinstance(error, ProviderRejectedError):
         return ApplicationError(str(error), *details, type=PROVIDER_REJECTED, non_retryable=True)

@@ -2,8 +2,8 @@
 
 Plain, validated data like ``policies.models``; the functions that apply it live in
 ``policies.breaker`` (the breaker state machine), ``policies.route_features`` (input features)
-and ``policies.route_rules`` (the rule evaluator). Not yet part of ``TetherPolicy``: the
-activity path wires it in.
+and ``policies.route_rules`` (the rule evaluator). ``TetherPolicy`` references them as
+``route_rules`` and ``provider_health``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from policies.models import ModelTier
-
 __all__ = [
     "BreakerPolicy",
+    "ModelTier",
     "ProviderHealthPolicy",
     "RouteRule",
     "RouteRulesPolicy",
@@ -24,6 +23,10 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+ModelTier = Literal["cheap", "strong"]
+"""The model tiers a policy routes to (defined here so ``policies.models`` can import this
+module; ``policies.models`` re-exports it)."""
 
 WindowKind = Literal["count", "time"]
 """A breaker's sliding window: the last ``window_calls`` calls, or the calls of ``window_s``."""
@@ -95,6 +98,12 @@ class ProviderHealthPolicy(_Strict):
     )
     stats_window_s: float = Field(
         default=300.0, gt=0, description="Window of the error rate and latency percentiles."
+    )
+    publish_every_s: float = Field(
+        default=10.0, gt=0, description="How often a worker publishes its view to the store."
+    )
+    stale_after_s: float = Field(
+        default=60.0, gt=0, description="A worker's rows older than this are shown as stale."
     )
 
     @model_validator(mode="after")

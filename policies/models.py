@@ -12,11 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.eval_settings import EvalPolicy
+from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
 
 GateOutcome = Literal["accept", "review", "escalate", "block"]
 """What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
 
-ModelTier = Literal["cheap", "strong"]
 OverBudgetAction = Literal["approve_spend", "downgrade", "stop"]
 OversizeAction = Literal["truncate", "summarize", "escalate"]
 TimeoutDefault = Literal["approve", "reject", "fail"]
@@ -172,6 +172,11 @@ class TetherPolicy(_Strict):
 
     prices: dict[str, ModelPrice]
     routing: RoutingPolicy = RoutingPolicy()
+    route_rules: RouteRulesPolicy | None = Field(
+        default=None,
+        description="Rules choosing the tier of an auto step; None: routing.complex_input_chars.",
+    )
+    provider_health: ProviderHealthPolicy = ProviderHealthPolicy()
     confidence: StepConfidencePolicy = StepConfidencePolicy()
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()

@@ -9,6 +9,8 @@ benchmarks (through ``tether worker``) all start their workers here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -22,8 +24,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.checkpoint import CheckpointActivities
 from activities.deps import ActivityDeps, store_executor_for
 from activities.documents import DocumentActivities
+from activities.health_publisher import publish_until_cancelled
 from activities.llm_step import LlmStepActivities
 from activities.notify import ReviewNotifier, SilentNotifier
+from activities.provider_health import configure_provider_health
 from activities.providers.http import create_http_client
 from activities.providers.registry import ProviderRegistry
 from activities.review import ReviewActivities
@@ -149,7 +153,12 @@ async def running_worker(
             policy=policy,
             providers=ProviderRegistry(settings, http),
             store_executor=stack.enter_context(store_executor_for(settings.resolved_database_url)),
+            health=configure_provider_health(policy.provider_health),
         )
+        publisher = asyncio.create_task(
+            publish_until_cancelled(deps, policy.provider_health.publish_every_s)
+        )
+        stack.push_async_callback(_stop, publisher)
         plugin = TetherPlugin(
             activities_for(deps, notifier or _default_notifier(settings, http)),
             extra_workflows=extra_workflows,
@@ -168,3 +177,9 @@ def _default_notifier(settings: Settings, http: httpx.AsyncClient) -> ReviewNoti
     except ImportError:
         return SilentNotifier()
     return notifier_from_settings(settings)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -49,7 +49,7 @@ class LlmStep(Generic[OutputT]):
         name: Step name, unique in the workflow; keys the ledger, policy and review.
         prompt: The versioned prompt template.
         output: The pydantic model the answer must validate against.
-        tier: ``cheap``, ``strong`` or ``auto`` (by input size, per the routing policy).
+        tier: ``cheap``, ``strong`` or ``auto`` (chosen by the policy's route_rules).
         gate: When False the confidence gate only records; no human review is asked.
     """
 

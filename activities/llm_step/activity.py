@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+from sqlmodel import Session
 from temporalio import activity
 
-from activities.checkpoint import route_for
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from activities.llm_step.audit_sample import sample_for_audit
@@ -31,11 +32,19 @@ from activities.llm_step.prompting import (
 )
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
+from activities.step_routing import route_request, step_route
 from policies.effective import step_confidence
-from policies.routing import route_model
-from tether.contracts import CheckedStepInput, CheckedStepResult, LlmStepInput, LlmStepResult
+from tether.contracts import (
+    CheckedStepInput,
+    CheckedStepResult,
+    CheckpointResult,
+    GuardEvent,
+    LlmStepInput,
+    LlmStepResult,
+)
 from tether.core.digests import output_digest
-from tether.core.errors import TetherError
+from tether.core.errors import ProviderCircuitOpenError, TetherError
+from tether.store.audit_records import record_guard
 
 __all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
 
@@ -52,18 +61,41 @@ class LlmStepActivities:
     async def checked_llm_step(self, inp: CheckedStepInput) -> CheckedStepResult:
         """The cost checkpoint for one model of the route, then the step on it.
 
-        Each attempt reserves under its own key and releases it when it ends, so a retried
-        attempt holds its estimate again while it runs.
+        The route comes from the routing rules on the step's input; a model whose circuit
+        breaker is open on this worker fails the activity at once with a non-retryable
+        ``ProviderCircuitOpen``, which the workflow takes as "next model". Each attempt reserves
+        under its own key and releases it when it ends, so a retried attempt holds its estimate
+        again while it runs.
         """
-        index = inp.step.fallback_index
+        index, attempt = inp.step.fallback_index, activity.info().attempt
+        guard_key = f"{inp.step.idempotency_key}/a{attempt}"
         try:
-            route = route_for(self.deps, inp.checkpoint)
+            variables = await prompt_variables(self.deps, inp.step)
+            choice = step_route(
+                self.deps,
+                tier=inp.checkpoint.tier,
+                model=inp.checkpoint.model,
+                input_chars=inp.checkpoint.input_chars,
+                request=route_request(inp.step, variables),
+            )
+            route = choice.models
             if index >= len(route):
                 return CheckedStepResult(route=route)
-            model, attempt = route[index], activity.info().attempt
-            checkpoint = await self.deps.in_session(
-                lambda session: hold_for_attempt(self.deps, session, inp, model, attempt)
-            )
+            model = route[index]
+            if not _simulated(model) and self.deps.health.should_skip(model):
+                await self._record_guard(inp.step, guard_key, _skipped(model))
+                raise ProviderCircuitOpenError(
+                    f"{model} skipped: its circuit breaker is open",
+                    provider=model.split("/", 1)[0],
+                    model=model,
+                )
+            routed = choice.event(model)
+
+            def hold(session: Session) -> CheckpointResult:
+                record_guard(session, **_guard_scope(inp.step, guard_key), event=routed)
+                return hold_for_attempt(self.deps, session, inp, model, attempt)
+
+            checkpoint = await self.deps.in_session(hold)
         except TetherError as exc:
             raise to_application_error(exc) from exc
         if checkpoint.reservation_key is None:
@@ -71,15 +103,19 @@ class LlmStepActivities:
         step_input = inp.step.model_copy(
             update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
         )
-        step = await self.llm_step(step_input)
+        step = await self._llm_step(step_input, variables)
+        step.guards.insert(0, routed)
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
 
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
+        return await self._llm_step(inp, None)
+
+    async def _llm_step(self, inp: LlmStepInput, variables: dict[str, str] | None) -> LlmStepResult:
         heartbeat = asyncio.create_task(_heartbeat_forever())
         log = CallLog(self.deps, inp, activity.info().attempt)
         try:
-            return await self._run(inp, log)
+            return await self._run(inp, log, variables)
         except BaseException as exc:
             # A step that ends without a result gives up its hold; _run settles on success. A
             # failure no provider billed (refused before sending, a 4xx) is released; a call
@@ -96,18 +132,27 @@ class LlmStepActivities:
         finally:
             heartbeat.cancel()
 
-    async def _run(self, inp: LlmStepInput, log: CallLog) -> LlmStepResult:
+    async def _record_guard(self, inp: LlmStepInput, key: str, event: GuardEvent) -> None:
+        await self.deps.in_session(
+            lambda session: record_guard(session, **_guard_scope(inp, key), event=event)
+        )
+
+    async def _run(
+        self, inp: LlmStepInput, log: CallLog, variables: dict[str, str] | None
+    ) -> LlmStepResult:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
-        messages = render_messages(inp, await prompt_variables(self.deps, inp))
+        if variables is None:
+            variables = await prompt_variables(self.deps, inp)
+        messages = render_messages(inp, variables)
         input_chars = sum(len(m.content) for m in messages)
-        route = (
-            [inp.model]
-            if inp.model
-            else route_model(
-                self.deps.policy.routing, inp.tier, input_chars, self.deps.providers.available
-            )
-        )
+        route = step_route(
+            self.deps,
+            tier=inp.tier,
+            model=inp.model,
+            input_chars=input_chars,
+            request=route_request(inp, variables),
+        ).models
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
         started = time.perf_counter()
@@ -157,3 +202,15 @@ async def _heartbeat_forever() -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_EVERY_S)
         activity.heartbeat()
+
+
+def _simulated(model: str) -> bool:
+    return model.startswith("simulated/")  # no provider behind it: no breaker
+
+
+def _skipped(model: str) -> GuardEvent:
+    return GuardEvent(guard="breaker", outcome="skipped", detail=model)
+
+
+def _guard_scope(inp: LlmStepInput, key: str) -> dict[str, Any]:
+    return {"key": key, "run_id": inp.run_id, "step": inp.step, "tenant": inp.tenant}

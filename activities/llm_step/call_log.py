@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from activities.checkpoint import check_cost
 from activities.deps import ActivityDeps
+from activities.provider_health import ProviderHealth
 from activities.providers.base import ChatProvider, ChatRequest, ChatResponse
 from activities.providers.http import may_have_been_billed
 from activities.run_events import step_settled, step_started
@@ -28,7 +29,7 @@ from tether.contracts import (
     LlmStepInput,
     LlmStepResult,
 )
-from tether.core.errors import ProviderError
+from tether.core.errors import ProviderCircuitOpenError, ProviderError, ProviderUnavailableError
 from tether.store.ledger import (
     LedgerEntry,
     charge_hold,
@@ -40,7 +41,46 @@ from tether.store.ledger import (
 )
 from tether.store.step_events import record_step_event
 
-__all__ = ["CallLog", "charge_cut_off_hold", "hold_for_attempt", "release_hold", "settle_step"]
+__all__ = [
+    "CallLog",
+    "charge_cut_off_hold",
+    "guarded_call",
+    "hold_for_attempt",
+    "release_hold",
+    "settle_step",
+]
+
+
+class _CallTimedOut(ProviderUnavailableError):
+    """The policy's per-call timeout ran out: the request was sent, the answer never came."""
+
+
+async def guarded_call(
+    health: ProviderHealth, model_id: str, provider: ChatProvider, request: ChatRequest
+) -> ChatResponse:
+    """One call through ``model_id``'s circuit breaker, under the policy's per-call timeout.
+
+    Raises:
+        ProviderCircuitOpenError: The breaker is open (or half-open with its probes taken): the
+            call is not made.
+        ProviderUnavailableError: The call took longer than the per-call timeout.
+    """
+    permit = health.acquire(model_id)
+    if not permit:
+        raise ProviderCircuitOpenError(
+            f"{model_id} skipped: its circuit breaker is open",
+            provider=provider.name,
+            model=model_id,
+        )
+    timeout_s = health.call_timeout_s(model_id)
+    with health.observe(model_id, permit):
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await provider.complete(request)
+        except TimeoutError as exc:
+            raise _CallTimedOut(
+                f"{model_id} did not answer within {timeout_s:g}s", provider=provider.name
+            ) from exc
 
 
 @dataclass
@@ -59,9 +99,15 @@ class CallLog:
         provider, _ = self.deps.providers.resolve(model_id)
         started = time.perf_counter()
         try:
-            response = await provider.complete(request)
+            if provider.simulated:
+                response = await provider.complete(request)
+            else:
+                response = await guarded_call(self.deps.health, model_id, provider, request)
+        except ProviderCircuitOpenError:
+            raise  # never sent: nothing to bill or to record as a call
         except ProviderError as exc:
-            self.maybe_billed = self.maybe_billed or may_have_been_billed(exc)
+            timed_out = isinstance(exc, _CallTimedOut)  # sent, never answered
+            self.maybe_billed = self.maybe_billed or timed_out or may_have_been_billed(exc)
             await self._record(call, model_id, provider, Usage(), started, str(exc))
             raise
         except asyncio.CancelledError:

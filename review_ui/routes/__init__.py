@@ -7,6 +7,7 @@ from review_ui.routes import (
     health,
     login,
     pages,
+    providers,
     reviews,
     run_feed,
     run_pages,
@@ -24,5 +25,6 @@ router.include_router(runs.router)
 router.include_router(run_pages.router)
 router.include_router(reviews.router)
 router.include_router(slack.router)
+router.include_router(providers.router)
 router.include_router(health.router)
 router.include_router(calibration.router)

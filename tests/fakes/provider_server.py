@@ -99,6 +99,7 @@ class FakeProviderServer:
         self._lock = threading.Lock()
         self._scripts: deque[ScriptedReply] = deque()
         self._by_content: Callable[[dict[str, Any]], ScriptedAnswer] | None = None
+        self._outages: dict[str, ScriptedReply] = {}
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self._max_in_flight = 0
@@ -236,6 +237,26 @@ class FakeProviderServer:
         with self._lock:
             self._by_content = answer
 
+    def outage(self, model: str, *, fail_with: int | None = 503, delay_s: float = 0.0) -> None:
+        """Every request for ``model`` (the API's own model name, e.g. ``gpt-4o-mini``) gets
+        ``fail_with`` (after ``delay_s``; ``fail_with=None`` hangs ``delay_s``, then answers)
+        until :meth:`recover`, as when one model of a real API is overloaded; other models,
+        and scripted replies, are not affected."""
+        reply = ScriptedReply(status=fail_with if fail_with is not None else 200, delay_s=delay_s)
+        with self._lock:
+            self._outages[model] = reply
+
+    def recover(self, model: str) -> None:
+        """Ends :meth:`outage` for ``model``."""
+        with self._lock:
+            self._outages.pop(model, None)
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        """The requests received for ``model`` (the API's own model name), oldest first."""
+        return [
+            r for r in self.requests if isinstance(r.json, dict) and r.json.get("model") == model
+        ]
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first."""
@@ -253,6 +274,7 @@ class FakeProviderServer:
         with self._lock:
             self._requests.clear()
             self._scripts.clear()
+            self._outages.clear()
             self._max_in_flight = 0
             self._by_content = None
 
@@ -373,9 +395,11 @@ class FakeProviderServer:
         return body
 
     async def _next_script(self, body: Any) -> ScriptedReply:
+        model = body.get("model") if isinstance(body, dict) else None
         with self._lock:
-            queued = self._scripts.popleft() if self._scripts else None
-        scripted = queued or (self.responder and self.responder(body)) or ScriptedReply()
+            outage = self._outages.get(model) if isinstance(model, str) else None
+            queued = self._scripts.popleft() if outage is None and self._scripts else None
+        scripted = outage or queued or (self.responder and self.responder(body)) or ScriptedReply()
         if scripted.delay_s > 0:
             with self._lock:
                 self._in_flight += 1

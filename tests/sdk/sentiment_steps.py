@@ -28,5 +28,5 @@ SCORE = LlmStep(
         user="Rate the sentiment of: {text}",
     ),
     output=Sentiment,
-    tier="cheap",  # or "strong", or "auto" (by input size, per the routing policy)
+    tier="cheap",  # or "strong", or "auto" (chosen by the policy's route_rules)
 )

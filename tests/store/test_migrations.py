@@ -45,6 +45,7 @@ ADDED_TABLES = {
     "run_ids",
     "labelled_examples",
     "step_events",
+    "provider_health",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

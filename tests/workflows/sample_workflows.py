@@ -81,4 +81,29 @@ class OneStrongStep(TetherWorkflow):
         )
 
 
-TEST_WORKFLOWS = [OneStep, OneStrongStep]
+ANSWER_AUTO = LlmStep(
+    name="answer",
+    prompt=ANSWER.prompt,
+    output=Answer,
+    tier="auto",
+    options=FAST,
+)
+
+
+@workflow.defn(name="test_one_auto_step")
+class OneAutoStep(TetherWorkflow):
+    """One step whose tier the routing rules choose."""
+
+    @workflow.run
+    async def run(self, question: Question) -> OneStepResult:
+        self.begin(tenant=question.tenant, end_user=question.user)
+        try:
+            answered = await self.llm_step(ANSWER_AUTO, {"text": question.text})
+        except RunHalted as halt:
+            return self.halted(OneStepResult(), halt)
+        return self.finish(
+            OneStepResult(answer=answered.output.answer, disposition=answered.disposition)
+        )
+
+
+TEST_WORKFLOWS = [OneStep, OneStrongStep, OneAutoStep]

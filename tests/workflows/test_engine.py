@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
+from policies.guard_routing import BreakerPolicy
 from policies.models import ModelPrice, RuleCheck, TetherPolicy, WorkflowPolicy
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policy_variants import for_workflow, gated, routed, step_policy
@@ -286,10 +287,17 @@ async def test_when_every_model_fails_a_human_retries_or_rejects_and_every_call_
     settings = openai_settings(tmp_path, temporal_address, provider_server)
     provider_server.script(fail_with=503, times=8)  # two passes over a one-model route
     run_id = f"all-failed-{uuid.uuid4().hex[:8]}"
+    # A breaker that stays closed through both passes (one that opens is tested apart:
+    # tests/workflows/test_provider_guards.py).
+    patient = policy.provider_health.model_copy(
+        update={"breaker": BreakerPolicy(failure_threshold=20)}
+    )
     async with running_worker(
         client,
         settings,
-        policy=gated(routed(policy, [GPT]), accept=0.0),
+        policy=gated(routed(policy, [GPT]), accept=0.0).model_copy(
+            update={"provider_health": patient}
+        ),
         extra_workflows=TEST_WORKFLOWS,
     ):
         handle = await client.start_workflow(

@@ -79,3 +79,14 @@ class ProviderRejectedError(ProviderError):
     """400/401/403/404 and similar: retrying cannot help, fail fast."""
 
     retryable = False
+
+
+class ProviderCircuitOpenError(ProviderError):
+    """The model's circuit breaker is open on this worker: the call was not made. Not retried:
+    the route moves on to its next model at once."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str, model: str) -> None:
+        super().__init__(message, provider=provider)
+        self.model = model

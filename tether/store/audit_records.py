@@ -12,7 +12,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from policies.values import BudgetCheck
-from tether.contracts import CheckpointInput
+from tether.contracts import CheckpointInput, GuardEvent
 from tether.store.audit import append_event
 
 
@@ -77,5 +77,31 @@ def record_budget_action(
             "downgrade_model": check.downgrade_model,
             "extra_run_budget_usd": inp.extra_run_budget_usd,
             "tenant": inp.tenant,
+        },
+    )
+
+
+def record_guard(
+    session: Session,
+    *,
+    key: str,
+    run_id: str,
+    step: str,
+    tenant: str,
+    event: GuardEvent,
+) -> None:
+    """What a production guard decided for a step (route, breaker, ...), once per ``key``."""
+    append_event(
+        session,
+        key=f"guard_{event.guard}:{key}",
+        kind=f"guard_{event.guard}",
+        actor="tether",
+        run_id=run_id,
+        detail={
+            "step": step,
+            "tenant": tenant,
+            "outcome": event.outcome,
+            "detail": event.detail,
+            "value": event.value,
         },
     )

@@ -5,6 +5,7 @@ from tether.store import (  # noqa: F401
     examples,
     ledger,
     logins,
+    provider_health,
     reviews,
     run_ids,
     slack_replay,

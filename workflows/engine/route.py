@@ -11,8 +11,15 @@ from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.failures import CONFIGURATION, PROVIDER_REJECTED, failed_model
+    from activities.failures import PROVIDER_CIRCUIT_OPEN as CIRCUIT_OPEN
     from activities.llm_step import LlmStepActivities
-    from tether.contracts import CheckedStepInput, LlmStepInput, LlmStepResult, StepStatus
+    from tether.contracts import (
+        CheckedStepInput,
+        GuardEvent,
+        LlmStepInput,
+        LlmStepResult,
+        StepStatus,
+    )
     from tether.core.digests import output_digest
     from workflows.engine.budget import BudgetActions
     from workflows.engine.state import StepCall
@@ -58,6 +65,11 @@ class ModelRoute(BudgetActions):
                 ) or f"model {index + 1} of the route"
                 # Bad configuration (a prompt variable missing, say) fails every model alike.
                 self._fail_if_unrecoverable(call, status, err, failed, also=(CONFIGURATION,))
+                if isinstance(err.cause, ApplicationError) and err.cause.type == CIRCUIT_OPEN:
+                    # The worker skipped the model at once: its breaker is open.
+                    status.guards.append(
+                        GuardEvent(guard="breaker", outcome="skipped", detail=failed)
+                    )
                 last_error = self._model_failure(call, failed, err)
                 index, force = index + 1, False
                 continue
