@@ -15,6 +15,7 @@ REASON_LABELS = {
     "invalid_output": "Invalid output",
     "over_budget": "Over budget",
     "provider_failure": "Provider failure",
+    "rate_limited": "Rate limited",
 }
 
 REASON_EXPLANATIONS = {
@@ -25,6 +26,8 @@ REASON_EXPLANATIONS = {
     "Edit it into shape, retry the step or reject it.",
     "over_budget": "The next step would exceed a budget. Approve the extra spend or stop the run.",
     "provider_failure": "Every model on the route failed. Retry the step or reject it.",
+    "rate_limited": "The step is over a user's or tenant's rate limit. Approve to go on now, "
+    "or reject to stop the run.",
 }
 
 EVENT_LABELS = {
@@ -38,6 +41,8 @@ EVENT_LABELS = {
     "model_call": "Model call",
     "budget_refused": "Budget refused",
     "budget_spend_approved": "Approved spend reserved",
+    "rate_limit": "Held back by a rate limit",
+    "provider_cap": "Held back by a provider cap",
     "audit_rechained": "Audit log re-chained under its key",
 }
 

@@ -17,7 +17,6 @@ from activities.failures import to_application_error
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
-    hold_for_attempt,
     release_hold,
     settle_step,
 )
@@ -28,6 +27,7 @@ from activities.llm_step.prompting import (
     render_messages,
     resolve_output_model,
 )
+from activities.llm_step.rate_limits import hold_within_limits, settle_limits
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
 from policies.effective import step_confidence
@@ -60,17 +60,18 @@ class LlmStepActivities:
             if index >= len(route):
                 return CheckedStepResult(route=route)
             model, attempt = route[index], activity.info().attempt
-            checkpoint = await self.deps.in_session(
-                lambda session: hold_for_attempt(self.deps, session, inp, model, attempt)
+            checkpoint, limited = await self.deps.in_session(
+                lambda session: hold_within_limits(self.deps, session, inp, model, attempt)
             )
         except TetherError as exc:
             raise to_application_error(exc) from exc
-        if checkpoint.reservation_key is None:
-            return CheckedStepResult(route=route, checkpoint=checkpoint)
+        if checkpoint is None or checkpoint.reservation_key is None:
+            return CheckedStepResult(route=route, checkpoint=checkpoint, limited=limited)
         step_input = inp.step.model_copy(
             update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
         )
         step = await self.llm_step(step_input)
+        await self.deps.in_session(lambda session: settle_limits(session, step_input, step))
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
 
     @activity.defn(name="tether.llm_step")

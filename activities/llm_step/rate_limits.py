@@ -1,0 +1,136 @@
+"""The rate-limit part of a step's checkpoint: the user's, tenant's and provider's windows.
+
+Checked before the cost checkpoint and counted in the same transaction once the cost is held,
+so a step refused on budget counts no request, and a step over a limit holds no budget. The
+workflow acts on what comes back (``RateLimited``): it waits on a timer, ends the run, or asks
+a reviewer; guard logic never runs in workflow code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from activities.deps import ActivityDeps
+from activities.llm_step.call_log import hold_for_attempt
+from policies.effective import effective_for
+from policies.limits import LimitBreach, first_breach
+from policies.pricing import estimate_tokens
+from tether.contracts import (
+    CheckedStepInput,
+    CheckpointInput,
+    CheckpointResult,
+    LlmStepInput,
+    LlmStepResult,
+    RateLimited,
+)
+from tether.store.audit import append_event
+from tether.store.limits import (
+    LimitSubject,
+    charge_windows,
+    is_charged,
+    lock_windows,
+    settle_charge,
+)
+
+__all__ = ["hold_within_limits", "limit_subjects", "settle_limits", "step_tokens"]
+
+RESET_MARGIN_S = 0.25
+"""Waits end this long after the window does, so the asking again lands in the next window."""
+
+
+def limit_subjects(deps: ActivityDeps, inp: CheckpointInput, model: str) -> list[LimitSubject]:
+    """Every scope a step on ``model`` counts against: its user, its tenant, its provider."""
+    top = deps.policy.limits
+    if not top.enabled:
+        return []
+    limits = effective_for(deps.policy, inp.workflow).limits
+    subjects: list[LimitSubject] = []
+    if limits.enabled and inp.end_user and limits.per_user:
+        parts = (inp.tenant, inp.end_user)
+        subjects.append(LimitSubject("user", inp.end_user, limits.per_user, parts))
+    if limits.enabled and limits.per_tenant:
+        subjects.append(LimitSubject("tenant", inp.tenant, limits.per_tenant, (inp.tenant,)))
+    provider = model.split("/", 1)[0]
+    cap = top.providers.get(provider)
+    window = cap.window() if cap is not None else None
+    if window is not None:
+        subjects.append(LimitSubject("provider", provider, [window], (provider,)))
+    return subjects
+
+
+def step_tokens(inp: CheckpointInput) -> int:
+    """The tokens a step is counted for at its checkpoint: its input and its longest answer."""
+    return estimate_tokens(inp.input_chars) + inp.max_output_tokens
+
+
+def hold_within_limits(
+    deps: ActivityDeps, session: Session, inp: CheckedStepInput, model: str, attempt: int
+) -> tuple[CheckpointResult | None, RateLimited | None]:
+    """The step's rate limits, then its cost checkpoint, in one transaction.
+
+    Returns ``(None, limited)`` when a window is full (nothing counted, nothing held), else the
+    checkpoint; a checkpoint that held the cost counts the step against every window, once per
+    step idempotency key (a retried activity passes without counting again).
+    """
+    now = datetime.now(UTC)
+    checkpoint, key = inp.checkpoint, inp.step.idempotency_key
+    subjects = limit_subjects(deps, checkpoint, model)
+    if not subjects:
+        return hold_for_attempt(deps, session, inp, model, attempt), None
+    tokens = step_tokens(checkpoint)
+    counts = lock_windows(session, subjects, now.timestamp())  # first: takes the write lock
+    if not is_charged(session, key):
+        held_to = [c for c in counts if c.scope == "provider" or not checkpoint.limits_waived]
+        breach = first_breach(held_to, tokens)
+        if breach is not None:
+            limited = _limited(deps, checkpoint, breach, now)
+            _record(session, checkpoint, key, limited)
+            return None, limited
+    result = hold_for_attempt(deps, session, inp, model, attempt)
+    if result.reservation_key is not None:
+        charge_windows(session, key, subjects, now.timestamp(), tokens)
+    return result, None
+
+
+def settle_limits(session: Session, inp: LlmStepInput, result: LlmStepResult) -> None:
+    """Count what the step really used in place of its estimate: its tokens, and the calls its
+    provider served beyond the first (repairs, samples, a judge on the same provider)."""
+    provider = result.model.split("/", 1)[0]
+    calls = sum(1 for a in result.attempts if a.model.split("/", 1)[0] == provider)
+    used = result.usage.input_tokens + result.usage.output_tokens
+    settle_charge(session, inp.idempotency_key, used, calls)
+
+
+def _limited(
+    deps: ActivityDeps, inp: CheckpointInput, breach: LimitBreach, now: datetime
+) -> RateLimited:
+    resets_at = datetime.fromtimestamp(breach.resets_at, UTC)
+    provider = breach.scope == "provider"  # the account's cap: only waiting helps
+    return RateLimited(
+        guard="provider_cap" if provider else "rate_limit",
+        action="wait" if provider else effective_for(deps.policy, inp.workflow).limits.on_exceed,
+        limit=breach.describe(),
+        retry_after_s=round(max((resets_at - now).total_seconds(), 0.0) + RESET_MARGIN_S, 3),
+        resets_at=resets_at,
+    )
+
+
+def _record(session: Session, inp: CheckpointInput, key: str, limited: RateLimited) -> None:
+    """The audit event of a step held back (once per step activity)."""
+    append_event(
+        session,
+        key=f"{limited.guard}:{key}",
+        kind=limited.guard,
+        actor="tether",
+        run_id=inp.run_id,
+        detail={
+            "step": inp.step,
+            "action": limited.action,
+            "limit": limited.limit,
+            "retry_after_s": limited.retry_after_s,
+            "resets_at": limited.resets_at.isoformat(),
+            "tenant": inp.tenant,
+        },
+    )
