@@ -137,16 +137,33 @@ def window_start(now: float, seconds: int) -> float:
     return float(int(now // seconds) * seconds)
 
 
-def first_breach(counts: Sequence[WindowCount], tokens: int) -> LimitBreach | None:
-    """The window one more request of ``tokens`` tokens would overfill, the one that resets
-    last when several would (waiting for an earlier one would only be refused again)."""
+def first_breach(
+    counts: Sequence[WindowCount], tokens: int, provider_calls: int = 1
+) -> LimitBreach | None:
+    """The window one more step would overfill, the one that resets last when several would
+    (waiting for an earlier one would only be refused again).
+
+    A step counts one request against its user's and tenant's windows, and ``provider_calls``
+    requests (its samples and judge too) against its provider's. An empty window takes any one
+    step, however large, so a step bigger than a window is never held back for ever.
+    """
     full = [
         LimitBreach(c.scope, c.subject, c.window, c.started_at + c.window.seconds)
         for c in counts
-        if (c.window.requests is not None and c.requests + 1 > c.window.requests)
-        or (c.window.tokens is not None and c.tokens > 0 and c.tokens + tokens > c.window.tokens)
+        if (c.requests or c.tokens)
+        and (
+            (
+                c.window.requests is not None
+                and c.requests + _calls(c, provider_calls) > c.window.requests
+            )
+            or (c.window.tokens is not None and c.tokens + tokens > c.window.tokens)
+        )
     ]
     return max(full, key=lambda b: b.resets_at) if full else None
+
+
+def _calls(count: WindowCount, provider_calls: int) -> int:
+    return provider_calls if count.scope == "provider" else 1
 
 
 def _scaled(per_minute: int | None, share: float) -> int | None:

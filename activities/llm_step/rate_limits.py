@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from activities.checkpoint import judge_model_for
 from activities.deps import ActivityDeps
 from activities.llm_step.call_log import hold_for_attempt
-from policies.effective import effective_for
+from policies.effective import effective_for, step_confidence
 from policies.limits import LimitBreach, first_breach
 from policies.pricing import estimate_tokens
 from tether.contracts import (
@@ -52,12 +53,24 @@ def limit_subjects(deps: ActivityDeps, inp: CheckpointInput, model: str) -> list
         subjects.append(LimitSubject("user", inp.end_user, limits.per_user, parts))
     if limits.enabled and limits.per_tenant:
         subjects.append(LimitSubject("tenant", inp.tenant, limits.per_tenant, (inp.tenant,)))
-    provider = model.split("/", 1)[0]
+    provider = _provider(model)
     cap = top.providers.get(provider)
     window = cap.window() if cap is not None else None
     if window is not None:
         subjects.append(LimitSubject("provider", provider, [window], (provider,)))
     return subjects
+
+
+def planned_calls(deps: ActivityDeps, inp: CheckpointInput, model: str) -> int:
+    """The calls a step makes to ``model``'s provider when all goes well: its samples, and
+    the judge when the judge's model is on the same provider (repairs are settled after)."""
+    confidence = step_confidence(deps.policy, inp.workflow, inp.step)
+    judge = confidence.judge and _provider(judge_model_for(deps)) == _provider(model)
+    return confidence.samples + (1 if judge else 0)
+
+
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0]
 
 
 def step_tokens(inp: CheckpointInput) -> int:
@@ -79,26 +92,27 @@ def hold_within_limits(
     subjects = limit_subjects(deps, checkpoint, model)
     if not subjects:
         return hold_for_attempt(deps, session, inp, model, attempt), None
-    tokens = step_tokens(checkpoint)
+    calls = planned_calls(deps, checkpoint, model)
+    tokens = step_tokens(checkpoint) * calls
     counts = lock_windows(session, subjects, now.timestamp())  # first: takes the write lock
     if not is_charged(session, key):
         held_to = [c for c in counts if c.scope == "provider" or not checkpoint.limits_waived]
-        breach = first_breach(held_to, tokens)
+        breach = first_breach(held_to, tokens, calls)
         if breach is not None:
             limited = _limited(deps, checkpoint, breach, now)
             _record(session, checkpoint, key, limited)
             return None, limited
     result = hold_for_attempt(deps, session, inp, model, attempt)
     if result.reservation_key is not None:
-        charge_windows(session, key, subjects, now.timestamp(), tokens)
+        charge_windows(session, key, subjects, now.timestamp(), tokens, calls)
     return result, None
 
 
 def settle_limits(session: Session, inp: LlmStepInput, result: LlmStepResult) -> None:
     """Count what the step really used in place of its estimate: its tokens, and the calls its
     provider served beyond the first (repairs, samples, a judge on the same provider)."""
-    provider = result.model.split("/", 1)[0]
-    calls = sum(1 for a in result.attempts if a.model.split("/", 1)[0] == provider)
+    provider = _provider(result.model)
+    calls = sum(1 for a in result.attempts if _provider(a.model) == provider)
     used = result.usage.input_tokens + result.usage.output_tokens
     settle_charge(session, inp.idempotency_key, used, calls)
 

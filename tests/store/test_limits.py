@@ -88,7 +88,8 @@ def test_tokens_are_settled_with_actual_usage_once(db_url: str) -> None:
     with session_scope(db_url) as session:
         settle_charge(session, "s1", tokens_used=300, provider_calls=3)
         settle_charge(session, "s1", tokens_used=300, provider_calls=3)  # a retried settle
-    # The user's window counts the step once; the provider's counts all three calls.
+    # The user's window counts the step once; the provider's all three calls it made (a
+    # repair and a judge beyond the one call it was counted for).
     assert counted(db_url, alice, NOW) == [(1, 300), (3, 300)]
     assert take(db_url, "s2", alice, NOW, tokens=200)
 

@@ -58,6 +58,8 @@ class LimitCharge(SQLModel, table=True):
     """JSON list of ``[counter key, scope]`` the step counted against."""
     tokens: int = Field(sa_type=BigInteger)
     """The tokens counted at the checkpoint (the estimate until settled)."""
+    provider_calls: int = 1
+    """The requests counted against the provider's windows at the checkpoint."""
     settled: bool = False
 
 
@@ -138,9 +140,15 @@ def is_charged(session: Session, key: str) -> bool:
 
 
 def charge_windows(
-    session: Session, key: str, subjects: Sequence[LimitSubject], now: float, tokens: int
+    session: Session,
+    key: str,
+    subjects: Sequence[LimitSubject],
+    now: float,
+    tokens: int,
+    provider_calls: int = 1,
 ) -> bool:
-    """Count one request and ``tokens`` against every window of ``subjects``, once per ``key``.
+    """Count one request (``provider_calls`` against a provider's windows) and ``tokens``
+    against every window of ``subjects``, once per ``key``.
 
     Returns False (and counts nothing) when ``key`` has counted already.
     """
@@ -151,31 +159,34 @@ def charge_windows(
             "key": key,
             "counters": json.dumps([[s.key, s.subject.scope] for s in slots]),
             "tokens": tokens,
+            "provider_calls": provider_calls,
             "settled": False,
         },
     )
     if inserted.first() is None:  # the key has counted already
         return False
-    _add(session, [s.key for s in slots], requests=1, tokens=tokens)
+    providers = [s.key for s in slots if s.subject.scope == "provider"]
+    others = [s.key for s in slots if s.subject.scope != "provider"]
+    _add(session, others, requests=1, tokens=tokens)
+    _add(session, providers, requests=provider_calls, tokens=tokens)
     return True
 
 
 def settle_charge(session: Session, key: str, tokens_used: int, provider_calls: int) -> None:
-    """Replace a step's estimated tokens with ``tokens_used``, and count the provider calls
-    beyond the first (repairs, samples, a judge) against its provider's window. Once per key."""
+    """Replace a step's estimated tokens with ``tokens_used``, and the provider calls it was
+    counted for with ``provider_calls`` (repairs add some). Once per key."""
     row = session.execute(
         update(_CHARGES)
         .where(_CHARGES.c.key == key, _CHARGES.c.settled.is_(False))
         .values(settled=True)
-        .returning(_CHARGES.c.counters, _CHARGES.c.tokens)
+        .returning(_CHARGES.c.counters, _CHARGES.c.tokens, _CHARGES.c.provider_calls)
     ).first()
     if row is None:
         return
     counters: list[list[str]] = json.loads(row[0])
     _add(session, [k for k, _ in counters], requests=0, tokens=tokens_used - int(row[1]))
-    extra = max(provider_calls - 1, 0)
-    if extra:
-        _add(session, [k for k, scope in counters if scope == "provider"], requests=extra, tokens=0)
+    providers = [k for k, scope in counters if scope == "provider"]
+    _add(session, providers, requests=provider_calls - int(row[2]), tokens=0)
 
 
 def drop_expired_counters(session: Session, now: float) -> int:

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(600), primary_key=True),
         sa.Column("counters", sa.String, nullable=False),
         sa.Column("tokens", sa.BigInteger, nullable=False),
+        sa.Column("provider_calls", sa.Integer, nullable=False),
         sa.Column("settled", sa.Boolean, nullable=False),
     )
 
