@@ -71,7 +71,7 @@ class LlmStepActivities:
             update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
         )
         step = await self.llm_step(step_input)
-        await self.deps.in_session(lambda session: settle_limits(session, step_input, step))
+        await self.deps.in_session(lambda session: settle_limits(session, inp, attempt, step))
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
 
     @activity.defn(name="tether.llm_step")

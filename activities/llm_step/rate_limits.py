@@ -22,7 +22,6 @@ from tether.contracts import (
     CheckedStepInput,
     CheckpointInput,
     CheckpointResult,
-    LlmStepInput,
     LlmStepResult,
     RateLimited,
 )
@@ -35,7 +34,7 @@ from tether.store.limits import (
     settle_charge,
 )
 
-__all__ = ["hold_within_limits", "limit_subjects", "settle_limits", "step_tokens"]
+__all__ = ["hold_within_limits", "limit_keys", "limit_subjects", "settle_limits", "step_tokens"]
 
 RESET_MARGIN_S = 0.25
 """Waits end this long after the window does, so the asking again lands in the next window."""
@@ -84,37 +83,56 @@ def hold_within_limits(
     """The step's rate limits, then its cost checkpoint, in one transaction.
 
     Returns ``(None, limited)`` when a window is full (nothing counted, nothing held), else the
-    checkpoint; a checkpoint that held the cost counts the step against every window, once per
-    step idempotency key (a retried activity passes without counting again).
+    checkpoint; a checkpoint that held the cost counts the step against every window. The user
+    and tenant count a step once per attempt scope (``quota_key``: a retried activity, a wait
+    and a fallback to the next model are the same request); the provider counts every activity
+    attempt (``cap_key``), whose calls it really serves again.
     """
     now = datetime.now(UTC)
-    checkpoint, key = inp.checkpoint, inp.step.idempotency_key
+    checkpoint = inp.checkpoint
     subjects = limit_subjects(deps, checkpoint, model)
     if not subjects:
         return hold_for_attempt(deps, session, inp, model, attempt), None
+    quota = [s for s in subjects if s.scope != "provider"]
+    caps = [s for s in subjects if s.scope == "provider"]
+    quota_key, cap_key = limit_keys(inp, attempt)
     calls = planned_calls(deps, checkpoint, model)
     tokens = step_tokens(checkpoint) * calls
     counts = lock_windows(session, subjects, now.timestamp())  # first: takes the write lock
-    if not is_charged(session, key):
-        held_to = [c for c in counts if c.scope == "provider" or not checkpoint.limits_waived]
-        breach = first_breach(held_to, tokens, calls)
-        if breach is not None:
-            limited = _limited(deps, checkpoint, breach, now)
-            _record(session, checkpoint, key, limited)
-            return None, limited
+    held_to = []
+    if quota and not checkpoint.limits_waived and not is_charged(session, quota_key):
+        held_to += [c for c in counts if c.scope != "provider"]
+    if caps and not is_charged(session, cap_key):
+        held_to += [c for c in counts if c.scope == "provider"]
+    breach = first_breach(held_to, tokens, calls)
+    if breach is not None:
+        limited = _limited(deps, checkpoint, breach, now)
+        _record(session, checkpoint, cap_key, limited)
+        return None, limited
     result = hold_for_attempt(deps, session, inp, model, attempt)
     if result.reservation_key is not None:
-        charge_windows(session, key, subjects, now.timestamp(), tokens, calls)
+        if quota:
+            charge_windows(session, quota_key, quota, now.timestamp(), tokens)
+        if caps:
+            charge_windows(session, cap_key, caps, now.timestamp(), tokens, calls)
     return result, None
 
 
-def settle_limits(session: Session, inp: LlmStepInput, result: LlmStepResult) -> None:
+def limit_keys(inp: CheckedStepInput, attempt: int) -> tuple[str, str]:
+    """(the key the user and tenant count a step under, the key its provider counts it under)."""
+    return inp.checkpoint.reservation_key, f"{inp.step.idempotency_key}/a{attempt}"
+
+
+def settle_limits(
+    session: Session, inp: CheckedStepInput, attempt: int, result: LlmStepResult
+) -> None:
     """Count what the step really used in place of its estimate: its tokens, and the calls its
-    provider served beyond the first (repairs, samples, a judge on the same provider)."""
+    provider served (repairs beyond what was counted, a sample that was not made)."""
     provider = _provider(result.model)
     calls = sum(1 for a in result.attempts if _provider(a.model) == provider)
     used = result.usage.input_tokens + result.usage.output_tokens
-    settle_charge(session, inp.idempotency_key, used, calls)
+    for key in limit_keys(inp, attempt):
+        settle_charge(session, key, used, calls)
 
 
 def _limited(

@@ -217,7 +217,7 @@ async def test_a_provider_cap_holds_under_a_burst_of_concurrent_runs(
         results = await asyncio.gather(*(ask(client, settings, f"user{n}") for n in range(runs)))
     assert [r.status for _, r in results] == ["completed"] * runs
     received = sorted(r.received_at for r in provider_server.requests)
-    assert len(received) == 2 * runs
+    assert len(received) >= 2 * runs  # an activity retried under load asks again, counted
     # At most two requests per 2 s window: any five in a row span three windows, so more than
     # one window's length (less the judge's lag behind its step's checkpoint).
     spans = [received[i + 4] - received[i] for i in range(len(received) - 4)]
