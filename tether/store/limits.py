@@ -84,6 +84,22 @@ class _Slot:
 
 _COUNTERS = LimitCounter.__table__  # type: ignore[attr-defined]
 _CHARGES = LimitCharge.__table__  # type: ignore[attr-defined]
+# Built once: hot statements as Core constructs with bound parameters, compiled once and cached.
+_ADD = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.key.in_(bindparam("keys", expanding=True)))
+    .values(
+        requests=_COUNTERS.c.requests + bindparam("add_requests", type_=BigInteger),
+        tokens=_COUNTERS.c.tokens + bindparam("add_tokens", type_=BigInteger),
+    )
+)
+_SETTLE = (
+    update(_CHARGES)
+    .where(_CHARGES.c.key == bindparam("charge"), _CHARGES.c.settled.is_(False))
+    .values(settled=True)
+    .returning(_CHARGES.c.counters, _CHARGES.c.tokens, _CHARGES.c.provider_calls)
+)
+_CHARGED = select(_CHARGES.c.key).where(_CHARGES.c.key == bindparam("charge"))
 _LOCK = (
     select(_COUNTERS.c.key, _COUNTERS.c.requests, _COUNTERS.c.tokens)
     .where(_COUNTERS.c.key.in_(bindparam("keys", expanding=True)))
@@ -136,7 +152,7 @@ def lock_windows(
 
 def is_charged(session: Session, key: str) -> bool:
     """Whether a step with this idempotency key has counted already (a retried activity)."""
-    return session.execute(select(_CHARGES.c.key).where(_CHARGES.c.key == key)).first() is not None
+    return session.execute(_CHARGED, {"charge": key}).first() is not None
 
 
 def charge_windows(
@@ -175,12 +191,7 @@ def charge_windows(
 def settle_charge(session: Session, key: str, tokens_used: int, provider_calls: int) -> None:
     """Replace a step's estimated tokens with ``tokens_used``, and the provider calls it was
     counted for with ``provider_calls`` (repairs add some). Once per key."""
-    row = session.execute(
-        update(_CHARGES)
-        .where(_CHARGES.c.key == key, _CHARGES.c.settled.is_(False))
-        .values(settled=True)
-        .returning(_CHARGES.c.counters, _CHARGES.c.tokens, _CHARGES.c.provider_calls)
-    ).first()
+    row = session.execute(_SETTLE, {"charge": key}).first()
     if row is None:
         return
     counters: list[list[str]] = json.loads(row[0])
@@ -213,13 +224,7 @@ def _slots(subjects: Sequence[LimitSubject], now: float) -> list[_Slot]:
 def _add(session: Session, keys: Sequence[str], *, requests: int, tokens: int) -> None:
     if keys and (requests or tokens):
         session.execute(
-            update(_COUNTERS)
-            .where(_COUNTERS.c.key.in_(bindparam("keys", expanding=True)))
-            .values(
-                requests=_COUNTERS.c.requests + requests,
-                tokens=_COUNTERS.c.tokens + tokens,
-            ),
-            {"keys": sorted(set(keys))},
+            _ADD, {"keys": sorted(set(keys)), "add_requests": requests, "add_tokens": tokens}
         )
 
 
