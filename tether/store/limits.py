@@ -195,6 +195,9 @@ def settle_charge(session: Session, key: str, tokens_used: int, provider_calls: 
     if row is None:
         return
     counters: list[list[str]] = json.loads(row[0])
+    # Lock the rows in key order first, as a checkpoint does: an UPDATE over several rows
+    # takes them in whatever order PostgreSQL scans them, and could deadlock with one.
+    session.execute(_LOCK, {"keys": sorted({k for k, _ in counters})})
     _add(session, [k for k, _ in counters], requests=0, tokens=tokens_used - int(row[1]))
     providers = [k for k, scope in counters if scope == "provider"]
     _add(session, providers, requests=provider_calls - int(row[2]), tokens=0)
