@@ -47,10 +47,11 @@ def one_step(url: str, user: str) -> tuple[float, float]:
     ]
     key = uuid.uuid4().hex
     started = time.perf_counter()
+    now = time.time()  # one instant per checkpoint, as the activity does: the windows it locked
     with session_scope(url) as session:
-        counts = lock_windows(session, subjects, time.time())
+        counts = lock_windows(session, subjects, now)
         if not is_charged(session, key) and first_breach(counts, 700, 2) is None:
-            charge_windows(session, key, subjects, time.time(), 700, 2)
+            charge_windows(session, key, subjects, now, 700, 2)
     checked = time.perf_counter()
     with session_scope(url) as session:
         settle_charge(session, key, 512, 2)

@@ -181,6 +181,9 @@ def charge_windows(
     )
     if inserted.first() is None:  # the key has counted already
         return False
+    # Normally locked already by ``lock_windows`` in this transaction; locked again (in key
+    # order) so a caller that charges other windows than it locked cannot deadlock.
+    session.execute(_LOCK, {"keys": sorted({s.key for s in slots})})
     providers = [s.key for s in slots if s.subject.scope == "provider"]
     others = [s.key for s in slots if s.subject.scope != "provider"]
     _add(session, others, requests=1, tokens=tokens)
