@@ -65,6 +65,7 @@ bench: install
 	$(PY) -m bench.bench_guards
 	$(PY) -m bench.bench_pages
 	$(PY) -m bench.bench_routing
+	$(PY) -m bench.bench_limits
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)

@@ -51,6 +51,7 @@ _REASONS = {
     "over_budget": "more spend needs approval",
     "provider_failure": "every model failed",
     "audit_sample": "audit of an auto-accepted output",
+    "rate_limited": "over a rate limit: go on now?",
 }
 _CHANNELS = {
     "web": "the web queue",
@@ -145,7 +146,7 @@ def review_blocks(
 
 def _buttons(item: ReviewItem) -> list[JsonObject]:
     value = _button_value(item)
-    approval_only = item.reason == "over_budget"
+    approval_only = item.reason in ("over_budget", "rate_limited")
     no_output = item.reason in ("invalid_output", "provider_failure")
     buttons: list[JsonObject] = []
     if not no_output:

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from policies.limits import LimitsPolicy
 from policies.models import (
     BudgetPolicy,
     InputGuardPolicy,
@@ -37,6 +38,8 @@ class EffectivePolicy(BaseModel):
     budgets: BudgetPolicy
     review: ReviewPolicy
     input_guard: InputGuardPolicy
+    limits: LimitsPolicy
+    """Per user and tenant windows; provider caps always come from the top level."""
     confidence: StepConfidencePolicy
     """For steps the workflow does not list."""
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
@@ -63,6 +66,7 @@ def effective_for(policy: TetherPolicy, workflow: str) -> EffectivePolicy:
             budgets=policy.budgets,
             review=policy.review,
             input_guard=policy.input_guard,
+            limits=policy.limits,
             confidence=policy.confidence,
         )
     where = f"workflows.{workflow}"
@@ -73,6 +77,7 @@ def effective_for(policy: TetherPolicy, workflow: str) -> EffectivePolicy:
         input_guard=_overlay_or_default(
             policy.input_guard, section.input_guard, f"{where}.input_guard"
         ),
+        limits=_overlay_or_default(policy.limits, section.limits, f"{where}.limits"),
         confidence=policy.confidence,
         steps={
             name: overlay(policy.confidence, step, where=f"{where}.steps.{name}")

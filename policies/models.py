@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.eval_settings import EvalPolicy
 from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
+from policies.limits import LimitsPolicy
 
 GateOutcome = Literal["accept", "review", "escalate", "block"]
 """What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
@@ -135,6 +136,7 @@ class WorkflowPolicy(_Strict):
     budgets: BudgetPolicy | None = None
     review: ReviewPolicy | None = None
     input_guard: InputGuardPolicy | None = None
+    limits: LimitsPolicy | None = None
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
 
 
@@ -181,6 +183,7 @@ class TetherPolicy(_Strict):
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
     review: ReviewPolicy = ReviewPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
     starters: list[str] = Field(
         default_factory=list,
         description="Roles that may start runs of workflows without their own.",

@@ -16,6 +16,7 @@ REASON_LABELS = {
     "over_budget": "Over budget",
     "provider_failure": "Provider failure",
     "audit_sample": "Audit",
+    "rate_limited": "Rate limited",
 }
 
 REASON_EXPLANATIONS = {
@@ -28,6 +29,8 @@ REASON_EXPLANATIONS = {
     "provider_failure": "Every model on the route failed. Retry the step or reject it.",
     "audit_sample": "A sample of outputs the workflow accepted on its own; the run did not wait. "
     "Your verdict measures how often auto-accept is right (tether calibrate).",
+    "rate_limited": "The step is over a user's or tenant's rate limit. Approve to go on now, "
+    "or reject to stop the run.",
 }
 
 EVENT_LABELS = {
@@ -41,6 +44,8 @@ EVENT_LABELS = {
     "model_call": "Model call",
     "budget_refused": "Budget refused",
     "budget_spend_approved": "Approved spend reserved",
+    "rate_limit": "Held back by a rate limit",
+    "provider_cap": "Held back by a provider cap",
     "audit_rechained": "Audit log re-chained under its key",
 }
 

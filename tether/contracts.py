@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from policies.limits import LimitOutcome
 from policies.models import GateOutcome, ModelTier, TimeoutDefault
 from policies.values import BudgetCheck, ConfidenceReport, Usage
 
@@ -129,6 +130,8 @@ class CheckpointInput(BaseModel):
     reservation_key: str
     force: bool = False
     """Reserve even over budget: a reviewer approved the extra spend."""
+    limits_waived: bool = False
+    """Go on over the user's and tenant's rate limits: a reviewer approved (still counted)."""
 
 
 class CheckpointResult(BaseModel):
@@ -138,6 +141,18 @@ class CheckpointResult(BaseModel):
     route: list[str]
     """The fallback chain for this step, starting with ``model``."""
     reservation_key: str | None = None
+
+
+class RateLimited(BaseModel):
+    """A step held back by a rate limit or its provider's cap: no model was called."""
+
+    guard: Literal["rate_limit", "provider_cap"]
+    action: LimitOutcome
+    """``wait`` for ``retry_after_s``, ``refuse`` (end the run) or ``review`` (ask a human)."""
+    limit: str
+    """Which limit is full, for people: ``user u1: 60 requests per minute``."""
+    retry_after_s: float
+    resets_at: datetime
 
 
 class CheckedStepInput(BaseModel):
@@ -158,6 +173,8 @@ class CheckedStepResult(BaseModel):
     """None when ``fallback_index`` is past the end of the route: every model was tried."""
     step: LlmStepResult | None = None
     """None when the checkpoint refused the spend (no model was called), or past the route."""
+    limited: RateLimited | None = None
+    """Set when a rate limit or provider cap held the step back before its checkpoint."""
 
 
 # --- Documents -------------------------------------------------------------------------------
@@ -189,6 +206,7 @@ ReviewReason = Literal[
     "over_budget",
     "provider_failure",
     "audit_sample",
+    "rate_limited",
 ]
 DecisionKind = Literal["approve", "reject", "edit", "retry"]
 RetryMode = Literal["strong_model", "with_feedback"]

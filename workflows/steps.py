@@ -17,7 +17,9 @@ from tether.contracts import PromptTemplate, ReviewDecision, StepStatus
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
-HaltStatus = Literal["rejected", "blocked", "stopped_over_budget", "provider_failure", "expired"]
+HaltStatus = Literal[
+    "rejected", "blocked", "stopped_over_budget", "provider_failure", "expired", "rate_limited"
+]
 StepDisposition = Literal["accepted", "approved", "edited"]
 
 
@@ -94,7 +96,13 @@ class RunHalted(ApplicationError):
 
 
 RunResultStatus = Literal[
-    "completed", "rejected", "blocked", "stopped_over_budget", "provider_failure", "expired"
+    "completed",
+    "rejected",
+    "blocked",
+    "stopped_over_budget",
+    "provider_failure",
+    "expired",
+    "rate_limited",
 ]
 
 

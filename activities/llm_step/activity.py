@@ -19,7 +19,6 @@ from activities.llm_step.audit_sample import sample_for_audit
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
-    hold_for_attempt,
     release_hold,
     settle_step,
 )
@@ -30,6 +29,7 @@ from activities.llm_step.prompting import (
     render_messages,
     resolve_output_model,
 )
+from activities.llm_step.rate_limits import hold_within_limits, settle_limits
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
 from activities.step_routing import route_request, step_route
@@ -41,6 +41,7 @@ from tether.contracts import (
     GuardEvent,
     LlmStepInput,
     LlmStepResult,
+    RateLimited,
 )
 from tether.core.digests import output_digest
 from tether.core.errors import ProviderCircuitOpenError, TetherError
@@ -91,20 +92,21 @@ class LlmStepActivities:
                 )
             routed = choice.event(model)
 
-            def hold(session: Session) -> CheckpointResult:
+            def hold(session: Session) -> tuple[CheckpointResult | None, RateLimited | None]:
                 record_guard(session, **_guard_scope(inp.step, guard_key), event=routed)
-                return hold_for_attempt(self.deps, session, inp, model, attempt)
+                return hold_within_limits(self.deps, session, inp, model, attempt)
 
-            checkpoint = await self.deps.in_session(hold)
+            checkpoint, limited = await self.deps.in_session(hold)
         except TetherError as exc:
             raise to_application_error(exc) from exc
-        if checkpoint.reservation_key is None:
-            return CheckedStepResult(route=route, checkpoint=checkpoint)
+        if checkpoint is None or checkpoint.reservation_key is None:
+            return CheckedStepResult(route=route, checkpoint=checkpoint, limited=limited)
         step_input = inp.step.model_copy(
             update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
         )
         step = await self._llm_step(step_input, variables)
         step.guards.insert(0, routed)
+        await self.deps.in_session(lambda session: settle_limits(session, inp, attempt, step))
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
 
     @activity.defn(name="tether.llm_step")

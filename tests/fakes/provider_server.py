@@ -28,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from types import TracebackType
 from typing import Any
 
@@ -74,6 +75,8 @@ class RecordedRequest:
     headers: dict[str, str]
     """Lower-cased header names."""
     json: Any
+    received_at: float = dataclass_field(default_factory=time.time)
+    """When the server received it (seconds since the epoch)."""
 
 
 class FakeProviderServer:

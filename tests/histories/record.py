@@ -16,6 +16,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from policies.limits import LimitsPolicy, LimitWindow
 from policies.loader import load_policy
 from policies.models import TetherPolicy
 from tests.conftest import make_settings
@@ -24,6 +25,7 @@ from tests.policy_variants import gated, routed, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, Question
 from tether.client import connect
 from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
+from tether.core.settings import Settings
 from tether.demo_data import sample_document
 from tether.temporal_server import DevServer
 from tether.worker import running_worker
@@ -135,7 +137,7 @@ async def main() -> None:
                 client,
                 settings,
                 policy=gated(
-                    with_budgets(policy, per_run_usd=0.002, on_exceed="downgrade"), accept=0.0
+                    with_budgets(policy, per_run_usd=0.01, on_exceed="downgrade"), accept=0.0
                 ),
                 extra_workflows=TEST_WORKFLOWS,
             ):
@@ -174,6 +176,49 @@ async def main() -> None:
                         "test_one_step", Question(text="hi"), id=rid, task_queue=openai.task_queue
                     )
                     await _save(client, rid, "one_step_fallback")
+            await _record_rate_limited(client, settings, policy)
+
+
+async def _record_rate_limited(client: Client, settings: Settings, policy: TetherPolicy) -> None:
+    """From the rate_limited tag on: a step over its user's limit waits on a timer, and one
+    over a review policy's limit goes on once a reviewer approves."""
+    queue = settings.task_queue
+    waiting = LimitsPolicy(per_user=[LimitWindow(seconds=4, requests=1)], on_exceed="wait")
+    async with running_worker(
+        client,
+        settings,
+        policy=gated(policy.model_copy(update={"limits": waiting}), accept=0.0),
+        extra_workflows=TEST_WORKFLOWS,
+    ):
+        rids = [f"hist-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+        for rid in rids:
+            await client.start_workflow(
+                "test_one_step", Question(text="hi", user="waiter"), id=rid, task_queue=queue
+            )
+        # Three steps of one user need three windows: some of the runs waited on a timer.
+        for rid in rids:
+            await client.get_workflow_handle(rid).result()
+        for rid in rids:
+            history = await client.get_workflow_handle(rid).fetch_history()
+            if any(e.HasField("timer_started_event_attributes") for e in history.events):
+                await _save(client, rid, "one_step_rate_waited")
+                break
+        else:
+            sys.exit("no run waited: record again")
+    reviewing = LimitsPolicy(per_user=[LimitWindow(seconds=3600, requests=1)], on_exceed="review")
+    async with running_worker(
+        client,
+        settings,
+        policy=gated(policy.model_copy(update={"limits": reviewing}), accept=0.0),
+        extra_workflows=TEST_WORKFLOWS,
+    ):
+        for _ in range(2):
+            rid = f"hist-{uuid.uuid4().hex[:6]}"
+            await client.start_workflow(
+                "test_one_step", Question(text="hi", user="asker"), id=rid, task_queue=queue
+            )
+            await _decide_all(client, rid)
+        await _save(client, rid, "one_step_rate_reviewed")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ ADDED_TABLES = {
     "labelled_examples",
     "step_events",
     "provider_health",
+    "limit_counters",
+    "limit_charges",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -33,7 +33,7 @@ SHAPES = (
     "one_step_spend_approved",
 )
 # One tag per patched change, oldest first; "" is the histories recorded before any patch.
-TAGS = ("", ".checkpoint_local", ".checked_step", ".escalate_at_once")
+TAGS = ("", ".checkpoint_local", ".checked_step", ".escalate_at_once", ".rate_limited")
 # The tags of the checkpoint patches (the histories from before each, and after both).
 CHECKPOINT_TAGS = TAGS[:3]
 # Shapes recorded from a tag on, with the tag that added them.
@@ -41,6 +41,8 @@ LATER_SHAPES = {
     "one_step_downgraded": ".checked_step",
     "one_step_fallback": ".checked_step",
     "one_step_escalated": ".escalate_at_once",
+    "one_step_rate_waited": ".rate_limited",
+    "one_step_rate_reviewed": ".rate_limited",
 }
 
 
@@ -54,6 +56,8 @@ OUTCOMES = {
     "one_step_downgraded": "completed",
     "one_step_fallback": "completed",
     "one_step_escalated": "completed",
+    "one_step_rate_waited": "completed",
+    "one_step_rate_reviewed": "completed",
 }
 RESULT_MODELS: dict[str, type[TetherResult]] = {
     "support_triage": TriageResult,
@@ -167,3 +171,18 @@ def _patches(path: Path) -> list[str]:
                 [payload] = attrs.details["patch-data"].payloads
                 found.append(json.loads(payload.data)["id"])
     return found
+
+
+def test_rate_limited_histories_take_the_rate_limited_path() -> None:
+    """A step over its user's limit waited on a timer, or a reviewer let it go on; a run no
+    limit held back records no patch."""
+    waited = HISTORIES[0].with_name("one_step_rate_waited.rate_limited.json")
+    reviewed = HISTORIES[0].with_name("one_step_rate_reviewed.rate_limited.json")
+    plain = HISTORIES[0].with_name("one_step_rejected.rate_limited.json")
+    assert "rate-limited-steps" in _patches(waited)
+    assert "rate-limited-steps" in _patches(reviewed)
+    assert "rate-limited-steps" not in _patches(plain)
+    assert any(e.HasField("timer_started_event_attributes") for e in _history(waited).events)
+    # Asked twice: held back, then (after the timer, or the approval) answered.
+    assert _commands(_history(waited)).get("tether.checked_llm_step") == 2
+    assert _commands(_history(reviewed)).get("tether.open_review") == 1

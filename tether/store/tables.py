@@ -4,6 +4,7 @@ from tether.store import (  # noqa: F401
     audit,
     examples,
     ledger,
+    limits,
     logins,
     provider_health,
     reviews,

@@ -15,7 +15,9 @@ with workflow.unsafe.imports_passed_through():
 class BudgetActions(ReviewGate):
     """The cost checkpoint a step asks for, and the policy's answer to a refusal."""
 
-    def _checkpoint_input(self, call: StepCall, model: str | None, force: bool) -> CheckpointInput:
+    def _checkpoint_input(
+        self, call: StepCall, model: str | None, force: bool, limits_waived: bool = False
+    ) -> CheckpointInput:
         return CheckpointInput(
             run_id=self.run_id,
             workflow=self._status.workflow,
@@ -29,6 +31,7 @@ class BudgetActions(ReviewGate):
             extra_run_budget_usd=self._extra_budget_usd,
             reservation_key=call.key,
             force=force,
+            limits_waived=limits_waived,
         )
 
     async def _over_budget(

@@ -60,7 +60,8 @@ class RunLifecycle:
 
     def halted(self, result: ResultT, halt: RunHalted) -> ResultT:
         """The result to return after catching ``RunHalted``."""
-        self._set_state("stopped" if halt.status == "stopped_over_budget" else "failed")
+        stopped = halt.status in ("stopped_over_budget", "rate_limited")
+        self._set_state("stopped" if stopped else "failed")
         return result.model_copy(
             update={
                 "status": halt.status,

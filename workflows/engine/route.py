@@ -22,14 +22,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from tether.core.digests import output_digest
     from workflows.engine.budget import BudgetActions
-    from workflows.engine.state import StepCall
+    from workflows.engine.limits import RateLimitActions
+    from workflows.engine.state import RATE_LIMITED_STEPS, StepCall
     from workflows.steps import RunHalted
 
 StepArgT = TypeVar("StepArgT")
 StepReturnT = TypeVar("StepReturnT")
 
 
-class ModelRoute(BudgetActions):
+class ModelRoute(BudgetActions, RateLimitActions):
     """Asks the step's models, falling back along the route the checkpoint chose."""
 
     async def _checked_call(self, call: StepCall, status: StepStatus) -> LlmStepResult:
@@ -37,6 +38,7 @@ class ModelRoute(BudgetActions):
         cost first; over-budget actions and a human when every model failed."""
         model: str | None = None  # set by a downgrade: the route is then that model alone
         force = False  # a reviewer approved the spend of the model at ``index``
+        waived = False  # a reviewer approved going on over the user's and tenant's limits
         index = 0
         activities = 0
         last_error = ""
@@ -49,7 +51,7 @@ class ModelRoute(BudgetActions):
                     call,
                     LlmStepActivities.checked_llm_step,
                     CheckedStepInput(
-                        checkpoint=self._checkpoint_input(call, model, force),
+                        checkpoint=self._checkpoint_input(call, model, force, waived),
                         step=self._step_input(
                             call,
                             model=None,
@@ -75,6 +77,9 @@ class ModelRoute(BudgetActions):
                 continue
             if checked.step is not None:
                 return checked.step
+            if checked.limited is not None and workflow.patched(RATE_LIMITED_STEPS):
+                waived = await self._rate_limited(call, status, checked.limited) or waived
+                continue
             if checked.checkpoint is None:  # past the end of the route: every model failed
                 await self._ask_after_every_model_failed(call, status, checked.route, last_error)
                 index, force = 0, False
