@@ -135,7 +135,7 @@ async def _run(
         print(run_id, flush=True)
         return 0
     # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it.
-    result = {"run_id": run_id} | await run_result(client, run_id)
+    result = {"run_id": run_id} | await run_result(client, run_id, settings=settings)
     print(json.dumps(result, indent=2), flush=True)
     return 1 if result.get("status") == "failed" else 0
 

@@ -21,6 +21,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
+from activities.llm_step.pii_guard import redact_messages
 from activities.llm_step.prompting import (
     ask_with_repairs,
     output_schema,
@@ -99,6 +100,7 @@ class LlmStepActivities:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
         messages = render_messages(inp, await prompt_variables(self.deps, inp))
+        messages, pii_event = await redact_messages(self.deps, inp, messages)
         input_chars = sum(len(m.content) for m in messages)
         route = (
             [inp.model]
@@ -143,6 +145,7 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
+            guards=[pii_event] if pii_event else [],
         )
 
 

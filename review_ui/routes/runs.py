@@ -82,7 +82,9 @@ async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, A
         raise HTTPException(404, f"no run {run_id!r}")
     client = await _client(desk)
     try:
-        return await asyncio.wait_for(run_status(desk.settings, run_id, client), _STATUS_DEADLINE_S)
+        return await asyncio.wait_for(
+            run_status(desk.settings, run_id, client, policy=desk.policy), _STATUS_DEADLINE_S
+        )
     except InputError as exc:
         raise HTTPException(404, str(exc)) from None
     except TimeoutError:
