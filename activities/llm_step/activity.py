@@ -21,7 +21,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
-from activities.llm_step.pii_guard import redact_messages
+from activities.llm_step.pii_guard import StepPii
 from activities.llm_step.prompting import (
     ask_with_repairs,
     output_schema,
@@ -100,7 +100,8 @@ class LlmStepActivities:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
         messages = render_messages(inp, await prompt_variables(self.deps, inp))
-        messages, pii_event = await redact_messages(self.deps, inp, messages)
+        pii = StepPii(self.deps, inp)
+        messages, pii_in = await pii.redact_messages(messages)
         input_chars = sum(len(m.content) for m in messages)
         route = (
             [inp.model]
@@ -122,6 +123,7 @@ class LlmStepActivities:
             logprobs=True,
         )
         answer = await ask_with_repairs(log, model_id, request, output_model, policy.max_repairs)
+        answer, pii_out = await pii.redact_answer(answer)
         report = await score_answer(
             self.deps, log, policy, model_id, messages, answer, output_model
         )
@@ -145,7 +147,7 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
-            guards=[pii_event] if pii_event else [],
+            guards=[event for event in (pii_in, pii_out) if event is not None],
         )
 
 

@@ -94,16 +94,19 @@ SCRIPTED = [
 ]
 
 
-def triage_policy(policy: TetherPolicy, pii: PiiGuardSettings | None = None) -> TetherPolicy:
+def triage_policy(
+    policy: TetherPolicy, pii: PiiGuardSettings | None = None, *, review_classify: bool = True
+) -> TetherPolicy:
     """support_triage on the fake OpenAI model, one call per step (no samples, no judge):
-    classify always goes to review, extract and draft_reply always pass."""
+    classify goes to review (unless not ``review_classify``), extract and draft_reply pass."""
     review_all = GateThresholds(accept=1.0, review=0.0, escalate=0.0)
     pass_all = GateThresholds(accept=0.0, review=0.0, escalate=0.0)
     one_call = {"samples": 1, "judge": False}
+    classify = review_all if review_classify else pass_all
     triage = policy.workflows["support_triage"].model_copy(
         update={
             "steps": {
-                "classify": step_policy(thresholds=review_all, **one_call),
+                "classify": step_policy(thresholds=classify, **one_call),
                 "extract": step_policy(thresholds=pass_all, **one_call),
                 "draft_reply": step_policy(thresholds=pass_all, **one_call),
             }
@@ -171,8 +174,10 @@ async def triage_stack(
         yield url
 
 
-async def start_triage(url: str, provider: FakeProviderServer) -> str:
-    for answer in SCRIPTED:
+async def start_triage(
+    url: str, provider: FakeProviderServer, scripted: list[dict[str, Any]] = SCRIPTED
+) -> str:
+    for answer in scripted:
         provider.script(answer=answer)
     async with httpx.AsyncClient(base_url=url, auth=ALICE, timeout=30) as http:
         started = await http.post("/api/runs", json={"workflow": "support_triage", "input": TICKET})
@@ -339,3 +344,35 @@ async def test_with_redaction_off_the_values_reach_provider_store_and_history(
     assert set(leaked(provider_received(provider_server))) == set(ORIGINALS)
     assert set(leaked(store_rows(pii_settings))) == set(ORIGINALS)
     assert set(leaked(history)) == set(ORIGINALS)
+
+
+async def test_personal_data_the_model_writes_is_redacted_before_history_and_the_next_prompt(
+    client: Client,
+    pii_settings: Settings,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    written = {"PHONE": "+1 415 555 0100", "EMAIL": "j.doe@corp.example.com"}
+    asks = f"call back on {written['PHONE']} or mail {written['EMAIL']}"
+    extract = SCRIPTED[1] | {"customer_asks": [asks]}
+    draft = {"reply": "We will call [PHONE_2] and write to [EMAIL_2].", "needs_followup": True}
+    triage = triage_policy(policy, review_classify=False)
+    async with triage_stack(client, pii_settings, triage) as url:
+        run_id = await start_triage(url, provider_server, [SCRIPTED[0], extract, draft])
+        result = await run_result(client, run_id, settings=pii_settings, policy=triage)
+        history = await history_text(client, run_id)
+
+    # The values the model wrote got the run's next placeholders, and the next prompt them.
+    draft_prompt = json.dumps(provider_server.requests[2].json)
+    assert "call back on [PHONE_2] or mail [EMAIL_2]" in draft_prompt
+    assert not [value for value in written.values() if value in draft_prompt]
+    assert not [value for value in written.values() if value in history]
+    assert not [value for value in written.values() if value in store_rows(pii_settings)]
+    extract_guards = [g for g in result["steps"][1]["guards"] if g["guard"] == "pii"]
+    assert [(g["outcome"], g["detail"]) for g in extract_guards][-1] == (
+        "redacted_output",
+        "EMAIL x1, PHONE x1",
+    )
+    # Read back, the output carries them again.
+    assert result["facts"]["customer_asks"] == [asks]
+    assert result["reply"] == f"We will call {written['PHONE']} and write to {written['EMAIL']}."
