@@ -36,6 +36,7 @@ from tests.conftest import make_settings
 from tests.fakes.provider_server import FakeProviderServer
 from tests.fakes.slack_api import FakeSlack
 from tests.policy_variants import for_workflow, routed, step_policy
+from tests.review_ui.conftest import login
 from tether.client import run_result
 from tether.contracts import RunStatus
 from tether.core.settings import Settings
@@ -157,7 +158,6 @@ def pii_settings(
         SLACK_BOT_TOKEN=fake_slack.bot_token,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=fake_slack.api_url,
-        TETHER_PUBLIC_URL="https://tether.example.test",
     )
     dispose_all()
 
@@ -274,7 +274,23 @@ async def test_personal_data_reaches_no_provider_slack_store_log_or_history_yet_
             assert ORIGINALS["IBAN"] in shown["input_preview"]["body"]
             assert shown["output"]["rationale"] == f"Card {ORIGINALS['CARD']} charged twice."
             assert shown["output_digest"] == hidden["output_digest"], "one output is decided"
-
+        # The same on the review page, signed in through the login form.
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=30) as alice_page,
+            httpx.AsyncClient(base_url=url, timeout=30) as bob_page,
+        ):
+            await login(alice_page, *ALICE)
+            await login(bob_page, *BOB)
+            alice_sees = (await alice_page.get(f"/reviews/{review_id}")).text
+            bob_sees = (await bob_page.get(f"/reviews/{review_id}")).text
+        assert "[IBAN_1]" in alice_sees and leaked(alice_sees) == []
+        assert "appears as placeholders" in alice_sees
+        assert ORIGINALS["IBAN"] in bob_sees and ORIGINALS["EMAIL"] in bob_sees
+        assert "Card [CARD_1] charged twice." in bob_sees, "the edit form keeps placeholders"
+        async with (
+            httpx.AsyncClient(base_url=url, auth=ALICE, timeout=30) as alice,
+            httpx.AsyncClient(base_url=url, auth=BOB, timeout=30) as bob,
+        ):
             decided = await bob.post(
                 f"/api/reviews/{review_id}/decision",
                 json={"kind": "approve", "output_digest": shown["output_digest"]},
