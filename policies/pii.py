@@ -264,15 +264,18 @@ def restore_value(value: JsonValue, mapping: Mapping[str, str]) -> JsonValue:
     return _map_strings(value, lambda text: restore(text, mapping))
 
 
-def placeholder_counts(texts: Iterable[str], mapping: Mapping[str, str]) -> dict[str, int]:
-    """How many times each kind's issued placeholders (those in ``mapping``) occur in ``texts``."""
+def placeholder_counts(
+    texts: Iterable[str], mapping: Mapping[str, str] | None = None, kinds: Iterable[str] = ()
+) -> dict[str, int]:
+    """How many times each kind's placeholders occur in ``texts``: those in ``mapping`` (issued
+    ones), or without a mapping any placeholder-shaped text of one of ``kinds``."""
+    wanted = frozenset(kinds)
     counts: dict[str, int] = {}
-    if not mapping:
-        return counts
     for text in texts:
         for found in _ANY_LABEL.finditer(text):
-            if found.group() in mapping:
-                counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+            kind = found.group(1)
+            if (found.group() in mapping) if mapping is not None else (kind in wanted):
+                counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 

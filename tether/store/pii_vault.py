@@ -159,12 +159,13 @@ def keep_originals(
 
 def run_originals(session: Session, sealer: PiiSealer, run_id: str) -> dict[str, str]:
     """The placeholder -> original value mapping of ``run_id`` (empty when nothing was redacted)."""
+    # Columns, not entities: a step reads this before every provider call.
     rows = session.execute(
-        select(PiiVaultEntry).where(col(PiiVaultEntry.run_id) == run_id)
-    ).scalars()
+        select(
+            col(PiiVaultEntry.placeholder), col(PiiVaultEntry.tenant), col(PiiVaultEntry.sealed)
+        ).where(col(PiiVaultEntry.run_id) == run_id)
+    )
     return {
-        row.placeholder: sealer.open(
-            row.sealed, run_id=row.run_id, tenant=row.tenant, placeholder=row.placeholder
-        )
-        for row in rows
+        placeholder: sealer.open(sealed, run_id=run_id, tenant=tenant, placeholder=placeholder)
+        for placeholder, tenant, sealed in rows
     }
