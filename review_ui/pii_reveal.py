@@ -1,25 +1,29 @@
-"""What a reviewer sees of an item's personal data: placeholders, unless one of their roles is
-in the workflow's ``pii.reveal_to_roles``; then the originals from the run's PII vault.
+"""What a reviewer sees of an item's personal data, and what their decision sends back.
 
-Only what is shown changes: the stored item, its digest and the edit form keep placeholders, so
-a decision names the output the run holds and an edit sends no value back into the run.
+A reviewer sees placeholders, unless one of their roles is in the workflow's
+``pii.reveal_to_roles``; then the originals from the run's PII vault. Only what is shown
+changes: the stored item, its digest and the edit form keep placeholders, so a decision names
+the output the run holds. Personal data a reviewer types into an edit, a reason or feedback is
+redacted with the run's placeholders before the decision reaches the run (and its history).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 from policies.effective import pii_settings
 from policies.models import Reviewer, TetherPolicy
-from policies.pii import restore, restore_value
+from policies.pii import JsonValue, Redactor, restore, restore_value
+from tether.contracts import ReviewDecision
 from tether.core.settings import Settings
-from tether.store.engine import Session
+from tether.store.engine import Session, session_scope
 from tether.store.pii_vault import pii_sealer, run_originals
 from tether.store.reviews import ReviewPublic
+from tether.store.run_pii import keep_redaction, run_redactor
 
-__all__ = ["ShownItem", "may_reveal", "shown_item"]
+__all__ = ["ShownItem", "may_reveal", "redacted_decision", "shown_item"]
 
 
 class ShownItem(BaseModel):
@@ -59,3 +63,32 @@ def shown_item(
         has_pii=bool(originals),
         revealed=reveal,
     )
+
+
+def redacted_decision(
+    database_url: str,
+    settings: Settings,
+    policy: TetherPolicy,
+    item: ReviewPublic,
+    decision: ReviewDecision,
+) -> ReviewDecision:
+    """``decision`` with personal values in its edit, reason and feedback replaced by the run's
+    placeholders (new values join the run's vault). Blocking: call it off the event loop."""
+    pii = pii_settings(policy, item.workflow)
+    edited = cast(JsonValue, decision.edited_output)
+    texts = (decision.reason or "", decision.feedback or "")
+    probe = Redactor(pii)
+    probe.redact_value([edited, *texts])
+    if not probe.counts:
+        return decision
+    with session_scope(database_url) as session:
+        sealer = pii_sealer(settings)
+        redactor, known = run_redactor(session, sealer, item.run_id, pii)
+        output = redactor.redact_value(edited)
+        reason, feedback = (redactor.redact(text) or None for text in texts)
+        keep_redaction(
+            session, sealer, redactor, run_id=item.run_id, tenant=item.tenant,
+            where=f"decision:{decision.review_id}:{len(known)}", known=known,
+        )  # fmt: skip
+    update = {"edited_output": output, "reason": reason, "feedback": feedback}
+    return decision.model_copy(update=update)

@@ -392,3 +392,40 @@ async def test_personal_data_the_model_writes_is_redacted_before_history_and_the
     # Read back, the output carries them again.
     assert result["facts"]["customer_asks"] == [asks]
     assert result["reply"] == f"We will call {written['PHONE']} and write to {written['EMAIL']}."
+
+
+async def test_personal_data_a_reviewer_types_into_an_edit_reaches_the_run_as_a_placeholder(
+    client: Client,
+    pii_settings: Settings,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    typed = "refunds.desk@corp.example.com"
+    edit = {"category": "billing", "priority": "high", "rationale": f"Refunds go via {typed}"}
+    async with triage_stack(client, pii_settings, triage_policy(policy)) as url:
+        run_id = await start_triage(url, provider_server)
+        paused = await wait_status(client, run_id, lambda s: s.pending is not None)
+        assert paused.pending is not None
+        review_id = paused.pending.review_id
+        async with (
+            httpx.AsyncClient(base_url=url, auth=ALICE, timeout=30) as alice,
+            httpx.AsyncClient(base_url=url, auth=BOB, timeout=30) as bob,
+        ):
+            decided = await bob.post(
+                f"/api/reviews/{review_id}/decision",
+                json={
+                    "kind": "edit",
+                    "output_digest": paused.pending.output_digest,
+                    "edited_output": edit,
+                },
+            )
+            assert decided.status_code in (200, 202), decided.text
+            await wait_status(client, run_id, lambda s: s.state == "completed")
+            hidden = (await alice.get(f"/api/reviews/{review_id}")).json()
+            shown = (await bob.get(f"/api/reviews/{review_id}")).json()
+        history = await history_text(client, run_id)
+
+    assert hidden["decided_output"]["rationale"] == "Refunds go via [EMAIL_2]"
+    assert shown["decided_output"]["rationale"] == f"Refunds go via {typed}"
+    assert typed not in history
+    assert typed not in store_rows(pii_settings)
