@@ -66,6 +66,7 @@ bench: install
 	$(PY) -m bench.bench_pages
 	$(PY) -m bench.bench_routing
 	$(PY) -m bench.bench_limits
+	$(PY) -m bench.bench_pii_step
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)

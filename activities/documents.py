@@ -6,9 +6,12 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from policies.effective import effective_for
+from policies.effective import effective_for, pii_settings
 from policies.guards import chunk_text, guard_input
 from tether.contracts import PreparedDocument, PrepareDocumentInput
+from tether.store.pii_vault import pii_sealer
+from tether.store.run_ids import run_tenant
+from tether.store.run_pii import redact_for_run
 from tether.store.texts import put_text
 
 
@@ -28,8 +31,17 @@ class DocumentActivities:
             ).text
         chunks = chunk_text(kept, inp.chunk_chars)
 
+        pii = pii_settings(self.deps.policy, inp.workflow)
+
         def _store(session: Session) -> list[str]:
-            return [put_text(session, chunk) for chunk in chunks]
+            # Stored texts hold placeholders, like the run's input (defense in depth: the input
+            # was redacted when the run started).
+            tenant = run_tenant(session, inp.run_id)[1] or "default"
+            sealer = pii_sealer(self.deps.settings)
+            redacted = redact_for_run(
+                session, sealer, pii, chunks, run_id=inp.run_id, tenant=tenant, where="document"
+            )
+            return [put_text(session, chunk) for chunk in redacted]
 
         keys = await self.deps.in_session(_store)
         return PreparedDocument(

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from policies.guard_settings import PiiGuardSettings
 from policies.limits import LimitsPolicy
 from policies.models import (
     BudgetPolicy,
@@ -21,6 +22,7 @@ __all__ = [
     "EffectivePolicy",
     "effective_for",
     "overlay",
+    "pii_settings",
     "reviewer_by_name",
     "reviewer_by_slack_id",
     "step_confidence",
@@ -131,6 +133,17 @@ def reviewer_by_name(policy: TetherPolicy, name: str) -> Reviewer | None:
 def reviewer_by_slack_id(policy: TetherPolicy, slack_user_id: str) -> Reviewer | None:
     """The reviewer whose Slack user id is ``slack_user_id``, if any."""
     return next((r for r in policy.reviewers if r.slack_user_id == slack_user_id), None)
+
+
+def pii_settings(policy: TetherPolicy, workflow: str) -> PiiGuardSettings:
+    """The PII guard of ``workflow``: its ``pii`` section laid over the top-level one.
+
+    Raises:
+        ConfigurationError: The merged settings are invalid.
+    """
+    section = policy.workflows.get(workflow)
+    override = section.pii if section is not None else None
+    return _overlay_or_default(policy.pii, override, f"workflows.{workflow}.pii")
 
 
 def _overlay_or_default(base: _M, override: _M | None, where: str) -> _M:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.eval_settings import EvalPolicy
 from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
+from policies.guard_settings import PiiGuardSettings
 from policies.limits import LimitsPolicy
 
 GateOutcome = Literal["accept", "review", "escalate", "block"]
@@ -137,6 +138,7 @@ class WorkflowPolicy(_Strict):
     review: ReviewPolicy | None = None
     input_guard: InputGuardPolicy | None = None
     limits: LimitsPolicy | None = None
+    pii: PiiGuardSettings | None = None
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
 
 
@@ -182,6 +184,7 @@ class TetherPolicy(_Strict):
     confidence: StepConfidencePolicy = StepConfidencePolicy()
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
+    pii: PiiGuardSettings = PiiGuardSettings()
     review: ReviewPolicy = ReviewPolicy()
     limits: LimitsPolicy = LimitsPolicy()
     starters: list[str] = Field(

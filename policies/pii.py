@@ -44,10 +44,12 @@ __all__ = [
     "Redaction",
     "Redactor",
     "detect",
+    "placeholder_counts",
     "redact",
     "redact_value",
     "restore",
     "restore_value",
+    "summary",
 ]
 
 
@@ -81,6 +83,7 @@ _PLACEHOLDER = {
     "white_brackets": re.compile(r"\u27e6([A-Z][A-Z0-9_]*?)_(\d+)\u27e7"),
 }
 _ANY_PLACEHOLDER = re.compile(r"[\[\u27e6][A-Z][A-Z0-9_]*?_\d+[\]\u27e7]")
+_ANY_LABEL = re.compile(r"[\[\u27e6]([A-Z][A-Z0-9_]*?)_(\d+)[\]\u27e7]")
 
 
 def _detectors_for(
@@ -134,6 +137,7 @@ class Redactor:
         detectors: Sequence[PiiDetector] = (),
         *,
         reserved: Iterable[str] = (),
+        known: Mapping[str, str] = {},
     ) -> None:
         self._style: PlaceholderStyle = settings.placeholder_style
         self._enabled = settings.enabled
@@ -144,6 +148,19 @@ class Redactor:
         """Placeholder-shaped strings already in the input: never issued, so never restored."""
         self.mapping: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        for placeholder, value in known.items():
+            self._remember(placeholder, value)
+
+    def _remember(self, placeholder: str, value: str) -> None:
+        """Adopt a placeholder issued earlier in the run (``known``): the same value gets it
+        again, and numbering of its kind continues after it."""
+        parsed = _ANY_LABEL.fullmatch(placeholder)
+        if parsed is None:
+            return
+        kind, number = parsed.group(1), int(parsed.group(2))
+        self._by_value[(kind, value)] = placeholder
+        self._next[kind] = max(self._next.get(kind, 0), number)
+        self.mapping[placeholder] = value
 
     def reserve(self, text: str) -> None:
         self._reserved.update(_ANY_PLACEHOLDER.findall(text))
@@ -245,3 +262,24 @@ def restore(text: str, mapping: Mapping[str, str]) -> str:
 
 def restore_value(value: JsonValue, mapping: Mapping[str, str]) -> JsonValue:
     return _map_strings(value, lambda text: restore(text, mapping))
+
+
+def placeholder_counts(
+    texts: Iterable[str], mapping: Mapping[str, str] | None = None, kinds: Iterable[str] = ()
+) -> dict[str, int]:
+    """How many times each kind's placeholders occur in ``texts``: those in ``mapping`` (issued
+    ones), or without a mapping any placeholder-shaped text of one of ``kinds``."""
+    wanted = frozenset(kinds)
+    counts: dict[str, int] = {}
+    for text in texts:
+        for found in _ANY_LABEL.finditer(text):
+            kind = found.group(1)
+            if (found.group() in mapping) if mapping is not None else (kind in wanted):
+                counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def summary(counts: Mapping[str, int]) -> str:
+    """``EMAIL x2, CARD x1``: kinds and counts only, most frequent first; safe to record."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{kind} x{count}" for kind, count in ordered)

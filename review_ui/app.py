@@ -31,6 +31,7 @@ from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.store.audit_key import configure_audit
 from tether.store.engine import get_engine
+from tether.store.pii_vault import pii_sealer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(
     if problem is not None:
         raise ConfigurationError(problem)
     configure_audit(settings)  # claims and releases are audited; no key refuses to start
+    pii_sealer(settings)  # runs started here keep redacted values in the vault: same rule
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates)
     desk = ReviewDesk(

@@ -21,6 +21,7 @@ from review_ui.decisions import (
     keep_decision,
     submit_decision,
 )
+from review_ui.pii_reveal import redacted_decision
 from tether.client import check_depth
 from tether.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from tether.core.errors import ServerUnreachableError
@@ -143,6 +144,9 @@ async def decide(
             accepted=False, message=problem, state="refused", update_id=update_id
         )
     decision = decision_for(reviewer, item, request, channel=channel)
+    decision = await asyncio.to_thread(
+        redacted_decision, desk.database_url, desk.settings, desk.policy, item, decision
+    )
     try:
         client = await desk.temporal.get()
     except ServerUnreachableError as exc:

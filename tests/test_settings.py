@@ -49,6 +49,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_TRUST_PROXY": ("trust_proxy", "true", True),
     "TETHER_SERVICE_IDENTITY": ("service_identity", "ops-bot", "ops-bot"),
     "TETHER_AUDIT_KEY": ("audit_key", "k" * 32, SecretStr("k" * 32)),
+    "TETHER_PII_KEY": ("pii_key", "v" * 32, SecretStr("v" * 32)),
 }
 
 

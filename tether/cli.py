@@ -174,7 +174,7 @@ async def _run(
     # Only the result, so `tether run --wait ... | jq` reads one document; the id is inside it
     # (the progress line goes to stderr, and only on a terminal).
     result = {"run_id": run_id} | await with_progress(
-        settings, client, run_id, run_result(client, run_id)
+        settings, client, run_id, run_result(client, run_id, settings=settings)
     )
     print(json.dumps(result, indent=2), flush=True)
     return 1 if result.get("status") == "failed" else 0

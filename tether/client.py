@@ -20,11 +20,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from policies.effective import pii_settings
+from policies.loader import load_policy
+from policies.models import TetherPolicy
+from policies.pii import Redactor
 from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
 from tether.core.settings import Settings
 from tether.store.engine import session_scope
+from tether.store.pii_vault import pii_sealer
 from tether.store.run_ids import claim_run_id, release_run_id, run_tenant
+from tether.store.run_pii import keep_redaction, redact_input, restored_in_store
 
 DATA_CONVERTER = pydantic_data_converter
 """Used everywhere: client, worker, replayer and tests."""
@@ -174,8 +180,13 @@ async def start_run(
     payload: BaseModel,
     *,
     run_id: str | None = None,
+    policy: TetherPolicy | None = None,
 ) -> str:
     """Start a run of ``workflow``; returns its run id (the workflow id).
+
+    The input's text is redacted first (``policy.pii``, else the policy ``settings`` name): it
+    is written into Temporal's history when the run starts, so personal values are replaced by
+    placeholders and their originals kept in the store's PII vault, with the claim of the id.
 
     The claimed id is released only when the server definitely refused the start (see
     ``_START_REFUSED``); after a timeout or an unknown error it stays claimed, as the start may
@@ -191,7 +202,11 @@ async def start_run(
     run_id = check_run_id(run_id) if run_id else new_run_id(workflow)
     url = settings.resolved_database_url
     tenant = getattr(payload, "tenant", None) or DEFAULT_TENANT
-    if not await asyncio.to_thread(claim_in_store, url, run_id, workflow, tenant):
+    pii = pii_settings(policy or load_policy(settings.policy_file), workflow)
+    payload, redactor = redact_input(payload, pii)
+    if not await asyncio.to_thread(
+        claim_in_store, url, run_id, workflow, tenant, redactor, settings
+    ):
         raise RunIdTakenError(_taken(run_id))
     try:
         await client.start_workflow(
@@ -227,9 +242,23 @@ _START_REFUSED = frozenset(
 )
 
 
-def claim_in_store(database_url: str, run_id: str, workflow: str, tenant: str) -> bool:
+def claim_in_store(
+    database_url: str,
+    run_id: str,
+    workflow: str,
+    tenant: str,
+    redactor: Redactor | None = None,
+    settings: Settings | None = None,
+) -> bool:
+    """Claim the run id; with it, in the same transaction, keep the redacted input's originals
+    in the PII vault and audit the redaction."""
     with session_scope(database_url) as session:
-        return claim_run_id(session, run_id, workflow, tenant)
+        if not claim_run_id(session, run_id, workflow, tenant):
+            return False
+        if redactor is not None and settings is not None and redactor.mapping:
+            sealer = pii_sealer(settings)
+            keep_redaction(session, sealer, redactor, run_id=run_id, tenant=tenant, where="input")
+        return True
 
 
 def run_tenant_in_store(database_url: str, run_id: str) -> str | None:
@@ -247,19 +276,56 @@ def _taken(run_id: str) -> str:
     return f"run id {run_id!r} is already taken (run ids are never reused); choose another"
 
 
-async def run_result(client: Client, run_id: str) -> dict[str, Any]:
-    """Wait for the run to close; its result as JSON, or ``status: failed`` with the error."""
+async def run_result(
+    client: Client,
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    policy: TetherPolicy | None = None,
+) -> dict[str, Any]:
+    """Wait for the run to close; its result as JSON, or ``status: failed`` with the error.
+
+    With ``settings``, placeholders of redacted personal data in the result are restored to
+    their values when the workflow's PII policy allows (``restore_in_output``); without, or
+    when it does not, they stay placeholders.
+    """
+    handle = client.get_workflow_handle(run_id)
     try:
-        result = await client.get_workflow_handle(run_id).result()
+        result = await handle.result()
     except WorkflowFailureError as exc:
         return {"run_id": run_id, "status": "failed", "error": str(exc.cause or exc)}
-    return {"run_id": run_id, **jsonable(result)}
+    data = jsonable(result)
+    if settings is not None:
+        workflow = (await handle.describe()).workflow_type
+        data = await restored_output(settings, workflow, run_id, data, policy)
+    return {"run_id": run_id, **data}
+
+
+async def restored_output(
+    settings: Settings,
+    workflow: str,
+    run_id: str,
+    result: dict[str, Any],
+    policy: TetherPolicy | None = None,
+) -> dict[str, Any]:
+    """``result`` with the run's placeholders restored, when its workflow's policy allows."""
+    pii = pii_settings(policy or load_policy(settings.policy_file), workflow)
+    if not pii.restore_in_output:
+        return result
+    return await asyncio.to_thread(restored_in_store, settings, run_id, result)
 
 
 async def run_status(
-    settings: Settings, run_id: str, client: Client | None = None
+    settings: Settings,
+    run_id: str,
+    client: Client | None = None,
+    *,
+    policy: TetherPolicy | None = None,
 ) -> dict[str, Any]:
-    """The run's status: from the live workflow when running, from its result when closed."""
+    """The run's status: from the live workflow when running, from its result when closed.
+
+    A completed run's ``result`` is its final output, restored as ``run_result`` restores it.
+    """
     client = client or await connect(settings)
     handle = client.get_workflow_handle(run_id)
     try:
@@ -274,7 +340,10 @@ async def run_status(
     if state == WorkflowExecutionStatus.COMPLETED:
         result = jsonable(await handle.result())
         run_state = "completed" if result.get("status") == "completed" else "stopped"
+        final = {k: v for k, v in result.items() if k not in ("steps", "cost_usd", "status")}
+        final = await restored_output(settings, described.workflow_type, run_id, final, policy)
         return base | {
+            "result": final,
             "state": run_state,
             "result_status": result.get("status"),
             "steps": result.get("steps", []),

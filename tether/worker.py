@@ -36,6 +36,7 @@ from policies.models import TetherPolicy
 from tether.client import DATA_CONVERTER
 from tether.core.settings import Settings
 from tether.store.audit_key import configure_audit
+from tether.store.pii_vault import pii_sealer
 from workflows.catalog import CATALOG
 
 PLUGIN_NAME = "tether.TetherPlugin"
@@ -145,6 +146,7 @@ async def running_worker(
     """
     policy = policy or load_policy(settings.policy_file)
     configure_audit(settings)  # activities append to the audit log; no key refuses to start
+    pii_sealer(settings)  # steps keep redacted values in the PII vault; no key refuses to start
     async with AsyncExitStack() as stack:
         http = create_http_client(settings)
         stack.push_async_callback(http.aclose)

@@ -22,6 +22,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
+from activities.llm_step.pii_guard import StepPii
 from activities.llm_step.prompting import (
     ask_with_repairs,
     output_schema,
@@ -147,6 +148,8 @@ class LlmStepActivities:
         if variables is None:
             variables = await prompt_variables(self.deps, inp)
         messages = render_messages(inp, variables)
+        pii = StepPii(self.deps, inp)
+        messages, pii_in = await pii.redact_messages(messages)
         input_chars = sum(len(m.content) for m in messages)
         route = step_route(
             self.deps,
@@ -168,6 +171,7 @@ class LlmStepActivities:
             logprobs=True,
         )
         answer = await ask_with_repairs(log, model_id, request, output_model, policy.max_repairs)
+        answer, pii_out = await pii.redact_answer(answer)
         report = await score_answer(
             self.deps, log, policy, model_id, messages, answer, output_model
         )
@@ -190,6 +194,7 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
+            guards=[event for event in (pii_in, pii_out) if event is not None],
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
         result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})

@@ -19,6 +19,7 @@ from review_ui.deciding import allowed_kinds, decide, may_decide
 from review_ui.decision_form import FormState, edit_prefill, read_decision_form
 from review_ui.decisions import decision_update_id
 from review_ui.deps import CurrentUser, Desk, SessionDep, read_apart
+from review_ui.pii_reveal import ShownItem, shown_item
 from review_ui.rendering import Flash, form_text, read_flash, render, safe_next, write_flash
 from review_ui.run_state import run_snapshot
 from review_ui.schema_form import build_fields
@@ -96,13 +97,16 @@ class DetailView:
     timeline: list[AuditEvent]
     intent: DecisionIntent | None = None
     waiting: list[DecisionIntent] = field(default_factory=list)
+    shown: ShownItem | None = None
+    """The output and input as this reviewer may see them (placeholders or values)."""
 
 
 def _load_detail(
-    session: Session, review_id: str, update_id: str | None, reviewer: Reviewer
+    session: Session, review_id: str, update_id: str | None, reviewer: Reviewer, desk: ReviewDesk
 ) -> DetailView:
     item = review_or_404(session, review_id, reviewer)
     return DetailView(
+        shown=shown_item(session, desk.settings, desk.policy, reviewer, item),
         item=item,
         timeline=run_timeline(session, item.run_id),
         intent=find_intent(session, update_id, review_id=review_id) if update_id else None,
@@ -119,7 +123,7 @@ async def review_page(
     review_id: str,
     decision: str | None = None,
 ) -> Response:
-    view = await read_apart(session, _load_detail, review_id, decision, user.reviewer)
+    view = await read_apart(session, _load_detail, review_id, decision, user.reviewer, desk)
     notice = _intent_notice(view.intent)
     return _render_detail(desk, request, user, view, notice=notice)
 
@@ -128,9 +132,9 @@ async def review_page(
 async def outcome_fragment(
     request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
-    view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
+    view = await read_apart(session, _load_detail, review_id, None, user.reviewer, desk)
     run = await run_snapshot(desk, view.item.run_id) if view.item.status != "pending" else None
-    context = {"item": view.item, "waiting": view.waiting, "run": run}
+    context = {"item": view.item, "waiting": view.waiting, "run": run, "shown": view.shown}
     return render(desk, request, "_outcome.html", context)
 
 
@@ -139,7 +143,7 @@ async def decide_from_form(
     request: Request, desk: Desk, session: SessionDep, user: CurrentUser, review_id: str
 ) -> Response:
     form = await request.form()
-    view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
+    view = await read_apart(session, _load_detail, review_id, None, user.reviewer, desk)
     item = view.item
     decision = read_decision_form(form, item)
     if isinstance(decision, FormState):
@@ -154,7 +158,7 @@ async def decide_from_form(
         update_id=decision_update_id(review_id, nonce),
     )
     if outcome.state == "refused":
-        view = await read_apart(session, _load_detail, review_id, None, user.reviewer)
+        view = await read_apart(session, _load_detail, review_id, None, user.reviewer, desk)
         refused = FormState(409, ("error", _refusal_notice(outcome.message)))
         return _render_detail(desk, request, user, view, refused)
     if outcome.state == "accepted":
@@ -259,6 +263,7 @@ def _render_detail(
         "notice": form.notice or read_flash(desk, request),
         "now": datetime.now(UTC),
         "confidence": item.confidence or {},
+        "shown": view.shown,
     }
     status_code = form.status_code
     return render(desk, request, "detail.html", context, status_code=status_code, clear_flash=True)

@@ -18,6 +18,7 @@ from review_ui.deciding import DecisionRequest, decide, is_role_refusal
 from review_ui.decisions import DecisionOutcome, decision_update_id
 from review_ui.deps import ApiReviewer, Desk, SessionDep, read_apart
 from review_ui.errors import error_responses
+from review_ui.pii_reveal import shown_item
 from tether.contracts import JsonObject, ReviewReason
 from tether.store.engine import Session
 from tether.store.queue import (
@@ -103,11 +104,17 @@ def list_reviews(
 
 
 @router.get("/{review_id}", response_model=ReviewDetail, responses=error_responses(403, 404))
-def get_review_item(review_id: str, session: SessionDep, reviewer: ApiReviewer) -> ReviewDetail:
-    """One item with its output, schema, digest (to decide with) and the run's timeline."""
+def get_review_item(
+    review_id: str, session: SessionDep, reviewer: ApiReviewer, desk: Desk
+) -> ReviewDetail:
+    """One item with its output, schema, digest (to decide with) and the run's timeline.
+    Personal data in the input and output are placeholders unless the reviewer holds a role in
+    the workflow's ``pii.reveal_to_roles``."""
     item = review_or_404(session, review_id, reviewer)
     events = run_timeline(session, item.run_id)
     fields = {name: getattr(item, name) for name in ReviewPublic.model_fields}
+    shown = shown_item(session, desk.settings, desk.policy, reviewer, item)
+    fields |= shown.model_dump(include={"input_preview", "output", "raw_output", "decided_output"})
     timeline = [
         TimelineEvent(at=e.at, kind=e.kind, actor=e.actor, review_id=e.review_id, detail=e.detail)
         for e in events

@@ -63,7 +63,9 @@ async def start_run(body: StartRun, desk: Desk, reviewer: ApiReviewer) -> RunSta
     client = await _client(desk)
     run_id = body.run_id or new_run_id(body.workflow)
     try:
-        await runs_client.start_run(client, desk.settings, body.workflow, payload, run_id=run_id)
+        await runs_client.start_run(
+            client, desk.settings, body.workflow, payload, run_id=run_id, policy=desk.policy
+        )
     except RunIdTakenError as exc:
         raise HTTPException(409, str(exc)) from None
     return RunStarted(run_id=run_id, workflow=body.workflow, status_url=f"/api/runs/{run_id}")
@@ -82,7 +84,9 @@ async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, A
         raise HTTPException(404, f"no run {run_id!r}")
     client = await _client(desk)
     try:
-        return await asyncio.wait_for(run_status(desk.settings, run_id, client), _STATUS_DEADLINE_S)
+        return await asyncio.wait_for(
+            run_status(desk.settings, run_id, client, policy=desk.policy), _STATUS_DEADLINE_S
+        )
     except InputError as exc:
         raise HTTPException(404, str(exc)) from None
     except TimeoutError:

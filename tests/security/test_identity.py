@@ -262,6 +262,7 @@ def test_production_starts_with_hashed_private_logins(tmp_path: Path) -> None:
             "TETHER_SESSION_SECRET": LONG_SECRET,
             "TETHER_POLICY_FILE": str(policy_file),
             "TETHER_AUDIT_KEY": "a" * 64,
+            "TETHER_PII_KEY": "b" * 64,
         }
     )
     assert create_app(settings) is not None

@@ -48,6 +48,7 @@ ADDED_TABLES = {
     "provider_health",
     "limit_counters",
     "limit_charges",
+    "pii_vault",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = Field(
         default=None, description="HMAC key of the audit log; required outside dev"
     )
+    pii_key: SecretStr | None = Field(
+        default=None, description="key of the PII vault's encryption; required outside dev"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -6,6 +6,7 @@ from tether.store import (  # noqa: F401
     ledger,
     limits,
     logins,
+    pii_vault,
     provider_health,
     reviews,
     run_ids,
