@@ -50,6 +50,7 @@ _REASONS = {
     "invalid_output": "the model's output failed its schema",
     "over_budget": "more spend needs approval",
     "provider_failure": "every model failed",
+    "prompt_injection": "possible prompt injection: the input was held back from the model",
 }
 _CHANNELS = {
     "web": "the web queue",
@@ -144,7 +145,7 @@ def review_blocks(
 
 def _buttons(item: ReviewItem) -> list[JsonObject]:
     value = _button_value(item)
-    approval_only = item.reason == "over_budget"
+    approval_only = item.reason in ("over_budget", "prompt_injection")
     no_output = item.reason in ("invalid_output", "provider_failure")
     buttons: list[JsonObject] = []
     if not no_output:

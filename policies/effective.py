@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from policies.guard_settings import InjectionGuardSettings
 from policies.models import (
     BudgetPolicy,
     InputGuardPolicy,
@@ -19,6 +20,7 @@ from tether.core.errors import ConfigurationError
 __all__ = [
     "EffectivePolicy",
     "effective_for",
+    "injection_settings",
     "overlay",
     "reviewer_by_name",
     "reviewer_by_slack_id",
@@ -79,6 +81,18 @@ def effective_for(policy: TetherPolicy, workflow: str) -> EffectivePolicy:
             for name, step in section.steps.items()
         },
     )
+
+
+def injection_settings(policy: TetherPolicy, workflow: str) -> InjectionGuardSettings:
+    """The prompt-injection guard of ``workflow``: its override laid over the top-level one.
+
+    Raises:
+        ConfigurationError: The merged settings are invalid.
+    """
+    section = policy.workflows.get(workflow)
+    if section is None or section.injection is None:
+        return policy.injection
+    return overlay(policy.injection, section.injection, where=f"workflows.{workflow}.injection")
 
 
 def step_confidence(policy: TetherPolicy, workflow: str, step: str) -> StepConfidencePolicy:

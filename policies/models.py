@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from policies.guard_settings import InjectionGuardSettings
+
 GateOutcome = Literal["accept", "review", "escalate", "block"]
 """What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
 
@@ -133,6 +135,7 @@ class WorkflowPolicy(_Strict):
     budgets: BudgetPolicy | None = None
     review: ReviewPolicy | None = None
     input_guard: InputGuardPolicy | None = None
+    injection: InjectionGuardSettings | None = None
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
 
 
@@ -173,6 +176,7 @@ class TetherPolicy(_Strict):
     confidence: StepConfidencePolicy = StepConfidencePolicy()
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
+    injection: InjectionGuardSettings = InjectionGuardSettings()
     review: ReviewPolicy = ReviewPolicy()
     starters: list[str] = Field(
         default_factory=list,

@@ -15,6 +15,7 @@ REASON_LABELS = {
     "invalid_output": "Invalid output",
     "over_budget": "Over budget",
     "provider_failure": "Provider failure",
+    "prompt_injection": "Prompt injection",
 }
 
 REASON_EXPLANATIONS = {
@@ -25,6 +26,9 @@ REASON_EXPLANATIONS = {
     "Edit it into shape, retry the step or reject it.",
     "over_budget": "The next step would exceed a budget. Approve the extra spend or stop the run.",
     "provider_failure": "Every model on the route failed. Retry the step or reject it.",
+    "prompt_injection": "The input looks like an attempt to give the model instructions (score "
+    "and rules below); no model has seen it. Approve to run the step on it anyway, or reject "
+    "to stop the run.",
 }
 
 EVENT_LABELS = {
@@ -38,6 +42,8 @@ EVENT_LABELS = {
     "model_call": "Model call",
     "budget_refused": "Budget refused",
     "budget_spend_approved": "Approved spend reserved",
+    "injection_quarantined": "Input quarantined (prompt injection)",
+    "injection_flagged": "Input flagged (prompt injection)",
     "audit_rechained": "Audit log re-chained under its key",
 }
 

@@ -21,6 +21,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
+from activities.llm_step.injection_guard import InjectionScreening, screen_inputs
 from activities.llm_step.prompting import (
     ask_with_repairs,
     output_schema,
@@ -30,11 +31,14 @@ from activities.llm_step.prompting import (
 )
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
-from policies.effective import step_confidence
+from policies.effective import injection_settings, step_confidence
+from policies.models import StepConfidencePolicy
 from policies.routing import route_model
+from policies.values import ConfidenceReport, Usage
 from tether.contracts import CheckedStepInput, CheckedStepResult, LlmStepInput, LlmStepResult
 from tether.core.digests import output_digest
 from tether.core.errors import TetherError
+from tether.store.audit_records import record_injection_verdict
 
 __all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
 
@@ -98,7 +102,21 @@ class LlmStepActivities:
     async def _run(self, inp: LlmStepInput, log: CallLog) -> LlmStepResult:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
-        messages = render_messages(inp, await prompt_variables(self.deps, inp))
+        variables = await prompt_variables(self.deps, inp)
+        # Before any model call: untrusted inputs scored; a hostile one may stop the step here.
+        guard = injection_settings(self.deps.policy, inp.workflow)
+        screening = screen_inputs(guard, inp, variables)
+        guards = [screening.event] if screening.event is not None else []
+        if screening.audited and screening.event is not None:
+            event = screening.event
+            await self.deps.in_session(
+                lambda session: record_injection_verdict(session, inp, event)
+            )
+        if screening.quarantine is not None:
+            await release_hold(self.deps, inp)
+            return _quarantined(inp, policy, screening)
+        fenced = screening.untrusted if guard.fence_untrusted else frozenset[str]()
+        messages = render_messages(inp, variables, fenced)
         input_chars = sum(len(m.content) for m in messages)
         route = (
             [inp.model]
@@ -143,7 +161,42 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
+            guards=guards,
         )
+
+
+def _quarantined(
+    inp: LlmStepInput, policy: StepConfidencePolicy, screening: InjectionScreening
+) -> LlmStepResult:
+    """The result of a step the injection guard held back: no model was called."""
+    assert screening.quarantine is not None
+    verdict = screening.quarantine.model_dump(mode="json")
+    return LlmStepResult(
+        step=inp.step,
+        status="quarantined",
+        output=None,
+        raw_output="",
+        output_digest=output_digest(verdict),
+        model=inp.model or "",
+        provider="",
+        simulated=False,
+        route_length=1,
+        usage=Usage(),
+        cost_usd=0.0,
+        run_cost_usd=0.0,
+        latency_ms=0.0,
+        repairs=0,
+        attempts=[],
+        confidence=ConfidenceReport(
+            score=0.0,
+            components=[],
+            outcome="review",
+            thresholds=policy.thresholds,
+            reasons=[f"prompt injection suspected (score {screening.quarantine.score:.2f})"],
+        ),
+        guards=[screening.event] if screening.event is not None else [],
+        quarantine=screening.quarantine,
+    )
 
 
 async def _heartbeat_forever() -> None:

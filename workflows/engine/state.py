@@ -33,6 +33,7 @@ change, not which commands a run issues, so old histories replay without a patch
 CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
 ESCALATE_AT_ONCE = "escalate-at-once"
+INJECTION_QUARANTINE = "injection-quarantine"
 
 
 @dataclass
