@@ -15,7 +15,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from policies.guard_settings import InjectionGuardSettings
-from policies.injection import assess
+from policies.injection import JUDGE_INSTRUCTION, assess
 from policies.models import TetherPolicy
 from tests.fakes.provider_server import FakeProviderServer
 from tests.policies.test_injection import load_corpus
@@ -197,3 +197,14 @@ async def test_flag_records_the_verdict_and_lets_the_step_run(
     assert [g.outcome for g in result.steps[0].guards] == ["flagged"]
     assert (result.steps[0].guards[0].value or 0) >= 0.5
     assert "injection_flagged" in _audit_kinds(settings, run_id)
+    # The judge grades the answer as data: told to ignore instructions in it, the answer fenced.
+    judged = [
+        r
+        for r in provider_server.requests
+        if r.json["response_format"]["json_schema"]["name"] == "JudgeVerdict"
+    ]
+    assert judged
+    for request in judged:
+        system, user = (m["content"] for m in request.json["messages"])
+        assert JUDGE_INSTRUCTION in system
+        assert "Answer:\n<<<BEGIN ANSWER_" in user and "<<<BEGIN BODY_" in user
