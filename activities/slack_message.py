@@ -52,6 +52,7 @@ _REASONS = {
     "provider_failure": "every model failed",
     "audit_sample": "audit of an auto-accepted output",
     "rate_limited": "over a rate limit: go on now?",
+    "prompt_injection": "possible prompt injection: the input was held back from the model",
 }
 _CHANNELS = {
     "web": "the web queue",
@@ -146,7 +147,7 @@ def review_blocks(
 
 def _buttons(item: ReviewItem) -> list[JsonObject]:
     value = _button_value(item)
-    approval_only = item.reason in ("over_budget", "rate_limited")
+    approval_only = item.reason in ("over_budget", "rate_limited", "prompt_injection")
     no_output = item.reason in ("invalid_output", "provider_failure")
     buttons: list[JsonObject] = []
     if not no_output:

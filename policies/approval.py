@@ -135,11 +135,12 @@ def offered_decisions(
     """The decision kinds an item offers, in the order a reviewer is shown them.
 
     A request (``ask_approval``, over budget, over a rate limit: approve goes on now) is
-    approved or rejected; a step whose every model
-    failed has no output to approve or edit; an invalid output cannot be approved as it is; only
-    an output with a schema can be edited.
+    approved or rejected, and so is an input the injection guard quarantined (approve: the step
+    runs on it; reject: the run halts); a step whose every model failed has no output to approve
+    or edit; an invalid output cannot be approved as it is; only an output with a schema can be
+    edited.
     """
-    if approval_only or review_reason in ("over_budget", "rate_limited"):
+    if approval_only or review_reason in ("over_budget", "rate_limited", "prompt_injection"):
         return ("approve", "reject")
     if review_reason == "provider_failure":
         return ("retry", "reject")

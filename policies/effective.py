@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from policies.guard_settings import PiiGuardSettings
+from policies.guard_settings import InjectionGuardSettings, PiiGuardSettings
 from policies.limits import LimitsPolicy
 from policies.models import (
     BudgetPolicy,
@@ -21,6 +21,7 @@ from tether.core.errors import ConfigurationError
 __all__ = [
     "EffectivePolicy",
     "effective_for",
+    "injection_settings",
     "overlay",
     "pii_settings",
     "reviewer_by_name",
@@ -86,6 +87,18 @@ def effective_for(policy: TetherPolicy, workflow: str) -> EffectivePolicy:
             for name, step in section.steps.items()
         },
     )
+
+
+def injection_settings(policy: TetherPolicy, workflow: str) -> InjectionGuardSettings:
+    """The prompt-injection guard of ``workflow``: its override laid over the top-level one.
+
+    Raises:
+        ConfigurationError: The merged settings are invalid.
+    """
+    section = policy.workflows.get(workflow)
+    if section is None or section.injection is None:
+        return policy.injection
+    return overlay(policy.injection, section.injection, where=f"workflows.{workflow}.injection")
 
 
 def step_confidence(policy: TetherPolicy, workflow: str, step: str) -> StepConfidencePolicy:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.eval_settings import EvalPolicy
 from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
-from policies.guard_settings import PiiGuardSettings
+from policies.guard_settings import InjectionGuardSettings, PiiGuardSettings
 from policies.limits import LimitsPolicy
 
 GateOutcome = Literal["accept", "review", "escalate", "block"]
@@ -139,6 +139,7 @@ class WorkflowPolicy(_Strict):
     input_guard: InputGuardPolicy | None = None
     limits: LimitsPolicy | None = None
     pii: PiiGuardSettings | None = None
+    injection: InjectionGuardSettings | None = None
     steps: dict[str, StepConfidencePolicy] = Field(default_factory=dict)
 
 
@@ -185,6 +186,7 @@ class TetherPolicy(_Strict):
     budgets: BudgetPolicy = BudgetPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
     pii: PiiGuardSettings = PiiGuardSettings()
+    injection: InjectionGuardSettings = InjectionGuardSettings()
     review: ReviewPolicy = ReviewPolicy()
     limits: LimitsPolicy = LimitsPolicy()
     starters: list[str] = Field(

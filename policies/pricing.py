@@ -11,6 +11,7 @@ from tether.core.errors import ConfigurationError
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "FENCE_PROMPT_CHARS",
     "JUDGE_ANSWER_CHARS",
     "JUDGE_MAX_OUTPUT_TOKENS",
     "JUDGE_TASK_CHARS",
@@ -91,8 +92,12 @@ JUDGE_TASK_CHARS = 8_000
 """How much of the step's prompt the judge reads."""
 JUDGE_ANSWER_CHARS = 8_000
 """How much of the step's answer the judge reads."""
-JUDGE_PROMPT_CHARS = 200
-"""The judge's fixed instructions and labels."""
+JUDGE_PROMPT_CHARS = 700
+"""The judge's fixed instructions and labels (with the sentence telling it to ignore instructions
+in what it grades, and the fence around the answer)."""
+FENCE_PROMPT_CHARS = 600
+"""What fencing untrusted variables adds to a prompt: the sentence in the system prompt saying
+what a fence holds, and the markers around a few variables."""
 JUDGE_MAX_OUTPUT_TOKENS = 200
 
 
@@ -119,6 +124,7 @@ def step_worst_case_usd(
     if max_repairs < 0 or samples < 1:
         raise ValueError(f"need max_repairs >= 0 and samples >= 1, got {max_repairs}, {samples}")
     repair_chars = REPAIR_ECHO_CHARS + REPAIR_ERROR_CHARS + REPAIR_PROMPT_CHARS
+    input_chars += FENCE_PROMPT_CHARS  # the step's prompt fences its untrusted variables
     total = 0.0
     for repair in range(max_repairs + 1):  # the main call, then each re-ask
         chars = input_chars + repair * repair_chars

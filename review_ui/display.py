@@ -17,6 +17,7 @@ REASON_LABELS = {
     "provider_failure": "Provider failure",
     "audit_sample": "Audit",
     "rate_limited": "Rate limited",
+    "prompt_injection": "Prompt injection",
 }
 
 REASON_EXPLANATIONS = {
@@ -31,6 +32,9 @@ REASON_EXPLANATIONS = {
     "Your verdict measures how often auto-accept is right (tether calibrate).",
     "rate_limited": "The step is over a user's or tenant's rate limit. Approve to go on now, "
     "or reject to stop the run.",
+    "prompt_injection": "The input looks like an attempt to give the model instructions (score "
+    "and rules below); no model has seen it. Approve to run the step on it anyway, or reject "
+    "to stop the run.",
 }
 
 EVENT_LABELS = {
@@ -46,6 +50,8 @@ EVENT_LABELS = {
     "budget_spend_approved": "Approved spend reserved",
     "rate_limit": "Held back by a rate limit",
     "provider_cap": "Held back by a provider cap",
+    "injection_quarantined": "Input quarantined (prompt injection)",
+    "injection_flagged": "Input flagged (prompt injection)",
     "audit_rechained": "Audit log re-chained under its key",
 }
 

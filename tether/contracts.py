@@ -36,6 +36,22 @@ class GuardEvent(BaseModel):
     """A figure when there is one: a similarity, a score, seconds waited."""
 
 
+class InjectionQuarantine(BaseModel):
+    """Why a step's input was held back from the model: the injection verdict a reviewer reads.
+
+    No input text beyond ``evidence`` (the short pieces the rules matched)."""
+
+    score: float
+    threshold: float
+    variables: list[str]
+    """The untrusted inputs that scored hostile."""
+    rules: list[str]
+    """``category/rule`` of each signal that fired."""
+    evidence: list[str] = Field(default_factory=list)
+    input_digests: list[str] = Field(default_factory=list)
+    """Digests of the hostile texts: a reviewer's approval clears exactly these."""
+
+
 class PromptTemplate(BaseModel):
     """A versioned prompt. ``user`` is a ``str.format`` template filled from step variables."""
 
@@ -68,6 +84,10 @@ class LlmStepInput(BaseModel):
     max_output_tokens: int = Field(default=512, gt=0)
     reservation_key: str | None = None
     """The checkpoint's reservation this step settles when it ends."""
+    trusted_variables: list[str] = Field(default_factory=list)
+    """Variables the workflow vouches for; every other variable and text is untrusted."""
+    cleared_inputs: list[str] = Field(default_factory=list)
+    """Digests of untrusted texts a reviewer let through after an injection quarantine."""
 
 
 class AttemptRecord(BaseModel):
@@ -89,7 +109,7 @@ class AttemptRecord(BaseModel):
 
 class LlmStepResult(BaseModel):
     step: str
-    status: Literal["valid", "invalid_output"]
+    status: Literal["valid", "invalid_output", "quarantined"]
     output: JsonObject | None
     """The validated output (``status == "valid"``)."""
     raw_output: str
@@ -110,6 +130,8 @@ class LlmStepResult(BaseModel):
     attempts: list[AttemptRecord]
     confidence: ConfidenceReport
     guards: list[GuardEvent] = Field(default_factory=list)
+    quarantine: InjectionQuarantine | None = None
+    """Set with ``status == "quarantined"``: no model was called."""
 
 
 # --- Cost checkpoint --------------------------------------------------------------------------
@@ -207,6 +229,7 @@ ReviewReason = Literal[
     "provider_failure",
     "audit_sample",
     "rate_limited",
+    "prompt_injection",
 ]
 DecisionKind = Literal["approve", "reject", "edit", "retry"]
 RetryMode = Literal["strong_model", "with_feedback"]

@@ -53,6 +53,8 @@ class LlmStep(Generic[OutputT]):
         output: The pydantic model the answer must validate against.
         tier: ``cheap``, ``strong`` or ``auto`` (chosen by the policy's route_rules).
         gate: When False the confidence gate only records; no human review is asked.
+        trusted_variables: Variables the workflow vouches for (its own constants, say); every
+            other variable and stored text is untrusted: scored for prompt injection and fenced.
     """
 
     name: str
@@ -61,6 +63,7 @@ class LlmStep(Generic[OutputT]):
     tier: ModelTier | Literal["auto"] = "cheap"
     max_output_tokens: int = 512
     gate: bool = True
+    trusted_variables: tuple[str, ...] = ()
     options: StepOptions = field(default_factory=StepOptions)
 
     @property

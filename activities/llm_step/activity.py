@@ -22,6 +22,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
+from activities.llm_step.injection_guard import InjectionScreening, screen_inputs
 from activities.llm_step.pii_guard import StepPii
 from activities.llm_step.prompting import (
     ask_with_repairs,
@@ -34,7 +35,9 @@ from activities.llm_step.rate_limits import hold_within_limits, settle_limits
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
 from activities.step_routing import route_request, step_route
-from policies.effective import step_confidence
+from policies.effective import injection_settings, step_confidence
+from policies.models import StepConfidencePolicy
+from policies.values import ConfidenceReport, Usage
 from tether.contracts import (
     CheckedStepInput,
     CheckedStepResult,
@@ -46,7 +49,7 @@ from tether.contracts import (
 )
 from tether.core.digests import output_digest
 from tether.core.errors import ProviderCircuitOpenError, TetherError
-from tether.store.audit_records import record_guard
+from tether.store.audit_records import record_guard, record_injection_verdict
 
 __all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
 
@@ -147,7 +150,20 @@ class LlmStepActivities:
         output_model = resolve_output_model(inp.output_model)
         if variables is None:
             variables = await prompt_variables(self.deps, inp)
-        messages = render_messages(inp, variables)
+        # Before any model call: untrusted inputs scored; a hostile one may stop the step here.
+        guard = injection_settings(self.deps.policy, inp.workflow)
+        screening = screen_inputs(guard, inp, variables)
+        guards = [screening.event] if screening.event is not None else []
+        if screening.audited and screening.event is not None:
+            event = screening.event
+            await self.deps.in_session(
+                lambda session: record_injection_verdict(session, inp, event)
+            )
+        if screening.quarantine is not None:
+            await release_hold(self.deps, inp)
+            return _quarantined(inp, policy, screening)
+        fenced = screening.untrusted if guard.fence_untrusted else frozenset[str]()
+        messages = render_messages(inp, variables, fenced)
         pii = StepPii(self.deps, inp)
         messages, pii_in = await pii.redact_messages(messages)
         input_chars = sum(len(m.content) for m in messages)
@@ -194,12 +210,46 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
-            guards=[event for event in (pii_in, pii_out) if event is not None],
+            guards=[*guards, *(event for event in (pii_in, pii_out) if event is not None)],
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
         result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})
         await sample_for_audit(self.deps, inp, result)  # calibration; the run never waits
         return result
+
+
+def _quarantined(
+    inp: LlmStepInput, policy: StepConfidencePolicy, screening: InjectionScreening
+) -> LlmStepResult:
+    """The result of a step the injection guard held back: no model was called."""
+    assert screening.quarantine is not None
+    verdict = screening.quarantine.model_dump(mode="json")
+    return LlmStepResult(
+        step=inp.step,
+        status="quarantined",
+        output=None,
+        raw_output="",
+        output_digest=output_digest(verdict),
+        model=inp.model or "",
+        provider="",
+        simulated=False,
+        route_length=1,
+        usage=Usage(),
+        cost_usd=0.0,
+        run_cost_usd=0.0,
+        latency_ms=0.0,
+        repairs=0,
+        attempts=[],
+        confidence=ConfidenceReport(
+            score=0.0,
+            components=[],
+            outcome="review",
+            thresholds=policy.thresholds,
+            reasons=[f"prompt injection suspected (score {screening.quarantine.score:.2f})"],
+        ),
+        guards=[screening.event] if screening.event is not None else [],
+        quarantine=screening.quarantine,
+    )
 
 
 async def _heartbeat_forever() -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from activities.deps import ActivityDeps
 from activities.providers.base import REPAIR_PREFIX, ChatMessage, ChatRequest, ChatResponse
+from policies.injection import FENCE_INSTRUCTION, fence
 from policies.pricing import REPAIR_ECHO_CHARS, REPAIR_ERROR_CHARS
 from tether.contracts import LlmStepInput
 from tether.core.errors import ConfigurationError
@@ -59,7 +60,23 @@ async def prompt_variables(deps: ActivityDeps, inp: LlmStepInput) -> dict[str, s
     return variables
 
 
-def render_messages(inp: LlmStepInput, variables: dict[str, str]) -> list[ChatMessage]:
+_FENCES_INSTRUCTION = FENCE_INSTRUCTION.format(
+    begin="a <<<BEGIN NAME_...>>> line", end="the <<<END NAME_...>>> line of the same name"
+)
+
+
+def render_messages(
+    inp: LlmStepInput, variables: dict[str, str], fenced: frozenset[str] = frozenset()
+) -> list[ChatMessage]:
+    """The prompt; variables named in ``fenced`` are wrapped in a fence they cannot close, and
+    the system prompt says what a fence holds."""
+    system = inp.prompt.system
+    if fenced & set(variables):
+        variables = {
+            name: fence(value, label=name).text if name in fenced else value
+            for name, value in variables.items()
+        }
+        system = f"{system}\n\n{_FENCES_INSTRUCTION}"
     try:
         user = inp.prompt.user.format(**variables)
     except KeyError as exc:
@@ -69,7 +86,7 @@ def render_messages(inp: LlmStepInput, variables: dict[str, str]) -> list[ChatMe
     if inp.feedback:
         user += f"\n\nA reviewer asked for changes to an earlier answer:\n{inp.feedback}"
     return [
-        ChatMessage(role="system", content=inp.prompt.system),
+        ChatMessage(role="system", content=system),
         ChatMessage(role="user", content=user),
     ]
 

@@ -17,6 +17,7 @@ from activities.llm_step.call_log import CallLog
 from activities.llm_step.prompting import Answer, output_schema, parse_output
 from activities.providers.base import ChatMessage, ChatRequest
 from policies.confidence import agreement, score_confidence
+from policies.injection import JUDGE_INSTRUCTION, fence
 from policies.models import StepConfidencePolicy
 from policies.pricing import JUDGE_ANSWER_CHARS, JUDGE_MAX_OUTPUT_TOKENS, JUDGE_TASK_CHARS
 from policies.rules import check_rules
@@ -140,13 +141,16 @@ async def _judge(
         messages=[
             ChatMessage(
                 role="system",
-                content="You grade answers. Score from 0 (wrong or unusable) to 1 (correct and complete).",
+                content=(
+                    "You grade answers. Score from 0 (wrong or unusable) to 1 (correct and "
+                    f"complete). {JUDGE_INSTRUCTION}"
+                ),
             ),
             ChatMessage(
                 role="user",
                 content=(
                     f"Task:\n{task[:JUDGE_TASK_CHARS]}\n\n"
-                    f"Answer:\n{json.dumps(output)[:JUDGE_ANSWER_CHARS]}"
+                    f"Answer:\n{fence(json.dumps(output)[:JUDGE_ANSWER_CHARS], 'ANSWER').text}"
                 ),
             ),
         ],

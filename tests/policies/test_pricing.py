@@ -7,6 +7,7 @@ import pytest
 from policies.loader import load_policy
 from policies.models import ModelPrice
 from policies.pricing import (
+    FENCE_PROMPT_CHARS,
     JUDGE_MAX_OUTPUT_TOKENS,
     REPAIR_ECHO_CHARS,
     REPAIR_ERROR_CHARS,
@@ -82,7 +83,8 @@ def test_a_steps_worst_case_counts_every_call_on_its_own_model() -> None:
         } | overrides
         return step_worst_case_usd(PRICES, **args)  # type: ignore[arg-type]
 
-    one = estimate_cost_usd(PRICES, "simulated/cheap", 4_000, 500)
+    # The prompt also carries the fence around its untrusted variables.
+    one = estimate_cost_usd(PRICES, "simulated/cheap", 4_000 + FENCE_PROMPT_CHARS, 500)
     assert worst() == pytest.approx(one)
     # Each repair re-asks with the invalid answer and the error quoted: longer than the last.
     repair_1 = estimate_cost_usd(

@@ -127,6 +127,11 @@ def test_buttons_offer_only_the_decisions_the_item_allows() -> None:
     assert actions(reason="over_budget", output_schema=None) == ["tether_approve", "tether_reject"]
     assert actions(reason="invalid_output") == ["tether_reject", "tether_edit"]
     assert actions(reason="provider_failure", output=None, output_schema=None) == ["tether_reject"]
+    quarantined = {"score": 0.9, "rules": ["override/ignore_previous"], "variables": ["body"]}
+    assert actions(reason="prompt_injection", output=quarantined, output_schema=None) == [
+        "tether_approve",
+        "tether_reject",
+    ]
 
 
 def test_the_outcome_replaces_the_buttons_with_who_decided_what_and_where() -> None:

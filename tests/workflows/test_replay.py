@@ -33,7 +33,14 @@ SHAPES = (
     "one_step_spend_approved",
 )
 # One tag per patched change, oldest first; "" is the histories recorded before any patch.
-TAGS = ("", ".checkpoint_local", ".checked_step", ".escalate_at_once", ".rate_limited")
+TAGS = (
+    "",
+    ".checkpoint_local",
+    ".checked_step",
+    ".escalate_at_once",
+    ".rate_limited",
+    ".injection_quarantine",
+)
 # The tags of the checkpoint patches (the histories from before each, and after both).
 CHECKPOINT_TAGS = TAGS[:3]
 # Shapes recorded from a tag on, with the tag that added them.
@@ -43,6 +50,8 @@ LATER_SHAPES = {
     "one_step_escalated": ".escalate_at_once",
     "one_step_rate_waited": ".rate_limited",
     "one_step_rate_reviewed": ".rate_limited",
+    "support_triage_quarantined": ".injection_quarantine",
+    "support_triage_injection_rejected": ".injection_quarantine",
 }
 
 
@@ -58,7 +67,11 @@ OUTCOMES = {
     "one_step_escalated": "completed",
     "one_step_rate_waited": "completed",
     "one_step_rate_reviewed": "completed",
+    "support_triage_quarantined": "completed",
+    "support_triage_injection_rejected": "rejected",
 }
+# Shapes that end before any model is called: nothing is charged.
+UNCHARGED = {"support_triage_injection_rejected"}
 RESULT_MODELS: dict[str, type[TetherResult]] = {
     "support_triage": TriageResult,
     "document_summary": SummaryResult,
@@ -88,7 +101,7 @@ def test_each_history_ends_as_recorded_and_its_result_still_loads(name: str) -> 
     )
     assert isinstance(result, model) and isinstance(result, TetherResult)
     assert result.status == OUTCOMES[name.split(".")[0]]
-    assert result.steps and result.cost_usd > 0
+    assert result.steps and (result.cost_usd > 0 or name.split(".")[0] in UNCHARGED)
 
 
 @workflow.defn(name="test_one_step", sandboxed=False)
@@ -186,3 +199,20 @@ def test_rate_limited_histories_take_the_rate_limited_path() -> None:
     # Asked twice: held back, then (after the timer, or the approval) answered.
     assert _commands(_history(waited)).get("tether.checked_llm_step") == 2
     assert _commands(_history(reviewed)).get("tether.open_review") == 1
+
+
+def test_only_a_quarantined_history_takes_the_injection_quarantine_path() -> None:
+    """A run whose input the guard held back records the patch and asks no model before the
+    reviewer's decision; a run with clean input never reaches the patch."""
+    approved = HISTORIES[0].with_name("support_triage_quarantined.injection_quarantine.json")
+    rejected = HISTORIES[0].with_name("support_triage_injection_rejected.injection_quarantine.json")
+    clean = HISTORIES[0].with_name("support_triage_accepted.injection_quarantine.json")
+    assert "injection-quarantine" in _patches(approved)
+    assert "injection-quarantine" in _patches(rejected)
+    assert "injection-quarantine" not in _patches(clean)
+    # Rejected: one step activity (the quarantined one, which called no model), one review.
+    commands = _commands(_history(rejected))
+    assert commands.get("tether.checked_llm_step") == 1
+    assert commands.get("tether.open_review") == 1
+    # Approved: the first step asked again after the decision, then the two others.
+    assert _commands(_history(approved)).get("tether.checked_llm_step") == 4

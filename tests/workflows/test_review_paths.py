@@ -204,7 +204,8 @@ async def test_a_reviewers_feedback_reaches_the_prompt_of_the_retried_step(
     assert before == 1 and len(asked) == 2
     assert not any(feedback in text for text in user_messages(asked[0]))
     [retried] = user_messages(asked[1])
-    assert retried.startswith("What is 2+2?")
+    # The run input is untrusted, so it arrives fenced; the reviewer's feedback is not.
+    assert retried.startswith("<<<BEGIN TEXT_") and "\nWhat is 2+2?\n<<<END TEXT_" in retried
     assert retried.endswith(f"A reviewer asked for changes to an earlier answer:\n{feedback}")
     item = review_item(settings, first.pending.review_id)  # type: ignore[union-attr]
     assert item.status == "retried" and item.decision_reason == feedback

@@ -12,7 +12,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from policies.values import BudgetCheck
-from tether.contracts import CheckpointInput, GuardEvent
+from tether.contracts import CheckpointInput, GuardEvent, LlmStepInput
 from tether.store.audit import append_event
 
 
@@ -103,5 +103,24 @@ def record_guard(
             "outcome": event.outcome,
             "detail": event.detail,
             "value": event.value,
+        },
+    )
+
+
+def record_injection_verdict(session: Session, inp: LlmStepInput, event: GuardEvent) -> None:
+    """A step whose input the injection guard quarantined or flagged (once per step scope).
+
+    The rules that fired and the score only: never the text."""
+    append_event(
+        session,
+        key=f"injection:{inp.idempotency_key}",
+        kind=f"injection_{event.outcome}",
+        actor="tether",
+        run_id=inp.run_id,
+        detail={
+            "step": inp.step,
+            "tenant": inp.tenant,
+            "score": event.value,
+            "rules": event.detail,
         },
     )

@@ -33,6 +33,7 @@ class RunLifecycle:
         self._extra_budget_usd = 0.0
         self._reviews_opened = 0
         self._step_runs: dict[str, int] = {}
+        self._cleared_inputs: list[str] = []  # digests of inputs a reviewer let past the guard
 
     def begin(
         self,

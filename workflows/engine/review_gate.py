@@ -240,7 +240,8 @@ class ReviewGate(RunLifecycle):
             raise RunHalted("expired", pending.step, f"no decision within {waited}")
         if kind == "default":
             action = "approve" if ticket.default_action == "approve" else "reject"
-            if pending.reason in ("invalid_output", "provider_failure") and action == "approve":
+            no_default_approve = ("invalid_output", "provider_failure", "prompt_injection")
+            if pending.reason in no_default_approve and action == "approve":
                 action = "reject"
             await self._record_nudge(
                 ticket.review_id, "default", f"no decision after {waited}: default {action}"

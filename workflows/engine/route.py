@@ -131,6 +131,8 @@ class ModelRoute(BudgetActions, RateLimitActions):
             idempotency_key=key,
             max_output_tokens=step.max_output_tokens,
             reservation_key=reservation_key,
+            trusted_variables=list(step.trusted_variables),
+            cleared_inputs=list(self._cleared_inputs),
         )
 
     def _fail_if_unrecoverable(

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from tether.contracts import LlmStepResult, ReviewDecision, ReviewReason, StepStatus
     from workflows.engine.pre_patch import PrePatchPaths
     from workflows.engine.review_gate import LabelledStep
-    from workflows.engine.state import STEP_RUNS_ITS_CHECKPOINT, StepCall
+    from workflows.engine.state import INJECTION_QUARANTINE, STEP_RUNS_ITS_CHECKPOINT, StepCall
     from workflows.engine.text import confidence_line, review_summary
     from workflows.steps import LlmStep, RunHalted, StepDisposition, StepResult
 
@@ -67,6 +67,10 @@ class TetherWorkflow(PrePatchPaths):
             else:
                 checkpoint = await self._checkpoint(call, status)
                 result = await self._call_route(call, status, checkpoint)
+            if result.status == "quarantined" and workflow.patched(INJECTION_QUARANTINE):
+                status.guards.extend(result.guards)
+                await self._review_quarantine(step.name, status, result)
+                continue  # approved: the step runs on the input the reviewer let through
             status.model, status.simulated = result.model, result.simulated
             status.confidence, status.outcome = result.confidence, result.confidence.outcome
             status.cost_usd = round(status.cost_usd + result.cost_usd, 8)
@@ -121,6 +125,34 @@ class TetherWorkflow(PrePatchPaths):
                 tier, feedback = "strong", None
             else:
                 feedback = decision.feedback
+
+    async def _review_quarantine(
+        self, step_name: str, status: StepStatus, result: LlmStepResult
+    ) -> None:
+        """The injection guard held the step's input back from the model: a reviewer approves
+        it (the step then runs on it) or rejects it (the run halts)."""
+        verdict = result.quarantine.model_dump(mode="json") if result.quarantine else {}
+        status.state = "awaiting_review"
+        decision, _ = await self._review(
+            step_name=step_name,
+            reason="prompt_injection",
+            summary=review_summary(step_name, "prompt_injection", result),
+            output=verdict,
+            raw_output=None,
+            digest=result.output_digest,
+            output_model=None,
+            confidence=None,
+            approval_only=True,
+        )
+        status.decision = decision.kind
+        if decision.kind != "approve":
+            status.state = "rejected"
+            raise RunHalted(
+                "rejected", step_name, f"input rejected by {decision.reviewer}: {decision.reason}"
+            )
+        status.state = "running"
+        if result.quarantine is not None:
+            self._cleared_inputs.extend(result.quarantine.input_digests)
 
 
 def _step_result(

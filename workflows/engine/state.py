@@ -34,6 +34,7 @@ CHECKPOINT_AS_LOCAL_ACTIVITY = "checkpoint-as-local-activity"
 STEP_RUNS_ITS_CHECKPOINT = "step-runs-its-checkpoint"
 ESCALATE_AT_ONCE = "escalate-at-once"
 RATE_LIMITED_STEPS = "rate-limited-steps"
+INJECTION_QUARANTINE = "injection-quarantine"
 
 
 @dataclass

@@ -19,6 +19,14 @@ def confidence_line(report: ConfidenceReport, verdict: str) -> str:
 def review_summary(step: str, reason: ReviewReason, result: LlmStepResult) -> str:
     if reason == "invalid_output":
         return f"{step}: the model's output failed validation after {result.repairs} repairs ({result.validation_error})"
+    if reason == "prompt_injection" and result.quarantine is not None:
+        verdict = result.quarantine
+        rules = ", ".join(verdict.rules[:3]) + (", ..." if len(verdict.rules) > 3 else "")
+        return (
+            f"{step}: input held back from the model, prompt injection suspected in "
+            f"{', '.join(verdict.variables)} (score {verdict.score:.2f}, threshold "
+            f"{verdict.threshold:.2f}: {rules})"
+        )
     return f"{step}: {confidence_line(result.confidence, 'needs review')}"
 
 
