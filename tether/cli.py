@@ -149,6 +149,8 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.temporal_metrics import metrics_runtime
+    from tether.tracing import configure_tracing
     from tether.worker import running_worker
 
     log = logging.getLogger("tether.worker")
@@ -159,7 +161,8 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         # `docker stop` and Kubernetes send SIGTERM: drain instead of dying mid-call.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        client = await connect(settings)
+        configure_tracing(settings)
+        client = await connect(settings, runtime=metrics_runtime())
         async with running_worker(client, settings):
             log.info("worker polling task queue %r", settings.task_queue)
             await stop.wait()

@@ -67,6 +67,8 @@ class LlmStepInput(BaseModel):
     max_output_tokens: int = Field(default=512, gt=0)
     reservation_key: str | None = None
     """The checkpoint's reservation this step settles when it ends."""
+    feature: str | None = None
+    """The feature tag the workflow gave the step (``LlmStep.feature``), for cost metrics."""
 
 
 class AttemptRecord(BaseModel):

@@ -51,6 +51,8 @@ class LlmStep(Generic[OutputT]):
         output: The pydantic model the answer must validate against.
         tier: ``cheap``, ``strong`` or ``auto`` (by input size, per the routing policy).
         gate: When False the confidence gate only records; no human review is asked.
+        feature: A product feature this step serves (``"reply-draft"``): its cost is reported
+            per feature in ``tether_cost_usd_total``. Keep the set of names small.
     """
 
     name: str
@@ -59,6 +61,7 @@ class LlmStep(Generic[OutputT]):
     tier: ModelTier | Literal["auto"] = "cheap"
     max_output_tokens: int = 512
     gate: bool = True
+    feature: str | None = None
     options: StepOptions = field(default_factory=StepOptions)
 
     @property

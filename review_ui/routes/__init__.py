@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from review_ui.routes import health, login, pages, reviews, runs, slack
+from review_ui.routes import health, login, metrics, pages, reviews, runs, slack
 
 __all__ = ["router"]
 
@@ -13,3 +13,4 @@ router.include_router(runs.router)
 router.include_router(reviews.router)
 router.include_router(slack.router)
 router.include_router(health.router)
+router.include_router(metrics.router)

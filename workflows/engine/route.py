@@ -114,6 +114,7 @@ class ModelRoute(BudgetActions):
             idempotency_key=key,
             max_output_tokens=step.max_output_tokens,
             reservation_key=reservation_key,
+            feature=step.feature,
         )
 
     def _fail_if_unrecoverable(

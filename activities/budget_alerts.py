@@ -1,0 +1,105 @@
+"""Budget alerts: after a step settles its spend, any threshold of a budget its run, end user
+or tenant has now crossed is recorded once (store, audit log), sent to Slack and counted.
+
+Runs in the worker, after the step's activity body (see ``activities.observability``); an
+alert that cannot be sent never fails the step.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from activities.deps import ActivityDeps
+from policies.budgets import format_usd
+from policies.effective import effective_for
+from tether.contracts import LlmStepInput
+from tether.core.metrics import BUDGET_ALERTS
+from tether.store.budget_alerts import BudgetAlert, ScopeBudget, alert_crossings, mark_notified
+from tether.store.spend import SpendScope
+
+__all__ = ["BudgetAlerts", "alert_text"]
+
+log = logging.getLogger(__name__)
+
+_SCOPE_WORDS = {"run": "Run", "user_daily": "Daily user", "tenant_monthly": "Monthly tenant"}
+_KNOWN_LIMIT = 10_000
+"""How many alert keys a worker remembers as already sent (then it starts over)."""
+
+
+class BudgetAlerts:
+    """Checks a step's budget scopes against the policy's alert thresholds.
+
+    Args:
+        slack: Where alerts are posted; None when Slack is off (store, audit and metric still).
+    """
+
+    def __init__(self, deps: ActivityDeps, slack: AsyncWebClient | None) -> None:
+        self.deps = deps
+        self.slack = slack
+        self.channel = deps.policy.alerts.slack_channel or deps.settings.slack_default_channel
+        self._known: set[str] = set()
+
+    async def after_step(self, inp: LlmStepInput) -> list[BudgetAlert]:
+        """Record, send and count the alerts this step's spend raised; return them."""
+        thresholds = self.deps.policy.alerts.thresholds
+        budgets = _scope_budgets(self.deps, inp, datetime.now(UTC))
+        if not thresholds or not budgets:
+            return []
+        skip = frozenset(self._known)
+        fired = await self.deps.in_session(
+            lambda session: alert_crossings(
+                session, budgets, thresholds, run_id=inp.run_id, tenant=inp.tenant, skip=skip
+            )
+        )
+        if len(self._known) > _KNOWN_LIMIT:
+            self._known.clear()
+        for alert in fired:
+            self._known.add(alert.key)
+            BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
+            if await self._send(alert, inp):
+                await self.deps.in_session(partial(mark_notified, key=alert.key))
+        return fired
+
+    async def _send(self, alert: BudgetAlert, inp: LlmStepInput) -> bool:
+        if self.slack is None:
+            return False
+        from activities.slack import SLACK_FAILURES, slack_error
+
+        try:
+            await self.slack.chat_postMessage(
+                channel=self.channel, text=alert_text(alert, inp), unfurl_links=False
+            )
+        except SLACK_FAILURES as exc:
+            log.warning("Slack chat.postMessage failed for budget alert: %s", slack_error(exc))
+            return False
+        return True
+
+
+def alert_text(alert: BudgetAlert, inp: LlmStepInput) -> str:
+    """One line for Slack: which budget, how far, whose. Names no user: a user's budget is
+    told by tenant only (the audit log keeps the run id)."""
+    scope = _SCOPE_WORDS.get(alert.scope_kind, alert.scope_kind)
+    whose = f"run {alert.run_id}" if alert.scope_kind == "run" else f"tenant {inp.tenant}"
+    return (
+        f":warning: {scope} budget at {alert.threshold:.0%}: {whose} has spent "
+        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)} "
+        f"(workflow {inp.workflow})"
+    )
+
+
+def _scope_budgets(deps: ActivityDeps, inp: LlmStepInput, now: datetime) -> list[ScopeBudget]:
+    budgets = effective_for(deps.policy, inp.workflow).budgets
+    found: list[ScopeBudget] = []
+    if budgets.per_run_usd is not None:
+        found.append(ScopeBudget("run", SpendScope.run(inp.run_id), budgets.per_run_usd))
+    if budgets.per_user_daily_usd is not None and inp.end_user:
+        scope = SpendScope.user_day(inp.tenant, inp.end_user, now)
+        found.append(ScopeBudget("user_daily", scope, budgets.per_user_daily_usd))
+    if budgets.per_tenant_monthly_usd is not None:
+        scope = SpendScope.tenant_month(inp.tenant, now)
+        found.append(ScopeBudget("tenant_monthly", scope, budgets.per_tenant_monthly_usd))
+    return found
