@@ -1,12 +1,16 @@
 """Budget alerts: after a step settles its spend, any threshold of a budget its run, end user
 or tenant has now crossed is recorded once (store, audit log), sent to Slack and counted.
 
-Runs in the worker, after the step's activity body (see ``activities.observability``); an
-alert that cannot be sent never fails the step.
+Runs in the worker once a step's activity has returned (``check_soon``, started by
+``activities.observability``), beside the activity rather than inside it: the step's result is
+not held up by Slack, and an alert that cannot be sent never fails the step. A check lost with
+its worker is made again by the scope's next step: a crossing is "spend at or over the threshold
+and no alert recorded", not an edge, so none is missed for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from functools import partial
@@ -42,6 +46,25 @@ class BudgetAlerts:
         self.slack = slack
         self.channel = deps.policy.alerts.slack_channel or deps.settings.slack_default_channel
         self._known: set[str] = set()
+        self._checks: set[asyncio.Task[list[BudgetAlert]]] = set()
+
+    def check_soon(self, inp: LlmStepInput) -> None:
+        """Check the step's scopes in the background (see ``settle``)."""
+        task = asyncio.create_task(self._check_logged(inp), name="budget-alerts")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the checks still running (a worker's shutdown)."""
+        while self._checks:
+            await asyncio.gather(*self._checks, return_exceptions=True)
+
+    async def _check_logged(self, inp: LlmStepInput) -> list[BudgetAlert]:
+        try:
+            return await self.after_step(inp)
+        except Exception:
+            log.exception("checking budget alerts failed")
+            return []
 
     async def after_step(self, inp: LlmStepInput) -> list[BudgetAlert]:
         """Record, send and count the alerts this step's spend raised; return them."""
@@ -85,7 +108,7 @@ def alert_text(alert: BudgetAlert, inp: LlmStepInput) -> str:
     scope = _SCOPE_WORDS.get(alert.scope_kind, alert.scope_kind)
     whose = f"run {alert.run_id}" if alert.scope_kind == "run" else f"tenant {inp.tenant}"
     return (
-        f":warning: {scope} budget at {alert.threshold:.0%}: {whose} has spent "
+        f":warning: {scope} budget at {alert.threshold * 100:g}%: {whose} has spent "
         f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)} "
         f"(workflow {inp.workflow})"
     )

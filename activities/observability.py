@@ -137,7 +137,7 @@ class _ActivityObserver(ActivityInboundInterceptor):
                 started_at=info.started_time,
             )
             if self.root.alerts is not None:
-                await self.root.alerts.after_step(step)
+                self.root.alerts.check_soon(step)
         except Exception:
             log.exception("recording step metrics or budget alerts failed")
         return result

@@ -155,11 +155,13 @@ async def running_worker(
             providers=ProviderRegistry(settings, http),
             store_executor=stack.enter_context(store_executor_for(settings.resolved_database_url)),
         )
+        alerts = BudgetAlerts(deps, _alert_slack(settings))
+        stack.push_async_callback(alerts.settle)  # after the worker has drained
         plugin = TetherPlugin(
             activities_for(deps, notifier or _default_notifier(settings, http)),
             extra_workflows=extra_workflows,
             interceptors=[
-                ObservingInterceptor(deps, BudgetAlerts(deps, _alert_slack(settings))),
+                ObservingInterceptor(deps, alerts),
                 *tracing_interceptors(settings),  # the client's own: not added twice
             ],
         )

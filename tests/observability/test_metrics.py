@@ -148,16 +148,17 @@ async def test_two_worker_processes_add_up_in_one_metrics_page(
     get_engine(settings.resolved_database_url)  # the store is migrated once, before they start
     try:
         await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
+        run_ids = [f"two-workers-{uuid.uuid4().hex[:8]}" for _ in range(runs)]
         results = await asyncio.gather(
             *(
                 client.execute_workflow(
                     "support_triage",
                     Ticket(subject=f"Ticket {i}", body="My invoice is wrong, please fix it."),
-                    id=f"two-workers-{uuid.uuid4().hex[:8]}",
+                    id=run_id,
                     task_queue=settings.task_queue,
                     result_type=TriageResult,
                 )
-                for i in range(runs)
+                for i, run_id in enumerate(run_ids)
             )
         )
     finally:
@@ -174,8 +175,13 @@ async def test_two_worker_processes_add_up_in_one_metrics_page(
     samples = parse(render_metrics(multiproc_dir=str(multiproc)).decode())
     triage = {"workflow": "support_triage"}
     assert value(samples, "tether_runs_total", status="completed", **triage) == runs
-    # support_triage has three steps: classify, extract, draft_reply.
-    assert value(samples, "tether_steps_total", **triage) == 3 * runs
+    # Three steps a run (classify, extract, draft_reply); on a busy machine an attempt may time
+    # out and run again: each execution is counted, as the ledger has its main call.
+    executions = sum(
+        1 for run_id in run_ids for row in ledger_rows(settings, run_id) if row.call == "main"
+    )
+    assert executions >= 3 * runs
+    assert value(samples, "tether_steps_total", **triage) == executions
     assert value(samples, "tether_cost_usd_total", **triage) == pytest.approx(cost, rel=1e-9)
     # The SDK's own metrics, moved from each worker's buffer into the same files.
     assert (
