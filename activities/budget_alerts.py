@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from functools import partial
 
@@ -34,8 +35,13 @@ _KNOWN_LIMIT = 10_000
 """How many alert keys a worker remembers as already sent (then it starts over)."""
 
 
+CHECK_EVERY_S = 0.5
+"""A tenant's scopes are read at most this often per worker: steps finishing meanwhile are
+checked together (an alert waits at most this long; a worker's store reads stay few)."""
+
+
 class BudgetAlerts:
-    """Checks a step's budget scopes against the policy's alert thresholds.
+    """Checks steps' budget scopes against the policy's alert thresholds.
 
     Args:
         slack: Where alerts are posted; None when Slack is off (store, audit and metric still).
@@ -46,44 +52,63 @@ class BudgetAlerts:
         self.slack = slack
         self.channel = deps.policy.alerts.slack_channel or deps.settings.slack_default_channel
         self._known: set[str] = set()
-        self._checks: set[asyncio.Task[list[BudgetAlert]]] = set()
+        self._waiting: dict[str, dict[tuple[str, str, str | None], LlmStepInput]] = {}
+        self._last_check: dict[str, float] = {}
+        self._checks: set[asyncio.Task[None]] = set()
 
     def check_soon(self, inp: LlmStepInput) -> None:
-        """Check the step's scopes in the background (see ``settle``)."""
-        task = asyncio.create_task(self._check_logged(inp), name="budget-alerts")
+        """Check the step's scopes in the background, with the tenant's other steps of the
+        next ``CHECK_EVERY_S`` (see ``settle``)."""
+        batch = self._waiting.get(inp.tenant)
+        if batch is not None:  # a check of this tenant is already due: join it
+            batch[(inp.workflow, inp.run_id, inp.end_user)] = inp
+            return
+        self._waiting[inp.tenant] = {(inp.workflow, inp.run_id, inp.end_user): inp}
+        last = self._last_check.get(inp.tenant)
+        delay = 0.0 if last is None else max(0.0, last + CHECK_EVERY_S - time.monotonic())
+        task = asyncio.create_task(self._check_later(inp.tenant, delay), name="budget-alerts")
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
     async def settle(self) -> None:
-        """Wait for the checks still running (a worker's shutdown)."""
+        """Wait for the checks still due or running (a worker's shutdown)."""
         while self._checks:
             await asyncio.gather(*self._checks, return_exceptions=True)
 
-    async def _check_logged(self, inp: LlmStepInput) -> list[BudgetAlert]:
+    async def _check_later(self, tenant: str, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        steps = list(self._waiting.pop(tenant, {}).values())
+        self._last_check[tenant] = time.monotonic()
+        if len(self._last_check) > _KNOWN_LIMIT:
+            self._last_check.clear()
         try:
-            return await self.after_step(inp)
+            await self.check(steps)
         except Exception:
             log.exception("checking budget alerts failed")
-            return []
 
-    async def after_step(self, inp: LlmStepInput) -> list[BudgetAlert]:
-        """Record, send and count the alerts this step's spend raised; return them."""
+    async def check(self, steps: list[LlmStepInput]) -> list[BudgetAlert]:
+        """Record, send and count the alerts these steps' spend raised (one store transaction
+        for all of them); return them."""
         thresholds = self.deps.policy.alerts.thresholds
-        budgets = _scope_budgets(self.deps, inp, datetime.now(UTC))
+        now = datetime.now(UTC)
+        budgets: dict[str, tuple[ScopeBudget, LlmStepInput]] = {}
+        for inp in steps:
+            for budget in _scope_budgets(self.deps, inp, now):
+                budgets.setdefault(budget.scope.key, (budget, inp))
         if not thresholds or not budgets:
             return []
         skip = frozenset(self._known)
+        wanted = [budget for budget, _ in budgets.values()]
         fired = await self.deps.in_session(
-            lambda session: alert_crossings(
-                session, budgets, thresholds, run_id=inp.run_id, tenant=inp.tenant, skip=skip
-            )
+            lambda session: alert_crossings(session, wanted, thresholds, skip=skip)
         )
         if len(self._known) > _KNOWN_LIMIT:
             self._known.clear()
         for alert in fired:
             self._known.add(alert.key)
             BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
-            if await self._send(alert, inp):
+            if await self._send(alert, budgets[alert.scope][1]):
                 await self.deps.in_session(partial(mark_notified, key=alert.key))
         return fired
 
@@ -118,11 +143,14 @@ def _scope_budgets(deps: ActivityDeps, inp: LlmStepInput, now: datetime) -> list
     budgets = effective_for(deps.policy, inp.workflow).budgets
     found: list[ScopeBudget] = []
     if budgets.per_run_usd is not None:
-        found.append(ScopeBudget("run", SpendScope.run(inp.run_id), budgets.per_run_usd))
+        scope = SpendScope.run(inp.run_id)
+        found.append(ScopeBudget("run", scope, budgets.per_run_usd, inp.run_id, inp.tenant))
     if budgets.per_user_daily_usd is not None and inp.end_user:
         scope = SpendScope.user_day(inp.tenant, inp.end_user, now)
-        found.append(ScopeBudget("user_daily", scope, budgets.per_user_daily_usd))
+        limit = budgets.per_user_daily_usd
+        found.append(ScopeBudget("user_daily", scope, limit, inp.run_id, inp.tenant))
     if budgets.per_tenant_monthly_usd is not None:
         scope = SpendScope.tenant_month(inp.tenant, now)
-        found.append(ScopeBudget("tenant_monthly", scope, budgets.per_tenant_monthly_usd))
+        limit = budgets.per_tenant_monthly_usd
+        found.append(ScopeBudget("tenant_monthly", scope, limit, inp.run_id, inp.tenant))
     return found

@@ -56,44 +56,44 @@ async def test_an_alert_fires_once_per_threshold_crossed_and_not_again_in_the_pe
             SLACK_API_URL=slack.api_url,
             SLACK_CHANNEL="#spend",
         )
-        # One run's cost, measured on a tenant of its own (the same question costs the same).
-        unlimited = with_budgets(policy, per_run_usd=None, per_user_daily_usd=None)
-        one_run = (await run_for(client, settings, unlimited, "measure")).cost_usd
-        assert one_run > 0
-        # A month's budget of 90 runs: run 1 crosses 1 %, run 2 (2.2 %) nothing new, run 3
-        # (3.3 %) crosses 2.5 %.
+        # A month's budget of $1 with alerts at 50 % and 80 %; the tenant's other spend this
+        # month is put in the store around each run, a run itself adding well under a cent.
+        thresholds = [0.5, 0.8]
         alerting = with_budgets(
-            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=90 * one_run
-        ).model_copy(update={"alerts": BudgetAlertPolicy(thresholds=[0.01, 0.025])})
+            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
+        ).model_copy(update={"alerts": BudgetAlertPolicy(thresholds=thresholds)})
         tenant = f"acme-{uuid.uuid4().hex[:6]}"
+        month = SpendScope.tenant_month(tenant, datetime.now(UTC))
         before = parse(render_metrics().decode())
         posted: list[int] = []
-        for _ in range(3):
+        for other_spend in (0.49999, 0.0, 0.3, 0.0):
+            with session_scope(settings.resolved_database_url) as session:
+                add_to_totals(session, [month], spent=other_spend)
             result = await run_for(client, settings, alerting, tenant)
-            assert result.status == "completed"
+            assert result.status == "completed" and 0 < result.cost_usd < 0.01
             posted.append(len(slack.calls_to("chat.postMessage")))
         after = parse(render_metrics().decode())
 
-    assert posted == [1, 1, 2], "one message per threshold, none again in the same month"
+    # Crossing 50 % (run 1), nothing new (run 2), crossing 80 % (run 3), nothing new (run 4).
+    assert posted == [1, 1, 2, 2], "one message per threshold crossed, none again in the month"
     texts = [call.args["text"] for call in slack.calls_to("chat.postMessage")]
-    assert "Monthly tenant budget at 1%" in texts[0] and f"tenant {tenant}" in texts[0]
-    assert "Monthly tenant budget at 2.5%" in texts[1]
+    assert "Monthly tenant budget at 50%" in texts[0] and f"tenant {tenant}" in texts[0]
+    assert "Monthly tenant budget at 80%" in texts[1]
     assert all(
         call.ok and call.args["channel"] == "#spend" for call in slack.calls_to("chat.postMessage")
     )
-    scope = SpendScope.tenant_month(tenant, datetime.now(UTC))
     with session_scope(settings.resolved_database_url) as session:
-        alerts = alerts_for(session, scope)
+        alerts = alerts_for(session, month)
         audited = [
             event
             for run_id in {alert.run_id for alert in alerts}
             for event in events_for(session, run_id=run_id)
             if event.kind == "budget_alert"
         ]
-    assert [a.threshold for a in alerts] == [0.01, 0.025]
+    assert [a.threshold for a in alerts] == thresholds
     assert all(a.notified_at is not None for a in alerts)
-    assert sorted(e.detail["threshold"] for e in audited) == [0.01, 0.025]
-    for share in ("0.01", "0.025"):
+    assert sorted(e.detail["threshold"] for e in audited) == thresholds
+    for share in ("0.5", "0.8"):
         labels = {"scope": "tenant_monthly", "threshold": share}
         counted = value(after, "tether_budget_alerts_total", **labels)
         assert counted - value(before, "tether_budget_alerts_total", **labels) == 1
@@ -109,7 +109,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def test_two_workers_crossing_together_record_each_alert_once(store_url: str) -> None:
     scope = SpendScope.tenant_month("acme", datetime.now(UTC))
-    budgets = [ScopeBudget("tenant_monthly", scope, 10.0)]
+
+    def budgets(i: int) -> list[ScopeBudget]:
+        return [ScopeBudget("tenant_monthly", scope, 10.0, f"run-{i}", "acme")]
+
     with session_scope(store_url) as session:
         add_to_totals(session, [scope], spent=9.0)
     start = threading.Barrier(8)
@@ -119,9 +122,7 @@ def test_two_workers_crossing_together_record_each_alert_once(store_url: str) ->
     def worker(i: int) -> None:
         start.wait()
         with session_scope(store_url) as session:
-            found = alert_crossings(
-                session, budgets, [0.5, 0.8, 1.0], run_id=f"run-{i}", tenant="acme"
-            )
+            found = alert_crossings(session, budgets(i), [0.5, 0.8, 1.0])
         with lock:
             fired.extend(alert.threshold for alert in found)
 

@@ -58,6 +58,9 @@ class ScopeBudget:
     kind: str
     scope: SpendScope
     limit_usd: float
+    run_id: str
+    """The run whose step this check follows (recorded with an alert it raises)."""
+    tenant: str
 
 
 def alert_crossings(
@@ -65,8 +68,6 @@ def alert_crossings(
     budgets: Sequence[ScopeBudget],
     thresholds: Sequence[float],
     *,
-    run_id: str,
-    tenant: str,
     skip: frozenset[str] = frozenset(),
 ) -> list[BudgetAlert]:
     """Record every threshold the scopes' spend has now crossed and no alert has yet been
@@ -89,7 +90,7 @@ def alert_crossings(
                 threshold=share,
                 spent_usd=round(spent, 8),
                 limit_usd=budget.limit_usd,
-                run_id=run_id,
+                run_id=budget.run_id,
             )
             if not insert_once(session, alert):
                 continue
@@ -98,10 +99,10 @@ def alert_crossings(
                 key=f"budget_alert:{key}",
                 kind="budget_alert",
                 actor="tether",
-                run_id=run_id,
+                run_id=budget.run_id,
                 detail={
                     "scope": budget.kind,
-                    "tenant": tenant,
+                    "tenant": budget.tenant,
                     "threshold": share,
                     "spent_usd": alert.spent_usd,
                     "limit_usd": budget.limit_usd,
