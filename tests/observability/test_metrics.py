@@ -187,3 +187,22 @@ async def test_two_worker_processes_add_up_in_one_metrics_page(
     assert (
         value(samples, "temporal_workflow_completed_total", workflow_type="support_triage") == runs
     )
+
+
+async def test_metrics_ask_for_the_bearer_token_when_one_is_set(
+    tmp_path: Path, policy: TetherPolicy
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "127.0.0.1:1", TETHER_METRICS_TOKEN="s3cret-token-1234")
+    app = create_app(settings, policy=policy)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        wrong = {"authorization": "Bearer nope"}
+        assert (await http.get("/metrics", headers=wrong)).status_code == 401
+        right = {"authorization": "Bearer s3cret-token-1234"}
+        response = await http.get("/metrics", headers=right)
+    assert response.status_code == 200
+    assert "tether_review_queue_depth 0.0" in response.text

@@ -13,6 +13,7 @@ policy, never from a run id, a user or a text.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterable
 
 from prometheus_client import (
@@ -22,6 +23,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -50,6 +52,12 @@ __all__ = [
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+if os.environ.get(MULTIPROC_DIR_VARIABLE):
+    # Files are named by process id; containers sharing the folder (one volume, several worker
+    # containers) each have a pid 1, so the host name (the container's id) goes in the name too.
+    _HOST = socket.gethostname().replace("_", "-")
+    values.ValueClass = values.MultiProcessValue(lambda: f"{_HOST}-{os.getpid()}")
 
 _STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _HUMAN_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400)
