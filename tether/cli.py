@@ -191,7 +191,9 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from tether.store.audit_key import audit_signer
 
     audit_signer(settings)  # no audit key outside dev: one line and exit 2, before serving
+    from tether.tracing import configure_tracing
 
+    configure_tracing(settings)  # decisions sent from the UI are spans too
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )
