@@ -119,10 +119,16 @@ def test_two_workers_crossing_together_record_each_alert_once(store_url: str) ->
     fired: list[float] = []
     lock = threading.Lock()
 
+    failures: list[BaseException] = []
+
     def worker(i: int) -> None:
         start.wait()
-        with session_scope(store_url) as session:
-            found = alert_crossings(session, budgets(i), [0.5, 0.8, 1.0])
+        try:
+            with session_scope(store_url) as session:
+                found = alert_crossings(session, budgets(i), [0.5, 0.8, 1.0])
+        except BaseException as exc:  # a worker whose check failed would send nothing
+            failures.append(exc)
+            return
         with lock:
             fired.extend(alert.threshold for alert in found)
 
@@ -131,6 +137,7 @@ def test_two_workers_crossing_together_record_each_alert_once(store_url: str) ->
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert failures == []
     assert sorted(fired) == [0.5, 0.8], "each crossed threshold once, 100 % not reached"
     with Session(get_engine(store_url)) as session:
         assert [a.threshold for a in alerts_for(session, scope)] == [0.5, 0.8]
