@@ -67,6 +67,7 @@ bench: install
 	$(PY) -m bench.bench_routing
 	$(PY) -m bench.bench_limits
 	$(PY) -m bench.bench_pii_step
+	$(PY) -m bench.bench_observability
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)

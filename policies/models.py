@@ -105,6 +105,26 @@ class BudgetPolicy(_Strict):
     on_exceed: OverBudgetAction = "approve_spend"
 
 
+class BudgetAlertPolicy(_Strict):
+    """When spend crossing a share of a budget is announced (Slack and the audit log), once per
+    threshold, scope (a run, a user's day, a tenant's month) and period."""
+
+    thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0],
+        description="Shares of each budget (per_run_usd, per_user_daily_usd, "
+        "per_tenant_monthly_usd) that raise an alert once crossed.",
+    )
+    slack_channel: str | None = Field(
+        default=None, description="Where alerts are posted (default: SLACK_CHANNEL)."
+    )
+
+    @model_validator(mode="after")
+    def _valid_shares(self) -> BudgetAlertPolicy:
+        if any(not 0 < share <= 10 for share in self.thresholds):
+            raise ValueError("alert thresholds are shares of a budget: above 0, at most 10")
+        return self
+
+
 class InputGuardPolicy(_Strict):
     """The context guard: what to do with inputs too large for the model."""
 
@@ -184,6 +204,7 @@ class TetherPolicy(_Strict):
     provider_health: ProviderHealthPolicy = ProviderHealthPolicy()
     confidence: StepConfidencePolicy = StepConfidencePolicy()
     budgets: BudgetPolicy = BudgetPolicy()
+    alerts: BudgetAlertPolicy = BudgetAlertPolicy()
     input_guard: InputGuardPolicy = InputGuardPolicy()
     pii: PiiGuardSettings = PiiGuardSettings()
     injection: InjectionGuardSettings = InjectionGuardSettings()

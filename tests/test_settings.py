@@ -50,6 +50,8 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "TETHER_SERVICE_IDENTITY": ("service_identity", "ops-bot", "ops-bot"),
     "TETHER_AUDIT_KEY": ("audit_key", "k" * 32, SecretStr("k" * 32)),
     "TETHER_PII_KEY": ("pii_key", "v" * 32, SecretStr("v" * 32)),
+    "TETHER_METRICS_TOKEN": ("metrics_token", "m" * 20, SecretStr("m" * 20)),
+    "TETHER_TRACING": ("tracing", "1", True),
 }
 
 

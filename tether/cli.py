@@ -194,6 +194,8 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.temporal_metrics import metrics_runtime
+    from tether.tracing import configure_tracing
     from tether.worker import running_worker
 
     log = logging.getLogger("tether.worker")
@@ -204,7 +206,8 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         # `docker stop` and Kubernetes send SIGTERM: drain instead of dying mid-call.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        client = await connect(settings)
+        configure_tracing(settings)
+        client = await connect(settings, runtime=metrics_runtime())
         async with running_worker(client, settings):
             log.info("worker polling task queue %r", settings.task_queue)
             await stop.wait()
@@ -233,7 +236,9 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from tether.store.audit_key import audit_signer
 
     audit_signer(settings)  # no audit key outside dev: one line and exit 2, before serving
+    from tether.tracing import configure_tracing
 
+    configure_tracing(settings)  # decisions sent from the UI are spans too
     uvicorn.run(
         "review_ui.app:create_app", factory=True, host=settings.ui_host, port=settings.ui_port
     )

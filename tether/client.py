@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from policies.effective import pii_settings
@@ -31,6 +32,7 @@ from tether.store.engine import session_scope
 from tether.store.pii_vault import pii_sealer
 from tether.store.run_ids import claim_run_id, release_run_id, run_tenant
 from tether.store.run_pii import keep_redaction, redact_input, restored_in_store
+from tether.tracing import tracing_interceptors
 
 DATA_CONVERTER = pydantic_data_converter
 """Used everywhere: client, worker, replayer and tests."""
@@ -39,12 +41,23 @@ STATUS_QUERY = "status"
 DECIDE_UPDATE = "decide"
 
 
-async def connect(settings: Settings, *, address: str | None = None) -> Client:
-    """Connect to the Temporal frontend, or raise ServerUnreachableError with one clear line."""
+async def connect(
+    settings: Settings, *, address: str | None = None, runtime: Runtime | None = None
+) -> Client:
+    """Connect to the Temporal frontend, or raise ServerUnreachableError with one clear line.
+
+    Args:
+        runtime: The SDK runtime (a worker's records the SDK's metrics; see
+            ``tether.temporal_metrics``); default: the SDK's default.
+    """
     target = address or settings.temporal_address
     try:
         return await Client.connect(
-            target, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+            target,
+            namespace=settings.temporal_namespace,
+            data_converter=DATA_CONVERTER,
+            interceptors=tracing_interceptors(settings),
+            runtime=runtime,
         )
     except Exception as exc:  # the SDK raises RuntimeError with a long transport message
         raise ServerUnreachableError(

@@ -88,6 +88,8 @@ class LlmStepInput(BaseModel):
     """Variables the workflow vouches for; every other variable and text is untrusted."""
     cleared_inputs: list[str] = Field(default_factory=list)
     """Digests of untrusted texts a reviewer let through after an injection quarantine."""
+    feature: str | None = None
+    """The feature tag the workflow gave the step (``LlmStep.feature``), for cost metrics."""
 
 
 class AttemptRecord(BaseModel):

@@ -23,7 +23,9 @@ from tether.core.settings import Settings
 from tether.demo_data import SAMPLE_TICKETS, sample_document
 from tether.store.engine import session_scope
 from tether.store.reviews import count_pending_reviews
+from tether.temporal_metrics import metrics_runtime
 from tether.temporal_server import DevServer
+from tether.tracing import configure_tracing
 from tether.worker import running_worker
 
 log = logging.getLogger("tether.dev")
@@ -50,7 +52,8 @@ async def run_dev_stack(settings: Settings, *, demo_runs: int, exit_when_idle: b
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        client = await connect(settings)
+        configure_tracing(settings)
+        client = await connect(settings, runtime=metrics_runtime())
         async with running_worker(client, settings, policy=policy):
             ui = await _start_ui(settings, client, policy)
             _print_banner(settings, policy)

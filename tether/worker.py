@@ -16,17 +16,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 import httpx
+from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.client import Client
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.budget_alerts import BudgetAlerts
 from activities.checkpoint import CheckpointActivities
 from activities.deps import ActivityDeps, store_executor_for
 from activities.documents import DocumentActivities
 from activities.health_publisher import publish_until_cancelled
 from activities.llm_step import LlmStepActivities
 from activities.notify import ReviewNotifier, SilentNotifier
+from activities.observability import ObservingInterceptor
 from activities.provider_health import configure_provider_health
 from activities.providers.http import create_http_client
 from activities.providers.registry import ProviderRegistry
@@ -37,6 +40,8 @@ from tether.client import DATA_CONVERTER
 from tether.core.settings import Settings
 from tether.store.audit_key import configure_audit
 from tether.store.pii_vault import pii_sealer
+from tether.temporal_metrics import draining_sdk_metrics
+from tether.tracing import tracing_interceptors
 from workflows.catalog import CATALOG
 
 PLUGIN_NAME = "tether.TetherPlugin"
@@ -161,16 +166,31 @@ async def running_worker(
             publish_until_cancelled(deps, policy.provider_health.publish_every_s)
         )
         stack.push_async_callback(_stop, publisher)
+        alerts = BudgetAlerts(deps, _alert_slack(settings))
+        stack.push_async_callback(alerts.settle)  # after the worker has drained
         plugin = TetherPlugin(
             activities_for(deps, notifier or _default_notifier(settings, http)),
             extra_workflows=extra_workflows,
+            interceptors=[
+                ObservingInterceptor(deps, alerts),
+                *tracing_interceptors(settings),  # the client's own: not added twice
+            ],
         )
         grace = timedelta(seconds=settings.worker_shutdown_grace_s)
         worker = build_worker(
             client, task_queue or settings.task_queue, plugin, graceful_shutdown=grace
         )
+        await stack.enter_async_context(draining_sdk_metrics(client))
         async with worker:
             yield worker
+
+
+def _alert_slack(settings: Settings) -> AsyncWebClient | None:
+    try:
+        from activities.slack import slack_client
+    except ImportError:
+        return None
+    return slack_client(settings)
 
 
 def _default_notifier(settings: Settings, http: httpx.AsyncClient) -> ReviewNotifier:

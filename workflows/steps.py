@@ -55,6 +55,8 @@ class LlmStep(Generic[OutputT]):
         gate: When False the confidence gate only records; no human review is asked.
         trusted_variables: Variables the workflow vouches for (its own constants, say); every
             other variable and stored text is untrusted: scored for prompt injection and fenced.
+        feature: A product feature this step serves (``"reply-draft"``): its cost is reported
+            per feature in ``tether_cost_usd_total``. Keep the set of names small.
     """
 
     name: str
@@ -64,6 +66,7 @@ class LlmStep(Generic[OutputT]):
     max_output_tokens: int = 512
     gate: bool = True
     trusted_variables: tuple[str, ...] = ()
+    feature: str | None = None
     options: StepOptions = field(default_factory=StepOptions)
 
     @property

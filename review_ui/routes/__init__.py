@@ -6,6 +6,7 @@ from review_ui.routes import (
     calibration,
     health,
     login,
+    metrics,
     pages,
     providers,
     reviews,
@@ -28,3 +29,4 @@ router.include_router(slack.router)
 router.include_router(providers.router)
 router.include_router(health.router)
 router.include_router(calibration.router)
+router.include_router(metrics.router)

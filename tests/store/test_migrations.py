@@ -49,6 +49,7 @@ ADDED_TABLES = {
     "limit_counters",
     "limit_charges",
     "pii_vault",
+    "budget_alerts",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         max_length=200,
         description="the requester of runs started with `tether run`",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="when set, /metrics asks for it as a bearer token"
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans for runs, steps and decisions (see tether.tracing)",
+    )
     audit_key: SecretStr | None = Field(
         default=None, description="HMAC key of the audit log; required outside dev"
     )

@@ -2,6 +2,7 @@
 
 from tether.store import (  # noqa: F401
     audit,
+    budget_alerts,
     examples,
     ledger,
     limits,

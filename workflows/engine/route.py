@@ -133,6 +133,7 @@ class ModelRoute(BudgetActions, RateLimitActions):
             reservation_key=reservation_key,
             trusted_variables=list(step.trusted_variables),
             cleared_inputs=list(self._cleared_inputs),
+            feature=step.feature,
         )
 
     def _fail_if_unrecoverable(

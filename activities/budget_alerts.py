@@ -1,0 +1,156 @@
+"""Budget alerts: after a step settles its spend, any threshold of a budget its run, end user
+or tenant has now crossed is recorded once (store, audit log), sent to Slack and counted.
+
+Runs in the worker once a step's activity has returned (``check_soon``, started by
+``activities.observability``), beside the activity rather than inside it: the step's result is
+not held up by Slack, and an alert that cannot be sent never fails the step. A check lost with
+its worker is made again by the scope's next step: a crossing is "spend at or over the threshold
+and no alert recorded", not an edge, so none is missed for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from activities.deps import ActivityDeps
+from policies.budgets import format_usd
+from policies.effective import effective_for
+from tether.contracts import LlmStepInput
+from tether.core.metrics import BUDGET_ALERTS
+from tether.store.budget_alerts import BudgetAlert, ScopeBudget, alert_crossings, mark_notified
+from tether.store.spend import SpendScope
+
+__all__ = ["BudgetAlerts", "alert_text"]
+
+log = logging.getLogger(__name__)
+
+_SCOPE_WORDS = {"run": "Run", "user_daily": "Daily user", "tenant_monthly": "Monthly tenant"}
+_KNOWN_LIMIT = 10_000
+"""How many alert keys a worker remembers as already sent (then it starts over)."""
+
+
+CHECK_EVERY_S = 0.5
+"""A tenant's scopes are read at most this often per worker: steps finishing meanwhile are
+checked together (an alert waits at most this long; a worker's store reads stay few)."""
+
+
+class BudgetAlerts:
+    """Checks steps' budget scopes against the policy's alert thresholds.
+
+    Args:
+        slack: Where alerts are posted; None when Slack is off (store, audit and metric still).
+    """
+
+    def __init__(self, deps: ActivityDeps, slack: AsyncWebClient | None) -> None:
+        self.deps = deps
+        self.slack = slack
+        self.channel = deps.policy.alerts.slack_channel or deps.settings.slack_default_channel
+        self._known: set[str] = set()
+        self._waiting: dict[str, dict[tuple[str, str, str | None], LlmStepInput]] = {}
+        self._last_check: dict[str, float] = {}
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def check_soon(self, inp: LlmStepInput) -> None:
+        """Check the step's scopes in the background, with the tenant's other steps of the
+        next ``CHECK_EVERY_S`` (see ``settle``)."""
+        batch = self._waiting.get(inp.tenant)
+        if batch is not None:  # a check of this tenant is already due: join it
+            batch[(inp.workflow, inp.run_id, inp.end_user)] = inp
+            return
+        self._waiting[inp.tenant] = {(inp.workflow, inp.run_id, inp.end_user): inp}
+        last = self._last_check.get(inp.tenant)
+        delay = 0.0 if last is None else max(0.0, last + CHECK_EVERY_S - time.monotonic())
+        task = asyncio.create_task(self._check_later(inp.tenant, delay), name="budget-alerts")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the checks still due or running (a worker's shutdown)."""
+        while self._checks:
+            await asyncio.gather(*self._checks, return_exceptions=True)
+
+    async def _check_later(self, tenant: str, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        steps = list(self._waiting.pop(tenant, {}).values())
+        self._last_check[tenant] = time.monotonic()
+        if len(self._last_check) > _KNOWN_LIMIT:
+            self._last_check.clear()
+        try:
+            await self.check(steps)
+        except Exception:
+            log.exception("checking budget alerts failed")
+
+    async def check(self, steps: list[LlmStepInput]) -> list[BudgetAlert]:
+        """Record, send and count the alerts these steps' spend raised (one store transaction
+        for all of them); return them."""
+        thresholds = self.deps.policy.alerts.thresholds
+        now = datetime.now(UTC)
+        budgets: dict[str, tuple[ScopeBudget, LlmStepInput]] = {}
+        for inp in steps:
+            for budget in _scope_budgets(self.deps, inp, now):
+                budgets.setdefault(budget.scope.key, (budget, inp))
+        if not thresholds or not budgets:
+            return []
+        skip = frozenset(self._known)
+        wanted = [budget for budget, _ in budgets.values()]
+        fired = await self.deps.in_session(
+            lambda session: alert_crossings(session, wanted, thresholds, skip=skip)
+        )
+        if len(self._known) > _KNOWN_LIMIT:
+            self._known.clear()
+        for alert in fired:
+            self._known.add(alert.key)
+            BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
+            if await self._send(alert, budgets[alert.scope][1]):
+                await self.deps.in_session(partial(mark_notified, key=alert.key))
+        return fired
+
+    async def _send(self, alert: BudgetAlert, inp: LlmStepInput) -> bool:
+        if self.slack is None:
+            return False
+        from activities.slack import SLACK_FAILURES, slack_error
+
+        try:
+            await self.slack.chat_postMessage(
+                channel=self.channel, text=alert_text(alert, inp), unfurl_links=False
+            )
+        except SLACK_FAILURES as exc:
+            log.warning("Slack chat.postMessage failed for budget alert: %s", slack_error(exc))
+            return False
+        return True
+
+
+def alert_text(alert: BudgetAlert, inp: LlmStepInput) -> str:
+    """One line for Slack: which budget, how far, whose. Names no user: a user's budget is
+    told by tenant only (the audit log keeps the run id)."""
+    scope = _SCOPE_WORDS.get(alert.scope_kind, alert.scope_kind)
+    whose = f"run {alert.run_id}" if alert.scope_kind == "run" else f"tenant {inp.tenant}"
+    return (
+        f":warning: {scope} budget at {alert.threshold * 100:g}%: {whose} has spent "
+        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)} "
+        f"(workflow {inp.workflow})"
+    )
+
+
+def _scope_budgets(deps: ActivityDeps, inp: LlmStepInput, now: datetime) -> list[ScopeBudget]:
+    budgets = effective_for(deps.policy, inp.workflow).budgets
+    found: list[ScopeBudget] = []
+    if budgets.per_run_usd is not None:
+        scope = SpendScope.run(inp.run_id)
+        found.append(ScopeBudget("run", scope, budgets.per_run_usd, inp.run_id, inp.tenant))
+    if budgets.per_user_daily_usd is not None and inp.end_user:
+        scope = SpendScope.user_day(inp.tenant, inp.end_user, now)
+        limit = budgets.per_user_daily_usd
+        found.append(ScopeBudget("user_daily", scope, limit, inp.run_id, inp.tenant))
+    if budgets.per_tenant_monthly_usd is not None:
+        scope = SpendScope.tenant_month(inp.tenant, now)
+        limit = budgets.per_tenant_monthly_usd
+        found.append(ScopeBudget("tenant_monthly", scope, limit, inp.run_id, inp.tenant))
+    return found

@@ -1,0 +1,145 @@
+"""Budget alerts: once per threshold and period, to Slack, the audit log and the metrics; and
+once only when two workers cross the same threshold together (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+from temporalio.client import Client
+
+from policies.models import BudgetAlertPolicy, TetherPolicy
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.observability.scrape import parse, value
+from tests.policy_variants import gated, with_budgets
+from tests.store.conftest import fresh_store_url
+from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
+from tether.core.metrics import render_metrics
+from tether.core.settings import Settings
+from tether.store.audit import AuditSigner, events_for, use_audit_signer
+from tether.store.budget_alerts import ScopeBudget, alert_crossings, alerts_for
+from tether.store.engine import get_engine, session_scope
+from tether.store.spend import SpendScope, add_to_totals
+from tether.worker import running_worker
+
+
+async def run_for(
+    client: Client, settings: Settings, policy: TetherPolicy, tenant: str
+) -> OneStepResult:
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
+    ):
+        return await client.execute_workflow(
+            "test_one_step",
+            Question(text="What is the capital of France?", tenant=tenant),
+            id=f"alert-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+
+
+@pytest.mark.integration
+async def test_an_alert_fires_once_per_threshold_crossed_and_not_again_in_the_period(
+    client: Client, tmp_path: Path, temporal_address: str, policy: TetherPolicy
+) -> None:
+    with FakeSlack() as slack:
+        settings = make_settings(
+            tmp_path,
+            temporal_address,
+            SLACK_BOT_TOKEN=slack.bot_token,
+            SLACK_API_URL=slack.api_url,
+            SLACK_CHANNEL="#spend",
+        )
+        # A month's budget of $1 with alerts at 50 % and 80 %; the tenant's other spend this
+        # month is put in the store around each run, a run itself adding well under a cent.
+        thresholds = [0.5, 0.8]
+        alerting = with_budgets(
+            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
+        ).model_copy(update={"alerts": BudgetAlertPolicy(thresholds=thresholds)})
+        tenant = f"acme-{uuid.uuid4().hex[:6]}"
+        month = SpendScope.tenant_month(tenant, datetime.now(UTC))
+        before = parse(render_metrics().decode())
+        posted: list[int] = []
+        for other_spend in (0.49999, 0.0, 0.3, 0.0):
+            with session_scope(settings.resolved_database_url) as session:
+                add_to_totals(session, [month], spent=other_spend)
+            result = await run_for(client, settings, alerting, tenant)
+            assert result.status == "completed" and 0 < result.cost_usd < 0.01
+            posted.append(len(slack.calls_to("chat.postMessage")))
+        after = parse(render_metrics().decode())
+
+    # Crossing 50 % (run 1), nothing new (run 2), crossing 80 % (run 3), nothing new (run 4).
+    assert posted == [1, 1, 2, 2], "one message per threshold crossed, none again in the month"
+    texts = [call.args["text"] for call in slack.calls_to("chat.postMessage")]
+    assert "Monthly tenant budget at 50%" in texts[0] and f"tenant {tenant}" in texts[0]
+    assert "Monthly tenant budget at 80%" in texts[1]
+    assert all(
+        call.ok and call.args["channel"] == "#spend" for call in slack.calls_to("chat.postMessage")
+    )
+    with session_scope(settings.resolved_database_url) as session:
+        alerts = alerts_for(session, month)
+        audited = [
+            event
+            for run_id in {alert.run_id for alert in alerts}
+            for event in events_for(session, run_id=run_id)
+            if event.kind == "budget_alert"
+        ]
+    assert [a.threshold for a in alerts] == thresholds
+    assert all(a.notified_at is not None for a in alerts)
+    assert sorted(e.detail["threshold"] for e in audited) == thresholds
+    for share in ("0.5", "0.8"):
+        labels = {"scope": "tenant_monthly", "threshold": share}
+        counted = value(after, "tether_budget_alerts_total", **labels)
+        assert counted - value(before, "tether_budget_alerts_total", **labels) == 1
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_store_url(request.param, tmp_path, prefix="tether_alerts") as url:
+        use_audit_signer(url, AuditSigner(key=b"alerts-test-key-" * 3))
+        get_engine(url)  # migrated
+        yield url
+
+
+def test_two_workers_crossing_together_record_each_alert_once(store_url: str) -> None:
+    scope = SpendScope.tenant_month("acme", datetime.now(UTC))
+
+    def budgets(i: int) -> list[ScopeBudget]:
+        return [ScopeBudget("tenant_monthly", scope, 10.0, f"run-{i}", "acme")]
+
+    with session_scope(store_url) as session:
+        add_to_totals(session, [scope], spent=9.0)
+    start = threading.Barrier(8)
+    fired: list[float] = []
+    lock = threading.Lock()
+
+    failures: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        start.wait()
+        try:
+            with session_scope(store_url) as session:
+                found = alert_crossings(session, budgets(i), [0.5, 0.8, 1.0])
+        except BaseException as exc:  # a worker whose check failed would send nothing
+            failures.append(exc)
+            return
+        with lock:
+            fired.extend(alert.threshold for alert in found)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert sorted(fired) == [0.5, 0.8], "each crossed threshold once, 100 % not reached"
+    with Session(get_engine(store_url)) as session:
+        assert [a.threshold for a in alerts_for(session, scope)] == [0.5, 0.8]
+        audited = [e for e in events_for(session) if e.kind == "budget_alert"]
+    assert len(audited) == 2
