@@ -64,6 +64,7 @@ bench: install
 	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_review
 	$(PY) -m bench.bench_guards
+	$(PY) -m bench.bench_cache
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)

@@ -21,6 +21,7 @@ from tether.contracts import (
 )
 from tether.core.digests import output_digest
 from tether.store.audit import append_event
+from tether.store.cache import record_verdict
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
 
@@ -144,6 +145,15 @@ class ReviewActivities:
                 item.decided_via = decision.channel
                 item.updated_at = inp.decided_at
                 session.add(item)
+                if not timed_out:  # a reviewer's verdict on the answer: prefer or evict it
+                    record_verdict(
+                        session,
+                        item.tenant,
+                        item.workflow,
+                        item.step,
+                        item.output_digest,
+                        decision.kind,
+                    )
             _audit(
                 session,
                 "review_decided",

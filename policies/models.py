@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from policies.cache_settings import CachePolicy
+
 GateOutcome = Literal["accept", "review", "escalate", "block"]
 """What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
 
@@ -180,3 +182,4 @@ class TetherPolicy(_Strict):
     )
     workflows: dict[str, WorkflowPolicy] = Field(default_factory=dict)
     reviewers: list[Reviewer] = Field(default_factory=list)
+    cache: CachePolicy = CachePolicy()

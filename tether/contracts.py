@@ -67,6 +67,8 @@ class LlmStepInput(BaseModel):
     max_output_tokens: int = Field(default=512, gt=0)
     reservation_key: str | None = None
     """The checkpoint's reservation this step settles when it ends."""
+    side_effecting: bool = False
+    """The step acts on the world (sends, books, writes): its answers are never cached."""
 
 
 class AttemptRecord(BaseModel):

@@ -51,6 +51,7 @@ class LlmStep(Generic[OutputT]):
         output: The pydantic model the answer must validate against.
         tier: ``cheap``, ``strong`` or ``auto`` (by input size, per the routing policy).
         gate: When False the confidence gate only records; no human review is asked.
+        side_effecting: The step acts on the world (sends, books, writes): never cached.
     """
 
     name: str
@@ -59,6 +60,7 @@ class LlmStep(Generic[OutputT]):
     tier: ModelTier | Literal["auto"] = "cheap"
     max_output_tokens: int = 512
     gate: bool = True
+    side_effecting: bool = False
     options: StepOptions = field(default_factory=StepOptions)
 
     @property

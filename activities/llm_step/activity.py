@@ -14,6 +14,7 @@ from temporalio import activity
 from activities.checkpoint import route_for
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
+from activities.llm_step.cached import served_from_cache
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
@@ -30,6 +31,7 @@ from activities.llm_step.prompting import (
 )
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
+from activities.step_cache import StepCache
 from policies.effective import step_confidence
 from policies.routing import route_model
 from tether.contracts import CheckedStepInput, CheckedStepResult, LlmStepInput, LlmStepResult
@@ -46,6 +48,7 @@ class LlmStepActivities:
 
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
+        self.cache = StepCache(deps)
 
     @activity.defn(name="tether.checked_llm_step")
     async def checked_llm_step(self, inp: CheckedStepInput) -> CheckedStepResult:
@@ -98,7 +101,8 @@ class LlmStepActivities:
     async def _run(self, inp: LlmStepInput, log: CallLog) -> LlmStepResult:
         policy = step_confidence(self.deps.policy, inp.workflow, inp.step)
         output_model = resolve_output_model(inp.output_model)
-        messages = render_messages(inp, await prompt_variables(self.deps, inp))
+        variables = await prompt_variables(self.deps, inp)
+        messages = render_messages(inp, variables)
         input_chars = sum(len(m.content) for m in messages)
         route = (
             [inp.model]
@@ -110,6 +114,18 @@ class LlmStepActivities:
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
         started = time.perf_counter()
+        cache_key = self.cache.key_for(inp, model_id, messages, variables)
+        hit = await self.cache.lookup(cache_key) if cache_key else None
+        if hit is not None:
+            return await served_from_cache(
+                self.deps,
+                inp,
+                hit,
+                model=model_id,
+                route_length=len(route),
+                attempt=log.attempt,
+                started=started,
+            )
 
         request = ChatRequest(
             model=provider_model,
@@ -125,13 +141,24 @@ class LlmStepActivities:
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp))
         response, output = answer.response, answer.output
+        digest = output_digest(output, response.text)
+        if cache_key is not None and output is not None:
+            await self.cache.remember(
+                cache_key,
+                inp,
+                output=output,
+                raw_output=response.text[:20_000],
+                output_digest=digest,
+                confidence=report.model_dump(mode="json"),
+                provider=response.provider,
+            )
         return LlmStepResult(
             step=inp.step,
             status="valid" if output is not None else "invalid_output",
             output=output,
             raw_output=response.text[:20_000],
             validation_error=answer.error,
-            output_digest=output_digest(output, response.text),
+            output_digest=digest,
             model=model_id,
             provider=response.provider,
             simulated=response.simulated,

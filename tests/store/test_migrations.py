@@ -37,7 +37,14 @@ PRE_MIGRATION_TABLES = {
     "stored_texts",
 }
 """The tables of a store made before migrations."""
-ADDED_TABLES = {"audit_head", "failed_logins", "web_sessions", "slack_requests", "run_ids"}
+ADDED_TABLES = {
+    "audit_head",
+    "failed_logins",
+    "web_sessions",
+    "slack_requests",
+    "run_ids",
+    "cache_entries",
+}
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]
 

@@ -1,3 +1,12 @@
 """Imports every table module so that ``SQLModel.metadata`` knows them all."""
 
-from tether.store import audit, ledger, logins, reviews, run_ids, slack_replay, texts  # noqa: F401
+from tether.store import (  # noqa: F401
+    audit,
+    cache,
+    ledger,
+    logins,
+    reviews,
+    run_ids,
+    slack_replay,
+    texts,
+)

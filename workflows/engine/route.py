@@ -114,6 +114,7 @@ class ModelRoute(BudgetActions):
             idempotency_key=key,
             max_output_tokens=step.max_output_tokens,
             reservation_key=reservation_key,
+            side_effecting=step.side_effecting,
         )
 
     def _fail_if_unrecoverable(
