@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from activities.cache_index import VectorIndex
 from activities.deps import ActivityDeps
-from activities.embeddings import Embedder, MiniLmEmbedder, ProviderEmbedder, minilm_available
+from activities.embeddings import Embedder, ProviderEmbedder, minilm_available, shared_minilm
 from activities.providers.base import ChatMessage
 from policies.cache_settings import CachePolicy
 from policies.route_features import RouteRequest
@@ -120,7 +120,7 @@ class StepCache:
     def _build_embedder(self) -> Embedder | None:
         if self.policy.embedder == "local":
             if minilm_available():
-                return MiniLmEmbedder()
+                return shared_minilm()
             log.warning("semantic cache off: the local embedder needs tether[embeddings]")
             return None
         provider, _, model = self.policy.embedding_model.partition("/")

@@ -37,7 +37,7 @@ class CachePolicy(_Strict):
     ttl: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     semantic: bool = True
     threshold: float = Field(
-        default=0.9,
+        default=0.85,
         ge=0,
         le=1,
         description="Least cosine similarity of two inputs' embeddings for a semantic hit.",

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from activities.embeddings.minilm import MiniLmEmbedder, Vectors, minilm_available
+from activities.embeddings.minilm import MiniLmEmbedder, Vectors, minilm_available, shared_minilm
 from activities.embeddings.provider import ProviderEmbedder
 
-__all__ = ["Embedder", "MiniLmEmbedder", "ProviderEmbedder", "Vectors", "minilm_available"]
+__all__ = [
+    "Embedder",
+    "MiniLmEmbedder",
+    "ProviderEmbedder",
+    "Vectors",
+    "minilm_available",
+    "shared_minilm",
+]
 
 
 class Embedder(Protocol):

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from tether.core.errors import ConfigurationError
 
-__all__ = ["MiniLmEmbedder", "minilm_available"]
+__all__ = ["MiniLmEmbedder", "minilm_available", "shared_minilm"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -173,3 +173,17 @@ class MiniLmEmbedder:
         return _layer_norm(
             out + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self._eps
         )
+
+
+_SHARED: MiniLmEmbedder | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_minilm() -> MiniLmEmbedder:
+    """The process's one MiniLM (its weights take 90 MB and seconds to load): every worker of a
+    process and every activity share it."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = MiniLmEmbedder()
+        return _SHARED
