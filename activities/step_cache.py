@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,6 +44,7 @@ __all__ = ["CacheHit", "CacheKey", "StepCache"]
 log = logging.getLogger(__name__)
 
 _CANDIDATES = 5
+_PENDING_VECTORS = 1_024
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class StepCache:
         self._embedder: Embedder | None = None
         self._embedder_ready = False
         self._indexes: dict[tuple[str, str], VectorIndex] = {}
-        self._vectors: dict[tuple[str, str], np.ndarray] = {}
+        # Embeddings of inputs looked up and not yet stored (a miss is stored once answered).
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     # --- keys ---------------------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class StepCache:
         if vector is None or embedder is None:
             return None
         self._vectors[(key.partition, key.input_digest)] = vector
+        while len(self._vectors) > _PENDING_VECTORS:
+            self._vectors.popitem(last=False)
         index = self._indexes.setdefault((key.partition, embedder.name), VectorIndex(len(vector)))
         after = index.last_id
         fresh = await self.deps.in_session(
