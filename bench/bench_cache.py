@@ -48,8 +48,10 @@ def main() -> None:
     latencies, found = [], 0
     for query in queries:
         t0 = time.perf_counter()
-        hits = index.search(query, threshold=0.8, limit=5)
+        index.search(query, threshold=0.8, limit=5)
         latencies.append((time.perf_counter() - t0) * 1000)
+    for query in queries:  # apart: the exhaustive search would evict the index from the caches
+        hits = index.search(query, threshold=0.8, limit=5)
         exhaustive = int(np.argmax(stored @ query)) + 1
         found += bool(hits) and hits[0][0] == exhaustive
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -15,10 +16,17 @@ from temporalio.client import Client
 
 from policies.loader import load_policy
 from policies.models import TetherPolicy
-from tests.policy_variants import gated
+from tests.fakes.provider_server import FakeProviderServer
+from tests.policy_variants import gated, routed
 from tests.workflows.cache_workflows import CachedQuestion, CachedStep
 from tests.workflows.sample_workflows import OneStepResult
-from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
+from tests.workflows.test_engine import (
+    GPT,
+    decision_for,
+    ledger,
+    openai_settings,
+    wait_for_pending,
+)
 from tether.contracts import DecisionReceipt, GuardEvent, RunStatus
 from tether.core.settings import Settings
 from tether.store.audit import events_for
@@ -199,3 +207,35 @@ async def test_two_workers_share_hits_through_the_store(
     assert [g.outcome for g in cache_events(exact)] == ["exact_hit"]
     assert [g.outcome for g in cache_events(para)] == ["semantic_hit"]
     assert ledger(settings, exact_id) == [] and ledger(settings, para_id) == []
+
+
+async def test_the_provider_embedder_feeds_the_semantic_cache(
+    client: Client,
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    # The fake's vectors hash words: 0.85 for this rewording, 0.77 for the router question.
+    cache = policy.cache.model_copy(update={"embedder": "provider", "threshold": 0.8})
+    policy = policy.model_copy(update={"cache": cache})
+    async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
+        first_id, _, first = await ask(client, settings, QUESTION)
+        _, _, reworded = await ask(client, settings, "How can I reset my password?")
+        _, _, other = await ask(client, settings, OTHER)
+
+    embedded = [r for r in provider_server.requests if r.path == "/v1/embeddings"]
+    # Each input embedded (once per activity attempt: a slow machine may retry one).
+    asked = [r.json["input"] for r in embedded]
+    assert [inp for n, inp in enumerate(asked) if n == 0 or asked[n - 1] != inp] == [
+        [QUESTION],
+        ["How can I reset my password?"],
+        [OTHER],
+    ]
+    assert all(r.json["model"] == "text-embedding-3-small" for r in embedded)
+    assert cache_events(first) == [] and cache_events(other) == []
+    (hit,) = cache_events(reworded)
+    assert hit.outcome == "semantic_hit" and hit.value == pytest.approx(0.8519, abs=1e-3)
+    stored = entries(settings)[0]
+    assert stored.embedder == "openai/text-embedding-3-small" and stored.source_run_id == first_id
