@@ -13,7 +13,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(VENV)/bin/uv)
 
 .PHONY: install lock lock-check lint typecheck test test-fast bench demo temporal clean
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) requirements-overrides.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tether needs Python >= 3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet uv
@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml $(LOCK)
 # After a change to the dependencies in pyproject.toml. Versions already locked stay unless
 # asked: `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`).
 LOCK_COMPILE = $(UV) pip compile pyproject.toml --universal --python-version 3.11 \
-	--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_ARGS)
+	--generate-hashes --quiet --custom-compile-command "make lock" \
+	--override requirements-overrides.txt $(LOCK_ARGS)
 lock: $(STAMP)
 	$(LOCK_COMPILE) --all-extras -o $(LOCK)
 	$(LOCK_COMPILE) --extra postgres --constraint $(LOCK) -o requirements-production.lock
@@ -68,6 +69,7 @@ bench: install
 	$(PY) -m bench.bench_limits
 	$(PY) -m bench.bench_pii_step
 	$(PY) -m bench.bench_observability
+	$(PY) -m bench.bench_cache
 
 demo: install
 	$(VENV)/bin/tether dev $(DEMO_ARGS)

@@ -22,6 +22,7 @@ from tether.contracts import (
 )
 from tether.core.digests import output_digest
 from tether.store.audit import append_event
+from tether.store.cache import record_verdict
 from tether.store.examples import record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -162,6 +163,15 @@ class ReviewActivities:
                         state=item.status,
                     ),
                 )
+                if not timed_out:  # a reviewer's verdict on the answer: prefer or evict it
+                    record_verdict(
+                        session,
+                        item.tenant,
+                        item.workflow,
+                        item.step,
+                        item.output_digest,
+                        decision.kind,
+                    )
             _audit(
                 session,
                 "review_decided",

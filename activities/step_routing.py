@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from activities.deps import ActivityDeps
 from policies.models import ModelTier
 from policies.route_features import RouteRequest, input_features
-from policies.route_rules import route_tier
+from policies.route_rules import LearnedRule, route_tier
 from policies.routing import TierChoice, resolve_tier, route_model
 from tether.contracts import GuardEvent, LlmStepInput
 
@@ -67,6 +67,7 @@ def step_route(
     model: str | None,
     input_chars: int,
     request: RouteRequest | None,
+    learned: LearnedRule | None = None,
 ) -> StepRoute:
     """The step's route: the model it names, else its tier's available models.
 
@@ -75,12 +76,13 @@ def step_route(
         model: A model the step (or a downgrade) names; it is then the whole route.
         input_chars: The input's size, for the length rule when the policy has no route_rules.
         request: The input's features; None (a caller without the input) uses the length rule.
+        learned: The learned rule for this input (else the worker's ``deps.learned_rule``).
     """
     if model:
         return StepRoute(models=[model], tier=None, reason=f"step runs on {model}")
     routing, rules = deps.policy.routing, deps.policy.route_rules
     if rules is not None and request is not None:
-        decision = route_tier(rules, tier, request, deps.learned_rule)
+        decision = route_tier(rules, tier, request, learned or deps.learned_rule)
         chosen, reason = decision.tier, decision.reason
     else:
         chosen = resolve_tier(routing, tier, input_chars)

@@ -56,6 +56,9 @@ def write_policy(path: Path, *, accept: float, one_call: bool = False) -> Path:
         for step in (section.get("steps") or {}).values():
             step.pop("thresholds", None)  # the top-level thresholds must apply everywhere
             step_policies.append(step)
+    # The engine benches measure orchestration: the step cache would answer the tickets' repeats
+    # (bench/bench_cache.py measures the cache).
+    data["cache"]["enabled"] = False
     if one_call:
         for step in step_policies:
             step["judge"], step["samples"] = False, 1

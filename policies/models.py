@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from policies.cache_settings import CachePolicy
 from policies.eval_settings import EvalPolicy
 from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
 from policies.guard_settings import InjectionGuardSettings, PiiGuardSettings
@@ -217,3 +218,4 @@ class TetherPolicy(_Strict):
     workflows: dict[str, WorkflowPolicy] = Field(default_factory=dict)
     reviewers: list[Reviewer] = Field(default_factory=list)
     eval: EvalPolicy = EvalPolicy()
+    cache: CachePolicy = CachePolicy()

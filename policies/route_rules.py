@@ -17,7 +17,14 @@ from policies.models import ModelTier
 from policies.route_features import UNDETERMINED, RouteRequest
 from policies.routing import TierChoice
 
-__all__ = ["LearnedRule", "LearnedVerdict", "TierDecision", "choose_tier", "route_tier"]
+__all__ = [
+    "LearnedRule",
+    "LearnedVerdict",
+    "TierDecision",
+    "choose_tier",
+    "route_tier",
+    "uses_learned",
+]
 
 
 class _Frozen(BaseModel):
@@ -119,6 +126,11 @@ def _conditions(when: RouteWhen, request: RouteRequest, learned: _Learned) -> li
             return None
         reasons.append(f"learned: {verdict.reason}" if verdict else "learned: no signal")
     return reasons
+
+
+def uses_learned(policy: RouteRulesPolicy | None) -> bool:
+    """Whether any rule asks the learned rule (embedding the input is then worth it)."""
+    return policy is not None and any(rule.when.learned is not None for rule in policy.rules)
 
 
 def choose_tier(

@@ -70,8 +70,11 @@ def settings(tmp_path: Path, temporal_address: str) -> Iterator[Settings]:
 
 @pytest.fixture
 def policy() -> TetherPolicy:
-    """The embedded default policy; tests derive variants with ``model_copy``."""
-    return load_policy()
+    """The embedded default policy; tests derive variants with ``model_copy``. The step cache is
+    off here, so a test that runs the same input twice still calls the model twice; the cache's
+    own tests (tests/workflows/test_cache.py) turn it on."""
+    default = load_policy()
+    return default.model_copy(update={"cache": default.cache.model_copy(update={"enabled": False})})
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ class LlmStepInput(BaseModel):
     """Digests of untrusted texts a reviewer let through after an injection quarantine."""
     feature: str | None = None
     """The feature tag the workflow gave the step (``LlmStep.feature``), for cost metrics."""
+    side_effecting: bool = False
+    """The step acts on the world (sends, books, writes): its answers are never cached."""
 
 
 class AttemptRecord(BaseModel):

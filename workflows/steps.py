@@ -57,6 +57,7 @@ class LlmStep(Generic[OutputT]):
             other variable and stored text is untrusted: scored for prompt injection and fenced.
         feature: A product feature this step serves (``"reply-draft"``): its cost is reported
             per feature in ``tether_cost_usd_total``. Keep the set of names small.
+        side_effecting: The step acts on the world (sends, books, writes): never cached.
     """
 
     name: str
@@ -67,6 +68,7 @@ class LlmStep(Generic[OutputT]):
     gate: bool = True
     trusted_variables: tuple[str, ...] = ()
     feature: str | None = None
+    side_effecting: bool = False
     options: StepOptions = field(default_factory=StepOptions)
 
     @property

@@ -16,6 +16,7 @@ from temporalio import activity
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from activities.llm_step.audit_sample import sample_for_audit
+from activities.llm_step.cached import served_from_cache
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
@@ -34,9 +35,11 @@ from activities.llm_step.prompting import (
 from activities.llm_step.rate_limits import hold_within_limits, settle_limits
 from activities.llm_step.scoring import score_answer
 from activities.providers.base import ChatRequest
+from activities.step_cache import StepCache, input_text
 from activities.step_routing import route_request, step_route
 from policies.effective import injection_settings, step_confidence
 from policies.models import StepConfidencePolicy
+from policies.route_rules import LearnedRule, uses_learned
 from policies.values import ConfidenceReport, Usage
 from tether.contracts import (
     CheckedStepInput,
@@ -61,6 +64,7 @@ class LlmStepActivities:
 
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
+        self.cache = StepCache(deps)
 
     @activity.defn(name="tether.checked_llm_step")
     async def checked_llm_step(self, inp: CheckedStepInput) -> CheckedStepResult:
@@ -82,6 +86,7 @@ class LlmStepActivities:
                 model=inp.checkpoint.model,
                 input_chars=inp.checkpoint.input_chars,
                 request=route_request(inp.step, variables),
+                learned=await self._learned_rule(inp, variables),
             )
             route = choice.models
             if index >= len(route):
@@ -138,6 +143,19 @@ class LlmStepActivities:
         finally:
             heartbeat.cancel()
 
+    async def _learned_rule(
+        self, inp: CheckedStepInput, variables: dict[str, str]
+    ) -> LearnedRule | None:
+        """What reviewers said of this step's nearest past inputs, asked only for an ``auto``
+        step whose routing rules have a ``learned`` condition (it embeds the input)."""
+        rules = self.deps.policy.route_rules
+        if inp.checkpoint.tier != "auto" or inp.checkpoint.model or not uses_learned(rules):
+            return None
+        step = inp.step
+        return await self.cache.learned_rule(
+            step.tenant, step.workflow, step.step, input_text(variables)
+        )
+
     async def _record_guard(self, inp: LlmStepInput, key: str, event: GuardEvent) -> None:
         await self.deps.in_session(
             lambda session: record_guard(session, **_guard_scope(inp, key), event=event)
@@ -177,6 +195,20 @@ class LlmStepActivities:
         model_id = route[min(inp.fallback_index, len(route) - 1)]
         _, provider_model = self.deps.providers.resolve(model_id)
         started = time.perf_counter()
+        guards += [event for event in (pii_in,) if event is not None]
+        cache_key = self.cache.key_for(inp, model_id, messages, variables)
+        hit = await self.cache.lookup(cache_key) if cache_key else None
+        if hit is not None:
+            return await served_from_cache(
+                self.deps,
+                inp,
+                hit,
+                model=model_id,
+                route_length=len(route),
+                attempt=log.attempt,
+                started=started,
+                guards=guards,
+            )
 
         request = ChatRequest(
             model=provider_model,
@@ -192,13 +224,24 @@ class LlmStepActivities:
             self.deps, log, policy, model_id, messages, answer, output_model
         )
         response, output = answer.response, answer.output
+        digest = output_digest(output, response.text)
+        if cache_key is not None and output is not None:
+            await self.cache.remember(
+                cache_key,
+                inp,
+                output=output,
+                raw_output=response.text[:20_000],
+                output_digest=digest,
+                confidence=report.model_dump(mode="json"),
+                provider=response.provider,
+            )
         result = LlmStepResult(
             step=inp.step,
             status="valid" if output is not None else "invalid_output",
             output=output,
             raw_output=response.text[:20_000],
             validation_error=answer.error,
-            output_digest=output_digest(output, response.text),
+            output_digest=digest,
             model=model_id,
             provider=response.provider,
             simulated=response.simulated,
@@ -210,7 +253,7 @@ class LlmStepActivities:
             repairs=answer.repairs,
             attempts=log.records,
             confidence=report,
-            guards=[*guards, *(event for event in (pii_in, pii_out) if event is not None)],
+            guards=[*guards, *(event for event in (pii_out,) if event is not None)],
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
         result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})

@@ -40,6 +40,11 @@ class ProviderRegistry:
             )
         }
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The worker's shared HTTP client (the embedder posts through it too)."""
+        return self._client
+
     def resolve(self, model_id: str) -> tuple[ChatProvider, str]:
         """The provider for ``model_id`` and the model name to send it.
 

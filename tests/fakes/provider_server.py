@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,6 +23,7 @@ import math
 import random
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -115,6 +117,7 @@ class FakeProviderServer:
         self._app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/messages", self._messages, methods=["POST"]),
             ]
         )
@@ -283,8 +286,7 @@ class FakeProviderServer:
 
     # --- OpenAI --------------------------------------------------------------------------
 
-    async def _chat_completions(self, request: Request) -> Response:
-        body = await self._record(request)
+    def _openai_auth_error(self, request: Request) -> Response | None:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth.removeprefix("Bearer ").strip():
             return _openai_error(
@@ -300,6 +302,13 @@ class FakeProviderServer:
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
+        return None
+
+    async def _chat_completions(self, request: Request) -> Response:
+        body = await self._record(request)
+        refused = self._openai_auth_error(request)
+        if refused is not None:
+            return refused
         scripted = await self._next_script(body)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _openai_error)
@@ -336,6 +345,58 @@ class FakeProviderServer:
             },
         }
         return JSONResponse(payload, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    async def _embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings endpoint: ``input`` a string or a list of strings, optional
+        ``dimensions`` and ``encoding_format`` (``float`` or ``base64``); a list of embedding
+        objects in input order, with the prompt tokens in ``usage``. The vectors hash words and
+        character trigrams, so texts sharing words are close (deterministic, not semantic)."""
+        body = await self._record(request)
+        refused = self._openai_auth_error(request)
+        if refused is not None:
+            return refused
+        scripted = await self._next_script(body)
+        if scripted.status != 200 or scripted.raw_body is not None:
+            return _scripted_failure(scripted, _openai_error)
+        if not isinstance(body, dict):
+            return _openai_error(400, "We could not parse the JSON body of your request.")
+        if not body.get("model"):
+            return _openai_error(400, "you must provide a model parameter")
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or len(texts) > 2048
+            or not all(isinstance(t, str) and t for t in texts)
+        ):
+            return _openai_error(400, "'$.input' is invalid. Please check the API reference.")
+        dimensions = body.get("dimensions", 1536)
+        encoding = body.get("encoding_format", "float")
+        if not isinstance(dimensions, int) or not 1 <= dimensions <= 1536:
+            return _openai_error(400, "Invalid 'dimensions': integer out of range.")
+        if encoding not in ("float", "base64"):
+            return _openai_error(400, f"Invalid value: '{encoding}'. Supported: 'float', 'base64'.")
+        data = []
+        for index, text in enumerate(texts):
+            vector = _hashed_vector(text, dimensions)
+            embedding: Any = (
+                base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode("ascii")
+                if encoding == "base64"
+                else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(_count(text) for text in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            headers={"x-request-id": f"req_{uuid.uuid4().hex}"},
+        )
 
     # --- Anthropic -----------------------------------------------------------------------
 
@@ -566,6 +627,18 @@ def _rng(body: dict[str, Any]) -> random.Random:
 
 def _count(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
+
+
+def _hashed_vector(text: str, dimensions: int) -> list[float]:
+    words = re.findall(r"\w+", text.lower())
+    features = words + [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+    vector = [0.0] * dimensions
+    for feature in features:
+        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+        slot = int.from_bytes(digest[:4], "little") % dimensions
+        vector[slot] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
 
 
 def _masked(key: str) -> str:

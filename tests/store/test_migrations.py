@@ -50,6 +50,7 @@ ADDED_TABLES = {
     "limit_charges",
     "pii_vault",
     "budget_alerts",
+    "cache_entries",
 }
 """Tables later revisions added."""
 Rows = dict[str, list[tuple[Any, ...]]]

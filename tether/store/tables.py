@@ -3,6 +3,7 @@
 from tether.store import (  # noqa: F401
     audit,
     budget_alerts,
+    cache,
     examples,
     ledger,
     limits,

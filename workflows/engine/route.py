@@ -134,6 +134,7 @@ class ModelRoute(BudgetActions, RateLimitActions):
             trusted_variables=list(step.trusted_variables),
             cleared_inputs=list(self._cleared_inputs),
             feature=step.feature,
+            side_effecting=step.side_effecting,
         )
 
     def _fail_if_unrecoverable(

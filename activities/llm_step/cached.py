@@ -1,0 +1,86 @@
+"""A step answered from the cache: no model call, charged nothing, recorded and audited."""
+
+from __future__ import annotations
+
+import time
+
+from sqlmodel import Session
+
+from activities.deps import ActivityDeps
+from activities.llm_step.call_log import settle_step
+from activities.step_cache import CacheHit
+from policies.values import ConfidenceReport, Usage
+from tether.contracts import GuardEvent, LlmStepInput, LlmStepResult
+from tether.store.audit import append_event
+
+__all__ = ["cache_event", "served_from_cache"]
+
+
+def cache_event(hit: CacheHit) -> GuardEvent:
+    detail = (
+        "same prompt answered before"
+        if hit.kind == "exact_hit"
+        else f"similar input answered before (cosine {hit.similarity:.3f})"
+    )
+    if hit.entry.approved:
+        detail += ", answer approved by a reviewer"
+    return GuardEvent(guard="cache", outcome=hit.kind, detail=detail, value=hit.similarity)
+
+
+async def served_from_cache(
+    deps: ActivityDeps,
+    inp: LlmStepInput,
+    hit: CacheHit,
+    *,
+    model: str,
+    route_length: int,
+    attempt: int,
+    started: float,
+    guards: list[GuardEvent] | None = None,
+) -> LlmStepResult:
+    """The cached answer as the step's result: its hold released with no ledger charge, the hit
+    in the audit log; the workflow's confidence gate still judges it (its stored report)."""
+    entry, event = hit.entry, cache_event(hit)
+
+    result = LlmStepResult(
+        step=inp.step,
+        status="valid",
+        output=entry.output,
+        raw_output=entry.raw_output,
+        output_digest=entry.output_digest,
+        model=model,
+        provider=entry.provider,
+        simulated=entry.provider == "simulated",
+        route_length=route_length,
+        usage=Usage(),
+        cost_usd=0.0,
+        run_cost_usd=0.0,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        repairs=0,
+        attempts=[],
+        confidence=ConfidenceReport.model_validate(entry.confidence),
+        guards=[*(guards or []), event],
+    )
+
+    def _settle(session: Session) -> float:
+        append_event(
+            session,
+            key=f"cache_hit:{inp.idempotency_key}/a{attempt}",
+            kind="cache_hit",
+            actor="tether",
+            run_id=inp.run_id,
+            detail={
+                "step": inp.step,
+                "tenant": inp.tenant,
+                "model": model,
+                "outcome": hit.kind,
+                "similarity": hit.similarity,
+                "approved": entry.approved,
+                "digest": entry.output_digest,
+                "cost_usd": 0.0,
+            },
+        )
+        return settle_step(session, inp, result)
+
+    run_spent = await deps.in_session(_settle)
+    return result.model_copy(update={"run_cost_usd": round(run_spent, 8)})

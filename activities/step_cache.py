@@ -1,0 +1,280 @@
+"""The step cache as the LLM step uses it: look an answer up before calling a model, keep a
+valid answer after, and the learned routing rule fed by reviewers' verdicts on cached answers.
+
+The entries live in the store (``tether.store.cache``), so every worker shares them; each worker
+keeps an in-process :class:`VectorIndex` per partition for the semantic lookup, caught up with
+the store's newer rows on every lookup. A candidate the index finds is read back from the store
+before it is served, so an answer another worker evicted is never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from activities.cache_index import VectorIndex
+from activities.deps import ActivityDeps
+from activities.embeddings import Embedder, ProviderEmbedder, minilm_available, shared_minilm
+from activities.providers.base import ChatMessage
+from policies.cache_settings import CachePolicy
+from policies.route_features import RouteRequest
+from policies.route_rules import LearnedRule, LearnedVerdict
+from tether.contracts import LlmStepInput
+from tether.core.errors import TetherError
+from tether.store.cache import (
+    CacheEntry,
+    entries_by_id,
+    exact_entry,
+    insert_entry,
+    live_vectors_since,
+    route_scope,
+    scope_digest,
+    verdict_vectors,
+)
+
+__all__ = ["CacheHit", "CacheKey", "StepCache"]
+
+log = logging.getLogger(__name__)
+
+_CANDIDATES = 5
+_PENDING_VECTORS = 1_024
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Where a step's answer is cached and what its input is."""
+
+    partition: str
+    route_scope: str
+    input_digest: str
+    input_text: str
+    prompt_version: str
+    model: str
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    entry: CacheEntry
+    kind: str
+    """``exact_hit`` or ``semantic_hit``."""
+    similarity: float
+
+
+def input_text(variables: dict[str, str]) -> str:
+    """What a step's input means, for the embedder: its variables' values, in name order."""
+    return "\n".join(variables[name] for name in sorted(variables))
+
+
+_RECENT_TEXTS = 64
+"""Embeddings kept per worker for texts asked about again within a step."""
+
+
+class StepCache:
+    """One worker's view of the shared cache (built once per worker, with its activities)."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+        self.policy: CachePolicy = deps.policy.cache
+        self._embedder: Embedder | None = None
+        self._embedder_ready = False
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}
+        # Embeddings of inputs looked up and not yet stored (a miss is stored once answered).
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        # The latest texts embedded: the learned routing rule and the lookup of one step embed
+        # the same input, once.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def key_for(
+        self,
+        inp: LlmStepInput,
+        model: str,
+        messages: list[ChatMessage],
+        variables: dict[str, str],
+    ) -> CacheKey | None:
+        """The step's cache key; None when it must not be cached: the cache is off, the step is
+        side-effecting, a reviewer's feedback is in the prompt, or the input is over the limit."""
+        if not self.policy.enabled or inp.side_effecting or inp.feedback:
+            return None
+        if sum(len(m.content) for m in messages) > self.policy.max_input_chars:
+            return None
+        version = f"{inp.prompt.id}@{inp.prompt.version}"
+        rendered = json.dumps([[m.role, m.content] for m in messages], separators=(",", ":"))
+        return CacheKey(
+            partition=scope_digest("cache", inp.tenant, inp.workflow, inp.step, version, model),
+            route_scope=route_scope(inp.tenant, inp.workflow, inp.step),
+            input_digest="sha256:" + hashlib.sha256(rendered.encode()).hexdigest(),
+            input_text=input_text(variables),
+            prompt_version=version,
+            model=model,
+        )
+
+    # --- embeddings ---------------------------------------------------------------------
+
+    def embedder(self) -> Embedder | None:
+        """The policy's embedder; None when semantic lookup is off or cannot run here."""
+        if not self._embedder_ready:
+            self._embedder_ready = True
+            if self.policy.semantic:
+                self._embedder = self._build_embedder()
+        return self._embedder
+
+    def _build_embedder(self) -> Embedder | None:
+        if self.policy.embedder == "local":
+            if minilm_available():
+                return shared_minilm()
+            log.warning("semantic cache off: the local embedder needs tether[embeddings]")
+            return None
+        provider, _, model = self.policy.embedding_model.partition("/")
+        settings = self.deps.settings
+        if provider != "openai" or settings.openai_api_key is None:
+            log.warning("semantic cache off: embeddings need OPENAI_API_KEY (openai/...)")
+            return None
+        return ProviderEmbedder(
+            self.deps.providers.client,
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            model,
+        )
+
+    async def _embed(self, text: str) -> np.ndarray | None:
+        embedder = self.embedder()
+        if embedder is None or not text:
+            return None
+        if (known := self._recent.get(text)) is not None:
+            return known
+        try:
+            vector = (await embedder.embed([text]))[0]
+            self._recent[text] = vector
+            while len(self._recent) > _RECENT_TEXTS:
+                self._recent.popitem(last=False)
+            return vector
+        except (TetherError, ValueError) as exc:  # a cache must never fail the step
+            log.warning("embedding failed, semantic cache skipped: %s", type(exc).__name__)
+            return None
+
+    # --- lookup and store ---------------------------------------------------------------
+
+    async def lookup(self, key: CacheKey) -> CacheHit | None:
+        """An exact hit, else a semantic one (an approved answer first, then the most similar)."""
+        entry = await self.deps.in_session(
+            lambda session: exact_entry(session, key.partition, key.input_digest)
+        )
+        if entry is not None:
+            return CacheHit(entry=entry, kind="exact_hit", similarity=1.0)
+        vector = await self._embed(key.input_text)
+        embedder = self.embedder()
+        if vector is None or embedder is None:
+            return None
+        self._vectors[(key.partition, key.input_digest)] = vector
+        while len(self._vectors) > _PENDING_VECTORS:
+            self._vectors.popitem(last=False)
+        index = self._indexes.setdefault((key.partition, embedder.name), VectorIndex(len(vector)))
+        after = index.last_id
+        fresh = await self.deps.in_session(
+            lambda session: live_vectors_since(session, key.partition, embedder.name, after)
+        )
+        if fresh:
+            index.add(
+                [row_id for row_id, _ in fresh],
+                np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in fresh]),
+            )
+        found = index.search(vector, self.policy.threshold, limit=_CANDIDATES)
+        if not found:
+            return None
+        ids = [row_id for row_id, _ in found]
+        live = {e.id: e for e in await self.deps.in_session(lambda s: entries_by_id(s, ids))}
+        gone = [row_id for row_id in ids if row_id not in live]
+        if gone:
+            index.remove(gone)
+        ranked = [(live[i], score) for i, score in found if i in live]
+        if not ranked:
+            return None
+        entry, score = max(ranked, key=lambda pair: (pair[0].approved, pair[1]))
+        return CacheHit(entry=entry, kind="semantic_hit", similarity=round(score, 4))
+
+    async def remember(
+        self,
+        key: CacheKey,
+        inp: LlmStepInput,
+        *,
+        output: dict[str, object],
+        raw_output: str,
+        output_digest: str,
+        confidence: dict[str, object],
+        provider: str,
+    ) -> None:
+        """Keep a valid answer (with its input's embedding when semantic lookup is on)."""
+        vector = self._vectors.pop((key.partition, key.input_digest), None)
+        if vector is None:
+            vector = await self._embed(key.input_text)
+        embedder = self.embedder()
+        now = datetime.now(UTC)
+        entry = CacheEntry(
+            partition=key.partition,
+            route_scope=key.route_scope,
+            tenant=inp.tenant,
+            workflow=inp.workflow,
+            step=inp.step,
+            prompt_version=key.prompt_version,
+            model=key.model,
+            input_digest=key.input_digest,
+            embedder=embedder.name if embedder is not None and vector is not None else None,
+            embedding=vector.astype(np.float32).tobytes() if vector is not None else None,
+            output=dict(output),
+            raw_output=raw_output,
+            output_digest=output_digest,
+            confidence=dict(confidence),
+            provider=provider,
+            source_run_id=inp.run_id,
+            created_at=now,
+            expires_at=now + self.policy.ttl,
+        )
+        try:
+            await self.deps.in_session(lambda session: insert_entry(session, entry))
+        except SQLAlchemyError as exc:  # the answer stands; only its reuse is lost
+            log.warning("cache entry not stored: %s", type(exc).__name__)
+
+    # --- the learned routing rule -------------------------------------------------------
+
+    async def learned_rule(self, tenant: str, workflow: str, step: str, text: str) -> LearnedRule:
+        """The learned rule for one input, ready for ``policies.route_rules.route_tier``: how
+        many of the nearest past inputs of this workflow step (same tenant) reviewers rejected
+        or edited. Asks the embedder and the store now; the rule itself is pure."""
+        settings = self.policy.learned_route
+        vector = await self._embed(text)
+        embedder = self.embedder()
+        if vector is None or embedder is None:
+            return _no_signal
+        scope = route_scope(tenant, workflow, step)
+        rows = await self.deps.in_session(
+            lambda session: verdict_vectors(session, scope, embedder.name)
+        )
+        if not rows:
+            return _no_signal
+        matrix = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+        scores = matrix @ vector
+        nearest = [i for i in np.argsort(-scores)[: settings.neighbours]]
+        nearest = [i for i in nearest if scores[i] >= settings.min_similarity]
+        troubled = sum(rows[i][0] in ("rejected", "edited") for i in nearest)
+        verdict = LearnedVerdict(
+            troubled=bool(nearest) and troubled >= settings.min_troubled,
+            reason=f"{troubled} of {len(nearest)} nearest rejected or edited",
+        )
+
+        def rule(request: RouteRequest) -> LearnedVerdict | None:
+            return verdict
+
+        return rule
+
+
+def _no_signal(request: RouteRequest) -> LearnedVerdict | None:
+    return None

@@ -1,0 +1,241 @@
+"""The step cache end to end: real Temporal server, real worker, the real all-MiniLM-L6-v2.
+
+Answers come from the simulated models; a miss shows as ledger rows (the model was called), a
+hit as a cache guard event on the step, no ledger row and $0."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client
+
+from policies.loader import load_policy
+from policies.models import TetherPolicy
+from tests.fakes.provider_server import FakeProviderServer
+from tests.policy_variants import gated, routed
+from tests.workflows.cache_workflows import CachedQuestion, CachedStep
+from tests.workflows.sample_workflows import OneStepResult
+from tests.workflows.test_engine import (
+    GPT,
+    decision_for,
+    ledger,
+    openai_settings,
+    wait_for_pending,
+)
+from tether.contracts import DecisionReceipt, GuardEvent, RunStatus
+from tether.core.settings import Settings
+from tether.store.audit import events_for
+from tether.store.cache import CacheEntry
+from tether.store.engine import get_engine
+from tether.store.ledger import BudgetReservation
+from tether.worker import running_worker
+
+pytestmark = pytest.mark.integration
+
+QUESTION = "How do I reset my password?"
+PARAPHRASE = "I forgot my password, how can I reset it?"  # cosine 0.937 to QUESTION
+OTHER = "How do I reset my router?"  # 0.53: a different question
+
+
+@pytest.fixture
+def cached_policy() -> Iterator[TetherPolicy]:
+    """The embedded default policy as shipped (cache on), every answer accepted."""
+    policy = load_policy()
+    assert policy.cache.enabled and policy.cache.semantic and policy.cache.embedder == "local"
+    yield gated(policy, accept=0.0)
+
+
+async def ask(
+    client: Client, settings: Settings, text: str, *, queue: str | None = None, **fields: str
+) -> tuple[str, OneStepResult, RunStatus]:
+    run_id = f"cache-{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        "test_cached_step",
+        CachedQuestion(text=text, **fields),
+        id=run_id,
+        task_queue=queue or settings.task_queue,
+        result_type=OneStepResult,
+    )
+    result = await handle.result()
+    status = await handle.query("status", result_type=RunStatus)
+    return run_id, result, status
+
+
+def cache_events(status: RunStatus) -> list[GuardEvent]:
+    return [g for g in status.steps[0].guards if g.guard == "cache"]
+
+
+def entries(settings: Settings) -> list[CacheEntry]:
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        return list(session.exec(select(CacheEntry).order_by(CacheEntry.id)))
+
+
+async def test_repeats_and_paraphrases_are_served_from_the_cache_for_nothing(
+    client: Client, settings: Settings, cached_policy: TetherPolicy
+) -> None:
+    async with running_worker(client, settings, policy=cached_policy, extra_workflows=[CachedStep]):
+        first_id, first, first_status = await ask(client, settings, QUESTION)
+        exact_id, exact, exact_status = await ask(client, settings, QUESTION)
+        para_id, para, para_status = await ask(client, settings, PARAPHRASE)
+        other_id, _, other_status = await ask(client, settings, OTHER)
+
+    assert first.status == "completed" and first.cost_usd > 0
+    assert cache_events(first_status) == [] and ledger(settings, first_id)
+
+    # The same question: an exact hit, no model call, no ledger row, $0, the same answer.
+    assert [(g.outcome, g.value) for g in cache_events(exact_status)] == [("exact_hit", 1.0)]
+    assert exact.answer == first.answer and exact.cost_usd == 0.0
+    assert ledger(settings, exact_id) == []
+    assert exact_status.steps[0].cost_usd == 0.0
+
+    # A paraphrase: a semantic hit, with its similarity.
+    (hit,) = cache_events(para_status)
+    assert hit.outcome == "semantic_hit" and hit.value is not None
+    assert cached_policy.cache.threshold <= hit.value < 1.0
+    assert para.answer == first.answer and para.cost_usd == 0.0 and ledger(settings, para_id) == []
+
+    # A different question is a miss.
+    assert cache_events(other_status) == [] and ledger(settings, other_id)
+
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        hits = [e for e in events_for(session, run_id=exact_id) if e.kind == "cache_hit"]
+        assert [(e.detail["outcome"], e.detail["cost_usd"]) for e in hits] == [("exact_hit", 0.0)]
+        # The hit's hold was released, not charged.
+        holds = session.exec(
+            select(BudgetReservation).where(BudgetReservation.run_id == exact_id)
+        ).all()
+        assert holds and all(h.settled for h in holds)
+    assert len(entries(settings)) == 2  # the first answer and the other question's
+
+
+async def test_another_tenant_prompt_version_or_a_side_effecting_step_misses(
+    client: Client, settings: Settings, cached_policy: TetherPolicy
+) -> None:
+    async with running_worker(client, settings, policy=cached_policy, extra_workflows=[CachedStep]):
+        await ask(client, settings, QUESTION, tenant="acme")
+        misses = [
+            await ask(client, settings, QUESTION, tenant="globex"),
+            await ask(client, settings, QUESTION, tenant="acme", variant="v2"),
+            await ask(client, settings, QUESTION, tenant="acme", variant="side"),
+            await ask(client, settings, QUESTION, tenant="acme", variant="side"),
+        ]
+        _, _, hit = await ask(client, settings, QUESTION, tenant="acme")
+
+    for run_id, result, status in misses:
+        assert cache_events(status) == [], status.steps[0].guards
+        assert result.cost_usd > 0 and ledger(settings, run_id)
+    assert [g.outcome for g in cache_events(hit)] == ["exact_hit"]
+    # A side-effecting step's answers are never stored.
+    stored = entries(settings)
+    assert sorted((e.tenant, e.prompt_version) for e in stored) == [
+        ("acme", "test.cached@1"),
+        ("acme", "test.cached@2"),
+        ("globex", "test.cached@1"),
+    ]
+
+
+async def test_a_rejected_answer_is_evicted_and_kept_for_the_learned_rule(
+    client: Client, settings: Settings
+) -> None:
+    reviewed = gated(load_policy(), accept=1.0)  # every answer goes to a reviewer
+    async with running_worker(client, settings, policy=reviewed, extra_workflows=[CachedStep]):
+        run_id = f"cache-{uuid.uuid4().hex[:8]}"
+        handle = await client.start_workflow(
+            "test_cached_step",
+            CachedQuestion(text=QUESTION),
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+        pending = await wait_for_pending(client, run_id)
+        (entry,) = entries(settings)
+        assert entry.evicted_at is None and entry.verdict is None
+        await handle.execute_update(
+            "decide",
+            decision_for(pending, kind="reject", reason="wrong steps"),
+            result_type=DecisionReceipt,
+        )
+        assert (await handle.result()).status == "rejected"
+
+        # The same question again: the rejected answer is not served; the model is asked.
+        again_id = f"cache-{uuid.uuid4().hex[:8]}"
+        again = await client.start_workflow(
+            "test_cached_step",
+            CachedQuestion(text=QUESTION),
+            id=again_id,
+            task_queue=settings.task_queue,
+            result_type=OneStepResult,
+        )
+        second = await wait_for_pending(client, again_id)
+        assert cache_events(second) == [] and ledger(settings, again_id)
+        await again.execute_update("decide", decision_for(second), result_type=DecisionReceipt)
+        assert (await again.result()).status == "completed"
+
+    rejected, approved = entries(settings)
+    assert rejected.verdict == "rejected" and rejected.evicted_at is not None
+    assert rejected.embedding is not None  # kept for the learned routing rule
+    assert approved.verdict == "approved" and approved.approved and approved.evicted_at is None
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        assert "cache_evicted" in [e.kind for e in events_for(session)]
+
+
+async def test_two_workers_share_hits_through_the_store(
+    client: Client, settings: Settings, cached_policy: TetherPolicy
+) -> None:
+    queue_a, queue_b = f"{settings.task_queue}-a", f"{settings.task_queue}-b"
+    async with AsyncExitStack() as stack:
+        for queue in (queue_a, queue_b):
+            await stack.enter_async_context(
+                running_worker(
+                    client,
+                    settings,
+                    policy=cached_policy,
+                    task_queue=queue,
+                    extra_workflows=[CachedStep],
+                )
+            )
+        first_id, _, first = await ask(client, settings, QUESTION, queue=queue_a)
+        exact_id, _, exact = await ask(client, settings, QUESTION, queue=queue_b)
+        para_id, _, para = await ask(client, settings, PARAPHRASE, queue=queue_b)
+
+    assert cache_events(first) == [] and ledger(settings, first_id)
+    assert [g.outcome for g in cache_events(exact)] == ["exact_hit"]
+    assert [g.outcome for g in cache_events(para)] == ["semantic_hit"]
+    assert ledger(settings, exact_id) == [] and ledger(settings, para_id) == []
+
+
+async def test_the_provider_embedder_feeds_the_semantic_cache(
+    client: Client,
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    # The fake's vectors hash words: 0.85 for this rewording, 0.77 for the router question.
+    cache = policy.cache.model_copy(update={"embedder": "provider", "threshold": 0.8})
+    policy = policy.model_copy(update={"cache": cache})
+    async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
+        first_id, _, first = await ask(client, settings, QUESTION)
+        _, _, reworded = await ask(client, settings, "How can I reset my password?")
+        _, _, other = await ask(client, settings, OTHER)
+
+    embedded = [r for r in provider_server.requests if r.path == "/v1/embeddings"]
+    # Each input embedded (once per activity attempt: a slow machine may retry one).
+    asked = [r.json["input"] for r in embedded]
+    assert [inp for n, inp in enumerate(asked) if n == 0 or asked[n - 1] != inp] == [
+        [QUESTION],
+        ["How can I reset my password?"],
+        [OTHER],
+    ]
+    assert all(r.json["model"] == "text-embedding-3-small" for r in embedded)
+    assert cache_events(first) == [] and cache_events(other) == []
+    (hit,) = cache_events(reworded)
+    assert hit.outcome == "semantic_hit" and hit.value == pytest.approx(0.8519, abs=1e-3)
+    stored = entries(settings)[0]
+    assert stored.embedder == "openai/text-embedding-3-small" and stored.source_run_id == first_id

@@ -1,0 +1,196 @@
+"""The step cache: answers of past model calls, shared by every worker through the store.
+
+An entry belongs to a partition (tenant + workflow + step + prompt id@version + model, hashed
+into ``partition``); it is found by the exact digest of the rendered messages or, through the
+worker's in-process index (``activities.step_cache``), by the cosine of its input's embedding.
+A reviewer's approval marks an entry ``approved`` (preferred on a semantic hit); a reject or an
+edit evicts it: ``evicted_at`` is set and the row stays, with its embedding and the verdict, for
+the learned routing rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from tether.store.audit import append_event
+
+__all__ = [
+    "CacheEntry",
+    "Verdict",
+    "entries_by_id",
+    "exact_entry",
+    "insert_entry",
+    "judge_entries",
+    "live_vectors_since",
+    "record_verdict",
+    "route_scope",
+    "scope_digest",
+    "verdict_vectors",
+]
+
+Verdict = str
+"""``approved``, ``rejected`` or ``edited``: what a reviewer decided about an entry's answer."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CacheEntry(SQLModel, table=True):
+    __tablename__ = "cache_entries"
+    __table_args__ = (
+        Index("ix_cache_entries_exact", "partition", "input_digest"),
+        Index("ix_cache_entries_partition_id", "partition", "id"),
+        Index("ix_cache_entries_verdicts", "route_scope", "verdict"),
+        Index("ix_cache_entries_answer", "route_scope", "output_digest"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partition: str = Field(max_length=80)
+    """Digest of tenant, workflow, step, prompt id@version and model."""
+    route_scope: str = Field(max_length=80)
+    """Digest of tenant, workflow and step: where reviewers' verdicts are looked up."""
+    tenant: str = Field(max_length=200)
+    workflow: str = Field(max_length=100)
+    step: str = Field(max_length=100)
+    prompt_version: str = Field(max_length=200)
+    model: str = Field(max_length=200)
+    input_digest: str = Field(max_length=80)
+    embedder: str | None = Field(default=None, max_length=200)
+    embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    """float32 unit vector of the input, as the embedder ``embedder`` made it."""
+    output: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    raw_output: str
+    output_digest: str = Field(max_length=80)
+    confidence: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    provider: str = Field(max_length=100)
+    source_run_id: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=_now)
+    expires_at: datetime
+    approved: bool = False
+    verdict: str | None = Field(default=None, max_length=20)
+    evicted_at: datetime | None = None
+
+
+def _live(now: datetime) -> Any:
+    return (col(CacheEntry.evicted_at).is_(None)) & (col(CacheEntry.expires_at) > now)
+
+
+def insert_entry(session: Session, entry: CacheEntry) -> CacheEntry:
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def exact_entry(session: Session, partition: str, input_digest: str) -> CacheEntry | None:
+    """The live entry with this exact input, an approved one first, else the newest."""
+    query = (
+        select(CacheEntry)
+        .where(CacheEntry.partition == partition, CacheEntry.input_digest == input_digest)
+        .where(_live(_now()))
+        .order_by(col(CacheEntry.approved).desc(), col(CacheEntry.id).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def entries_by_id(session: Session, ids: Sequence[int]) -> list[CacheEntry]:
+    """The entries among ``ids`` that are still live (not evicted, not expired)."""
+    if not ids:
+        return []
+    query = select(CacheEntry).where(col(CacheEntry.id).in_(list(ids))).where(_live(_now()))
+    return list(session.exec(query))
+
+
+def live_vectors_since(
+    session: Session, partition: str, embedder: str, after_id: int, limit: int = 20_000
+) -> list[tuple[int, bytes]]:
+    """(id, embedding) of the partition's live entries newer than ``after_id``, oldest first."""
+    query = (
+        select(CacheEntry.id, CacheEntry.embedding)
+        .where(CacheEntry.partition == partition, CacheEntry.embedder == embedder)
+        .where(col(CacheEntry.id) > after_id, col(CacheEntry.embedding).is_not(None))
+        .where(_live(_now()))
+        .order_by(col(CacheEntry.id))
+        .limit(limit)
+    )
+    return [
+        (int(row[0]), bytes(row[1] or b"")) for row in session.exec(query) if row[0] is not None
+    ]
+
+
+def verdict_vectors(
+    session: Session, route_scope: str, embedder: str, limit: int = 5_000
+) -> list[tuple[str, bytes]]:
+    """(verdict, embedding) of the newest entries of a workflow step that reviewers judged."""
+    query = (
+        select(CacheEntry.verdict, CacheEntry.embedding)
+        .where(CacheEntry.route_scope == route_scope, CacheEntry.embedder == embedder)
+        .where(col(CacheEntry.verdict).is_not(None), col(CacheEntry.embedding).is_not(None))
+        .order_by(col(CacheEntry.id).desc())
+        .limit(limit)
+    )
+    return [(str(row[0]), bytes(row[1] or b"")) for row in session.exec(query)]
+
+
+def judge_entries(session: Session, route_scope: str, output_digest: str, verdict: str) -> int:
+    """Record a reviewer's verdict on the entries that gave the answer ``output_digest``:
+    ``approved`` marks them preferred; ``rejected`` or ``edited`` evicts them (kept, with the
+    verdict, for the learned routing rule). Returns how many entries it changed."""
+    values: dict[str, Any] = {"verdict": verdict}
+    if verdict == "approved":
+        values["approved"] = True
+    else:
+        values |= {"approved": False, "evicted_at": _now()}
+    result = session.execute(
+        update(CacheEntry)
+        .where(col(CacheEntry.route_scope) == route_scope)
+        .where(col(CacheEntry.output_digest) == output_digest)
+        .where(col(CacheEntry.evicted_at).is_(None))
+        .values(**values)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def scope_digest(*parts: str) -> str:
+    """A partition or route scope: a digest of its parts, so the index keys stay short."""
+    joined = "\\x1f".join(parts)
+    return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()
+
+
+def route_scope(tenant: str, workflow: str, step: str) -> str:
+    return scope_digest("route", tenant, workflow, step)
+
+
+def record_verdict(
+    session: Session, tenant: str, workflow: str, step: str, output_digest: str, decision: str
+) -> int:
+    """A reviewer's decision on an answer, applied to the cache entries that gave it (an
+    approval, a reject or an edit; a retry says nothing about the answer). Audited when it
+    changed an entry."""
+    verdict = {"approve": "approved", "reject": "rejected", "edit": "edited"}.get(decision)
+    if verdict is None:
+        return 0
+    changed = judge_entries(session, route_scope(tenant, workflow, step), output_digest, verdict)
+    if changed and verdict != "approved":
+        append_event(
+            session,
+            key=f"cache_evicted:{route_scope(tenant, workflow, step)}:{output_digest}",
+            kind="cache_evicted",
+            actor="tether",
+            detail={
+                "workflow": workflow,
+                "step": step,
+                "tenant": tenant,
+                "verdict": verdict,
+                "digest": output_digest,
+                "entries": changed,
+            },
+        )
+    return changed
