@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,6 @@ from policies.cache_settings import CachePolicy
 from policies.route_features import RouteRequest
 from policies.route_rules import LearnedRule, LearnedVerdict
 from tether.contracts import LlmStepInput
-from tether.core.errors import TetherError
 from tether.store.cache import (
     CacheEntry,
     entries_by_id,
@@ -65,6 +65,22 @@ class CacheHit:
     kind: str
     """``exact_hit`` or ``semantic_hit``."""
     similarity: float
+
+
+_IDENTIFIER = re.compile(r"\S*\d\S*")
+_PLACEHOLDER = re.compile(r"^\W*[\[\u27e6][A-Z_]+_\d+[\]\u27e7]\W*$")
+
+
+def identifiers(text: str) -> str:
+    """The input's specific values: every token holding a digit (order and invoice ids,
+    amounts, dates, error codes), PII placeholders aside (they are per run, restored per run),
+    sorted and joined. Two inputs share cached answers only when these are equal."""
+    found = {
+        token.strip(".,;:!?()\"'")
+        for token in _IDENTIFIER.findall(text)
+        if not _PLACEHOLDER.match(token)
+    }
+    return " ".join(sorted(found))
 
 
 def input_text(variables: dict[str, str]) -> str:
@@ -108,11 +124,16 @@ class StepCache:
             return None
         version = f"{inp.prompt.id}@{inp.prompt.version}"
         rendered = json.dumps([[m.role, m.content] for m in messages], separators=(",", ":"))
+        text = input_text(variables)
         return CacheKey(
-            partition=scope_digest("cache", inp.tenant, inp.workflow, inp.step, version, model),
+            # The input's identifiers are part of the partition: a paraphrase about another
+            # order, invoice or amount is never a semantic hit (its embedding is nearly the same).
+            partition=scope_digest(
+                "cache", inp.tenant, inp.workflow, inp.step, version, model, identifiers(text)
+            ),
             route_scope=route_scope(inp.tenant, inp.workflow, inp.step),
             input_digest="sha256:" + hashlib.sha256(rendered.encode()).hexdigest(),
-            input_text=input_text(variables),
+            input_text=text,
             prompt_version=version,
             model=model,
         )
@@ -157,14 +178,22 @@ class StepCache:
             while len(self._recent) > _RECENT_TEXTS:
                 self._recent.popitem(last=False)
             return vector
-        except (TetherError, ValueError) as exc:  # a cache must never fail the step
+        except Exception as exc:  # a cache must never fail the step (the local model included)
             log.warning("embedding failed, semantic cache skipped: %s", type(exc).__name__)
             return None
 
     # --- lookup and store ---------------------------------------------------------------
 
     async def lookup(self, key: CacheKey) -> CacheHit | None:
-        """An exact hit, else a semantic one (an approved answer first, then the most similar)."""
+        """An exact hit, else a semantic one (an approved answer first, then the most similar).
+        A cache must never fail the step: a store error is a miss."""
+        try:
+            return await self._lookup(key)
+        except SQLAlchemyError as exc:
+            log.warning("cache lookup failed, treated as a miss: %s", type(exc).__name__)
+            return None
+
+    async def _lookup(self, key: CacheKey) -> CacheHit | None:
         entry = await self.deps.in_session(
             lambda session: exact_entry(session, key.partition, key.input_digest)
         )

@@ -40,7 +40,7 @@ _LATENCY_S = {STRONG: 0.7, CHEAP: 0.25}
 _CATEGORIES = ("billing", "technical", "account", "feature_request", "other")
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _ORDER = re.compile(r"\bA-\d{5}\b")
-_SUBJECT = re.compile(r"Subject: (.+)")
+_SUBJECT = re.compile(r"Subject: (?:<<<BEGIN [^>]+>>>\n)?(.+)")  # fenced as untrusted input
 _FIX = {  # what a right reply says, per family
     "double_charge": "refund the duplicate charge",
     "refund_status": "refund is on its way",

@@ -120,14 +120,23 @@ async def decide(
 ) -> DecisionOutcome:
     """Check, write to the outbox and send ``request`` as ``reviewer``'s decision on ``item``."""
     if item.reason == AUDIT_SAMPLE:  # no run waits: recorded in the store only
+        # What the reviewer typed is redacted like any decision's before it is stored.
+        typed = await asyncio.to_thread(
+            redacted_decision,
+            desk.database_url,
+            desk.settings,
+            desk.policy,
+            item,
+            decision_for(reviewer, item, request, channel=channel),
+        )
         return await decide_audit(
             desk.database_url,
             reviewer,
             item,
             kind=request.kind,
             digest_shown=request.output_digest,
-            reason=(request.reason or "").strip() or None,
-            edited_output=request.edited_output,
+            reason=typed.reason,
+            edited_output=typed.edited_output,
             channel=channel,
             update_id=update_id,
         )

@@ -71,10 +71,16 @@ def settings(tmp_path: Path, temporal_address: str) -> Iterator[Settings]:
 @pytest.fixture
 def policy() -> TetherPolicy:
     """The embedded default policy; tests derive variants with ``model_copy``. The step cache is
-    off here, so a test that runs the same input twice still calls the model twice; the cache's
-    own tests (tests/workflows/test_cache.py) turn it on."""
+    off here, so a test that runs the same input twice still calls the model twice, and so is
+    audit sampling, so no test's queue gets a sampled audit item it did not ask for; their own
+    tests (tests/workflows/test_cache.py, tests/eval/test_audit_sampling.py) turn them on."""
     default = load_policy()
-    return default.model_copy(update={"cache": default.cache.model_copy(update={"enabled": False})})
+    return default.model_copy(
+        update={
+            "cache": default.cache.model_copy(update={"enabled": False}),
+            "eval": default.eval.model_copy(update={"audit_sample_rate": 0.0}),
+        }
+    )
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -334,10 +335,12 @@ async def run_status(
     client: Client | None = None,
     *,
     policy: TetherPolicy | None = None,
+    reveal: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """The run's status: from the live workflow when running, from its result when closed.
 
-    A completed run's ``result`` is its final output, restored as ``run_result`` restores it.
+    A completed run's ``result`` is its final output, restored as ``run_result`` restores it;
+    with ``reveal``, only when ``reveal(workflow)`` says the caller may see the values.
     """
     client = client or await connect(settings)
     handle = client.get_workflow_handle(run_id)
@@ -354,7 +357,8 @@ async def run_status(
         result = jsonable(await handle.result())
         run_state = "completed" if result.get("status") == "completed" else "stopped"
         final = {k: v for k, v in result.items() if k not in ("steps", "cost_usd", "status")}
-        final = await restored_output(settings, described.workflow_type, run_id, final, policy)
+        if reveal is None or reveal(described.workflow_type):
+            final = await restored_output(settings, described.workflow_type, run_id, final, policy)
         return base | {
             "result": final,
             "state": run_state,

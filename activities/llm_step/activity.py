@@ -7,6 +7,7 @@ costs and holds in ``call_log``, how sure the step is in ``scoring``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -55,6 +56,8 @@ from tether.core.errors import ProviderCircuitOpenError, TetherError
 from tether.store.audit_records import record_guard, record_injection_verdict
 
 __all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
+
+_log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
 
@@ -115,7 +118,10 @@ class LlmStepActivities:
         )
         step = await self._llm_step(step_input, variables)
         step.guards.insert(0, routed)
-        await self.deps.in_session(lambda session: settle_limits(session, inp, attempt, step))
+        try:  # the step is answered: a failed settle keeps the estimate, never re-asks the model
+            await self.deps.in_session(lambda session: settle_limits(session, inp, attempt, step))
+        except Exception:
+            _log.warning("rate-limit counts of %s not settled", inp.step.step, exc_info=True)
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
 
     @activity.defn(name="tether.llm_step")
@@ -226,7 +232,7 @@ class LlmStepActivities:
         response, output = answer.response, answer.output
         digest = output_digest(output, response.text)
         if cache_key is not None and output is not None:
-            await self.cache.remember(
+            await self.cache.remember(  # never raises: the answer stands, only reuse is lost
                 cache_key,
                 inp,
                 output=output,
@@ -257,7 +263,10 @@ class LlmStepActivities:
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
         result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})
-        await sample_for_audit(self.deps, inp, result)  # calibration; the run never waits
+        try:  # calibration; the run never waits, and the answer it paid for is never lost
+            await sample_for_audit(self.deps, inp, result)
+        except Exception:
+            _log.warning("audit sample of %s not taken", inp.step, exc_info=True)
         return result
 
 

@@ -22,7 +22,7 @@ def _view(session: Session, stale_after_s: float) -> ProvidersView:
     return providers_view(session, stale_after_s=stale_after_s)
 
 
-@router.get("/api/providers", responses=error_responses(401))
+@router.get("/api/providers", responses=error_responses(401, 422))
 async def providers_api(desk: Desk, session: SessionDep, _: ApiReviewer) -> ProvidersView:
     """Breaker state, recent error rate and latency p50/p95 of every provider/model, per worker
     and combined over the workers that published within ``stale_after_s`` (older rows are

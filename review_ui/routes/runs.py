@@ -15,6 +15,7 @@ from review_ui.access import as_caller, check_may_start
 from review_ui.context import ReviewDesk
 from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
+from review_ui.pii_reveal import may_reveal
 from tether import client as runs_client
 from tether.client import check_depth, new_run_id, parse_run_input, run_status
 from tether.contracts import JsonObject
@@ -85,7 +86,15 @@ async def get_run(run_id: str, desk: Desk, reviewer: ApiReviewer) -> dict[str, A
     client = await _client(desk)
     try:
         return await asyncio.wait_for(
-            run_status(desk.settings, run_id, client, policy=desk.policy), _STATUS_DEADLINE_S
+            run_status(
+                desk.settings,
+                run_id,
+                client,
+                policy=desk.policy,
+                # Personal data comes back only to the roles the policy lets see it.
+                reveal=lambda workflow: may_reveal(desk.policy, reviewer, workflow),
+            ),
+            _STATUS_DEADLINE_S,
         )
     except InputError as exc:
         raise HTTPException(404, str(exc)) from None

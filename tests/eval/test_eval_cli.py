@@ -50,7 +50,8 @@ def step_answer(body: dict[str, Any]) -> Any:
     schema = body["response_format"]["json_schema"]["name"]
     user = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
     if schema == "Classification":
-        subject = re.search(r"Subject: (.*)", user)
+        # The subject as the step sent it: fenced as untrusted input by the injection guard.
+        subject = re.search(r"Subject: (?:<<<BEGIN [^>]+>>>\n)?(.*)", user)
         assert subject is not None
         name = subject.group(1).strip()
         _, mini, big = TICKETS[name]
@@ -58,7 +59,9 @@ def step_answer(body: dict[str, Any]) -> Any:
         who = "big" if body["model"] == "gpt-4o" else "mini"
         return {"category": category, "priority": priority, "rationale": f"{who}-{name}"}
     if schema == "EvalVerdict":
-        graded = json.loads(user.split("Output to grade:\n", 1)[1].split("\n\n", 1)[0])
+        # The output as the judge step sent it: fenced as untrusted input.
+        fenced = user.split("Output to grade:\n", 1)[1]
+        graded = json.loads(re.search(r"<<<BEGIN ([^>]+)>>>\n(.*?)\n<<<END \1>>>", fenced, re.S)[2])
         verdict, score = VERDICTS.get(graded["rationale"], ("pass", 1.0))
         return {"verdict": verdict, "score": score, "reason": f"graded {graded['rationale']}"}
     return None  # the step's own confidence judge: the default answer
@@ -262,5 +265,6 @@ def test_a_prompt_variant_from_a_file_is_asked_and_compared_on_field_accuracy(
         for m in r.json["messages"]
         if m["role"] == "system"
     }
-    assert "You triage tickets, v2. JSON only." in systems
+    # The variant's system prompt was sent (followed by the injection guard's fence notice).
+    assert any(system.startswith("You triage tickets, v2. JSON only.") for system in systems)
     assert "no clear difference" in capsys.readouterr().out

@@ -355,7 +355,7 @@ class FakeProviderServer:
         refused = self._openai_auth_error(request)
         if refused is not None:
             return refused
-        scripted = await self._next_script(body)
+        scripted = await self._next_script(body, chat=False)
         if scripted.status != 200 or scripted.raw_body is not None:
             return _scripted_failure(scripted, _openai_error)
         if not isinstance(body, dict):
@@ -458,12 +458,16 @@ class FakeProviderServer:
             self._requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
         return body
 
-    async def _next_script(self, body: Any) -> ScriptedReply:
+    async def _next_script(self, body: Any, *, chat: bool = True) -> ScriptedReply:
+        """The behaviour for a request: its model's outage, else (for chat requests only, so an
+        embedding call never uses up a test's queued chat replies) the next queued script or
+        the responder's reply, else the default."""
         model = body.get("model") if isinstance(body, dict) else None
         with self._lock:
             outage = self._outages.get(model) if isinstance(model, str) else None
-            queued = self._scripts.popleft() if outage is None and self._scripts else None
-        scripted = outage or queued or (self.responder and self.responder(body)) or ScriptedReply()
+            queued = self._scripts.popleft() if chat and outage is None and self._scripts else None
+        answered = self.responder(body) if chat and self.responder else None
+        scripted = outage or queued or answered or ScriptedReply()
         if scripted.delay_s > 0:
             with self._lock:
                 self._in_flight += 1

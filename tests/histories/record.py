@@ -76,7 +76,15 @@ def escalating(policy: TetherPolicy) -> TetherPolicy:
 
 
 async def main() -> None:
-    policy = load_policy()
+    default = load_policy()
+    # Each shape must take its own path: no answer served from the step cache (it runs the same
+    # questions several times) and no sampled audit in its queue.
+    policy = default.model_copy(
+        update={
+            "cache": default.cache.model_copy(update={"enabled": False}),
+            "eval": default.eval.model_copy(update={"audit_sample_rate": 0.0}),
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         async with DevServer(Path(tmp) / "temporal.db") as server:
             settings = make_settings(Path(tmp), server.address)

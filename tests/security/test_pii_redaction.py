@@ -297,7 +297,8 @@ async def test_personal_data_reaches_no_provider_slack_store_log_or_history_yet_
             )
             assert decided.status_code in (200, 202), decided.text
             await wait_status(client, run_id, lambda s: s.state == "completed")
-            status = (await alice.get(f"/api/runs/{run_id}")).json()
+            status = (await bob.get(f"/api/runs/{run_id}")).json()
+            hidden = (await alice.get(f"/api/runs/{run_id}")).json()
         through_client = await run_result(client, run_id, settings=pii_settings, policy=triage)
         unrestored = await run_result(
             client,
@@ -312,6 +313,8 @@ async def test_personal_data_reaches_no_provider_slack_store_log_or_history_yet_
     restored = restored.replace("[PHONE_1]", ORIGINALS["PHONE"])
     assert status["state"] == "completed"
     assert status["result"]["reply"] == restored
+    # Through the API only a role that may reveal gets the values back: alice is not a lead.
+    assert hidden["result"]["reply"] == REPLY
     assert through_client["reply"] == restored
     assert through_client["facts"]["customer_asks"] == [f"refund to {ORIGINALS['IBAN']}"]
     assert unrestored["reply"] == REPLY, "without restore_in_output the placeholders stay"

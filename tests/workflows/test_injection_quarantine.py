@@ -101,7 +101,7 @@ async def test_hostile_tickets_wait_in_the_queue_and_the_provider_never_sees_the
             assert reason == "prompt_injection"
             assert verdict is not None and verdict["variables"] == ["body"]
             assert float(verdict["score"]) >= 0.5  # type: ignore[arg-type]
-            [guard] = status.steps[0].guards
+            [guard] = [g for g in status.steps[0].guards if g.guard == "injection"]
             assert (guard.guard, guard.outcome) == ("injection", "quarantined")
             assert guard.detail.startswith("body: ") and "ignore" not in guard.detail.casefold()
             assert _mentions(provider_server, marker) == 0, "a quarantined ticket reached the model"
@@ -117,7 +117,8 @@ async def test_hostile_tickets_wait_in_the_queue_and_the_provider_never_sees_the
         assert result.status == "completed", run_id
         assert _mentions(provider_server, marker) > 0
         assert all(
-            [(g.guard, g.outcome) for g in step.guards] == [("injection", "clean")]
+            [(g.guard, g.outcome) for g in step.guards if g.guard == "injection"]
+            == [("injection", "clean")]
             for step in result.steps
         )
         assert not any(kind.startswith("injection_") for kind in _audit_kinds(settings, run_id))
@@ -169,7 +170,10 @@ async def test_approving_a_quarantined_input_runs_the_step_and_rejecting_it_halt
     user = next(m["content"] for m in asked.json["messages"] if m["role"] == "user")
     assert "<<<BEGIN BODY_" in user and attack in user
     classify = kept.steps[0]
-    assert [g.outcome for g in classify.guards] == ["quarantined", "cleared"]
+    assert [g.outcome for g in classify.guards if g.guard == "injection"] == [
+        "quarantined",
+        "cleared",
+    ]
     assert classify.decision == "approve" and classify.state == "done"
     assert first.pending is not None
     assert _review_reason(settings, first.pending.review_id)[0] == "prompt_injection"
@@ -194,8 +198,9 @@ async def test_flag_records_the_verdict_and_lets_the_step_run(
         result = await client.get_workflow_handle(run_id, result_type=TriageResult).result()
     assert result.status == "completed"
     assert _mentions(provider_server, marker) > 0
-    assert [g.outcome for g in result.steps[0].guards] == ["flagged"]
-    assert (result.steps[0].guards[0].value or 0) >= 0.5
+    injection = [g for g in result.steps[0].guards if g.guard == "injection"]
+    assert [g.outcome for g in injection] == ["flagged"]
+    assert (injection[0].value or 0) >= 0.5
     assert "injection_flagged" in _audit_kinds(settings, run_id)
     # The judge grades the answer as data: told to ignore instructions in it, the answer fenced.
     judged = [

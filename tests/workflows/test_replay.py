@@ -40,7 +40,11 @@ TAGS = (
     ".escalate_at_once",
     ".rate_limited",
     ".injection_quarantine",
+    ".guards",
 )
+# Tags recorded side by side on parallel branches: a shape one of them added is not in the other
+# (the ".guards" histories, recorded after both merged, hold every shape).
+PARALLEL_TAGS = {".rate_limited": ".injection_quarantine", ".injection_quarantine": ".rate_limited"}
 # The tags of the checkpoint patches (the histories from before each, and after both).
 CHECKPOINT_TAGS = TAGS[:3]
 # Shapes recorded from a tag on, with the tag that added them.
@@ -83,7 +87,8 @@ RESULT_MODELS: dict[str, type[TetherResult]] = {
 def _recorded_names() -> list[str]:
     names = [shape + tag for shape in SHAPES for tag in TAGS]
     for shape, since in LATER_SHAPES.items():
-        names += [shape + tag for tag in TAGS[TAGS.index(since) :]]
+        later = TAGS[TAGS.index(since) :]
+        names += [shape + tag for tag in later if tag != PARALLEL_TAGS.get(since)]
     return sorted(names)
 
 

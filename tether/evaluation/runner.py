@@ -225,6 +225,9 @@ class StepEvaluator:
                     tier=tier,
                     idempotency_key=key,
                     max_output_tokens=max_output_tokens,
+                    # An evaluation measures the model: never an answer from the step cache
+                    # (a variant's answers would otherwise come back as the baseline's).
+                    side_effecting=True,
                 ),
             ),
         )

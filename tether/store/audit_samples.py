@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from tether.store.audit import append_event
+from tether.store.cache import record_verdict
 from tether.store.examples import AUDIT_SAMPLE, record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -93,6 +94,8 @@ def decide_audit_sample(
     session.add(item)
     session.flush()
     record_example(session, item)
+    # An audited answer a reviewer rejected or edited is no longer served from the cache.
+    record_verdict(session, item.tenant, item.workflow, item.step, item.output_digest, kind)
     append_event(
         session,
         key=f"review_decided:{review_id}",

@@ -171,10 +171,16 @@ def route_scope(tenant: str, workflow: str, step: str) -> str:
 def record_verdict(
     session: Session, tenant: str, workflow: str, step: str, output_digest: str, decision: str
 ) -> int:
-    """A reviewer's decision on an answer, applied to the cache entries that gave it (an
-    approval, a reject or an edit; a retry says nothing about the answer). Audited when it
-    changed an entry."""
-    verdict = {"approve": "approved", "reject": "rejected", "edit": "edited"}.get(decision)
+    """A reviewer's decision on an answer, applied to the cache entries that gave it: an
+    approval prefers them; a reject, an edit or a retry (the reviewer asked for another answer,
+    which an exact hit would otherwise give back at once) evicts them. Audited when it changed
+    an entry."""
+    verdict = {
+        "approve": "approved",
+        "reject": "rejected",
+        "edit": "edited",
+        "retry": "rejected",
+    }.get(decision)
     if verdict is None:
         return 0
     changed = judge_entries(session, route_scope(tenant, workflow, step), output_digest, verdict)
