@@ -83,9 +83,8 @@ def variant_policy(path: Path, variant: str) -> Path:
     routing["downgrade"] = {strong: cheap}
     if variant == "baseline":
         routing["tiers"] = {"cheap": [strong], "strong": [strong]}
-        for section in ("cache", "route_rules"):
-            if isinstance(data.get(section), dict):
-                data[section]["enabled"] = False
+        data["cache"]["enabled"] = False
+        data.pop("route_rules", None)  # every tier is the strong model: nothing to choose
     else:
         routing["tiers"] = {"cheap": [cheap], "strong": [strong]}
     # Quotas would throttle a replay of a day's traffic in minutes; both variants run unlimited.

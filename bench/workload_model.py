@@ -5,8 +5,9 @@ behind the real HTTP path (``tests.fakes.provider_server``): the engine routes, 
 and reviews exactly as it would against a provider. What is simulated is how good each model is:
 
 - ``bench-strong`` answers a ticket right 97 % of the time, 94 % on complex tickets.
-- ``bench-cheap`` is as good on short, plain tickets (96 %) and much worse on complex ones (70 %):
-  long mixed tickets, pasted logs, other languages. That gap is what routing must exploit.
+- ``bench-cheap`` is as good on plain tickets (96 %) and much worse on complex ones (70 %):
+  pasted logs or code, other languages, three questions or more at once. That gap is what
+  routing must exploit.
 - A wrong answer is usually (60 %) less sure of itself (lower token logprobs) and the engine's
   judge (the strong model) scores it lower, so the confidence gate catches some of them.
 - Latency: strong ~700 ms, cheap ~250 ms per call (±30 %), slept inside the fake server.
@@ -64,8 +65,9 @@ def _draw(*parts: str) -> float:
 
 
 def is_complex(text: str) -> bool:
-    """What makes a ticket hard for the cheap model: length, pasted logs, another language."""
-    return len(text) > 700 or "```" in text or bool(re.search(r"[äöüßéèçñ¿]", text))
+    """What makes a ticket hard for the cheap model: pasted logs or code, another language,
+    several questions at once."""
+    return "```" in text or bool(re.search(r"[äöüßéèçñ¿]", text)) or text.count("?") >= 3
 
 
 class StandInModels:

@@ -57,6 +57,7 @@ CLASSIFY = LlmStep(
         user="Classify this ticket by category and priority.\nSubject: {subject}\n\n{body}",
     ),
     output=Classification,
+    tier="auto",  # route_rules: the cheap model, the strong one for code, other languages...
 )
 
 EXTRACT = LlmStep(
@@ -69,6 +70,7 @@ EXTRACT = LlmStep(
         "Subject: {subject}\n\n{body}",
     ),
     output=TicketFacts,
+    tier="auto",
 )
 
 DRAFT_REPLY = LlmStep(
