@@ -145,10 +145,12 @@ def _markers(markers: Sequence[Marker]) -> list[str]:
     out = []
     for index, marker in enumerate(markers):
         x = LEFT + PLOT_W * marker.at
+        # A label near the right edge goes to the line's left, so it is not cut off.
+        anchor = f'x="{x - 3:.1f}" text-anchor="end"' if marker.at > 0.85 else f'x="{x + 3:.1f}"'
         out.append(
             f'<line class="threshold" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" '
             f'stroke="{marker.colour}" stroke-width="2" stroke-dasharray="5 3"/>'
-            f'<text x="{x + 3:.1f}" y="{TOP + 10 + 12 * index}" font-size="10" '
+            f'<text {anchor} y="{TOP + 10 + 12 * index}" font-size="10" '
             f'fill="{marker.colour}">'
             f"{escape(marker.label)}</text>"
         )
