@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-__all__ = ["Marker", "Series", "bar_chart", "grouped_bars", "line_chart"]
+__all__ = ["Marker", "Series", "bar_chart", "grouped_bars", "line_chart", "precision_chart"]
 
 WIDTH, HEIGHT = 560, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 40
@@ -78,15 +78,7 @@ def bar_chart(
             f'width="{max(1.0, slot - 2):.1f}" height="{height:.1f}" fill="{COLOURS[0]}">'
             f"<title>{escape(labels[i])}: {_fmt(value)}{escape(unit)}</title></rect>"
         )
-    for index, marker in enumerate(markers):
-        x = LEFT + PLOT_W * marker.at
-        parts.append(
-            f'<line class="threshold" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" '
-            f'stroke="{marker.colour}" stroke-width="2" stroke-dasharray="5 3"/>'
-            f'<text x="{x + 3:.1f}" y="{TOP + 10 + 12 * index}" font-size="10" '
-            f'fill="{marker.colour}">'
-            f"{escape(marker.label)}</text>"
-        )
+    parts.extend(_markers(markers))
     parts.extend(_x_labels(labels, centred=True))
     return _svg(title, parts)
 
@@ -112,6 +104,57 @@ def grouped_bars(
     parts.extend(_x_labels(labels, centred=True))
     parts.extend(_legend(series))
     return _svg(title, parts)
+
+
+def precision_chart(
+    title: str,
+    points: Sequence[tuple[float, float | None]],
+    *,
+    target: float,
+    markers: Sequence[Marker] = (),
+) -> Markup:
+    """Precision (0 to 1) against threshold (0 to 1): a line through the thresholds that have
+    a precision, the target as a horizontal line, ``markers`` as labelled vertical lines."""
+    parts = _frame(title, 1.0, "")
+    known = [(t, p) for t, p in points if p is not None]
+    xy = [(LEFT + PLOT_W * t, _y(p, 1.0)) for t, p in known]
+    if xy:
+        parts.append(
+            '<polyline class="precision" points="'
+            + " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            + f'" fill="none" stroke="{COLOURS[0]}" stroke-width="2"/>'
+        )
+    for (t, p), (x, y) in zip(known, xy, strict=True):
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{COLOURS[0]}">'
+            f"<title>threshold {t:g}: precision {_fmt(p)}</title></circle>"
+        )
+    y = _y(target, 1.0)
+    parts.append(
+        f'<line class="target" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" '
+        f'stroke="#6b7280" stroke-dasharray="2 3"/>'
+        f'<text x="{LEFT + PLOT_W - 2}" y="{y - 3:.1f}" font-size="10" text-anchor="end" '
+        f'fill="#4b5563">target {target:g}</text>'
+    )
+    parts.extend(_markers(markers))
+    parts.extend(_x_labels([f"{i / 10:g}" for i in range(11)]))
+    return _svg(title, parts)
+
+
+def _markers(markers: Sequence[Marker]) -> list[str]:
+    out = []
+    for index, marker in enumerate(markers):
+        x = LEFT + PLOT_W * marker.at
+        # A label near the right edge goes to the line's left, so it is not cut off.
+        anchor = f'x="{x - 3:.1f}" text-anchor="end"' if marker.at > 0.85 else f'x="{x + 3:.1f}"'
+        out.append(
+            f'<line class="threshold" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" '
+            f'stroke="{marker.colour}" stroke-width="2" stroke-dasharray="5 3"/>'
+            f'<text {anchor} y="{TOP + 10 + 12 * index}" font-size="10" '
+            f'fill="{marker.colour}">'
+            f"{escape(marker.label)}</text>"
+        )
+    return out
 
 
 def _svg(title: str, parts: list[str]) -> Markup:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel
 
-from policies.models import ALL_TENANTS, Reviewer
+from policies.effective import step_confidence
+from policies.models import ALL_TENANTS, Reviewer, TetherPolicy
 from review_ui.access import tenant_filter
 from review_ui.context import ReviewDesk
 from tether.core.errors import TetherError
 from tether.run_feed import RunEnded, remember_run_end, run_ending
+from tether.store.dashboard_panels import recent_budget_alerts, step_calibrations
 from tether.store.engine import session_scope
 from tether.store.run_figures import DashboardFigures, dashboard_figures
 from tether.store.run_list import RunQuery, RunRow, find_run, list_runs
@@ -156,14 +159,26 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(d
 BUCKETS = {"1h": timedelta(minutes=5), "24h": timedelta(hours=1), "7d": timedelta(days=1)}
 
 
-def dashboard_for(database_url: str, caller: Reviewer, window: str) -> DashboardFigures:
+def dashboard_for(
+    database_url: str, caller: Reviewer, window: str, policy: TetherPolicy | None = None
+) -> DashboardFigures:
     """The dashboard's figures over ``window`` (``1h``, ``24h`` or ``7d``) for the caller's
-    tenants."""
+    tenants, with their newest budget alerts and, given the ``policy``, each step's
+    calibration."""
     span = WINDOWS.get(window, WINDOWS["24h"])
     bucket = BUCKETS.get(window, BUCKETS["24h"])
     now = datetime.now(UTC)
     since = now - span
+    tenants = tenant_filter(caller)
     with session_scope(database_url) as session:
-        return dashboard_figures(
-            session, tenant_filter(caller), since=since, bucket=bucket, now=now
-        )
+        figures = dashboard_figures(session, tenants, since=since, bucket=bucket, now=now)
+        figures.budget_alerts = recent_budget_alerts(session, tenants)
+        if policy is not None:
+            figures.calibration = step_calibrations(session, tenants, partial(_step_eval, policy))
+    return figures
+
+
+def _step_eval(policy: TetherPolicy, workflow: str, step: str) -> tuple[float, float, float]:
+    own = policy.eval.for_step(workflow, step)
+    accept = step_confidence(policy, workflow, step).thresholds.accept
+    return accept, own.target_precision, own.audit_sample_rate

@@ -53,7 +53,7 @@ async def dashboard(
 ) -> DashboardFigures:
     """Cost over time, step latency percentiles, review rate, queue depth, time to decision and
     the confidence histogram, for the caller's tenants."""
-    return await asyncio.to_thread(dashboard_for, desk.database_url, reviewer, window)
+    return await asyncio.to_thread(dashboard_for, desk.database_url, reviewer, window, desk.policy)
 
 
 @router.get(

@@ -12,12 +12,20 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from policies.models import ALL_TENANTS
-from review_ui.charts import Marker, Series, bar_chart, grouped_bars, line_chart
+from review_ui.charts import (
+    Marker,
+    Series,
+    bar_chart,
+    grouped_bars,
+    line_chart,
+    precision_chart,
+)
 from review_ui.context import ReviewDesk
 from review_ui.deps import CurrentUser, Desk
 from review_ui.rendering import render
 from review_ui.run_views import RUN_STATES, WINDOWS, dashboard_for, run_summaries, visible_run
 from tether.run_feed import read_events
+from tether.store.dashboard_panels import StepCalibration
 from tether.store.run_figures import CONFIDENCE_BINS, DashboardFigures
 
 router = APIRouter(include_in_schema=False)
@@ -75,13 +83,16 @@ async def dashboard_page(
     request: Request, desk: Desk, user: CurrentUser, window: str = "24h"
 ) -> Response:
     window = window if window in WINDOWS else "24h"
-    figures = await asyncio.to_thread(dashboard_for, desk.database_url, user.reviewer, window)
+    figures = await asyncio.to_thread(
+        dashboard_for, desk.database_url, user.reviewer, window, desk.policy
+    )
     context = {
         "user": user,
         "figures": figures,
         "window": window,
         "windows": list(WINDOWS),
         "charts": _charts(desk, figures, window),
+        "calibration_charts": [_calibration_chart(one) for one in figures.calibration],
     }
     return render(desk, request, "dashboard.html", context)
 
@@ -135,6 +146,20 @@ def _charts(desk: ReviewDesk, figures: DashboardFigures, window: str) -> dict[st
             ],
         ),
     }
+
+
+def _calibration_chart(one: StepCalibration) -> Markup:
+    markers = [Marker(one.accept_threshold, f"accept {one.accept_threshold:g}", "#059669")]
+    if one.suggested_threshold is not None:
+        markers.append(
+            Marker(one.suggested_threshold, f"suggested {one.suggested_threshold:g}", "#7c3aed")
+        )
+    return precision_chart(
+        f"Precision of auto-accept by threshold: {one.workflow}.{one.step}",
+        [(row.threshold, row.precision) for row in one.thresholds],
+        target=one.target_precision,
+        markers=markers,
+    )
 
 
 def _label(at: datetime, window: str) -> str:

@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 
 from tests.review_ui.conftest import BOB, UiServer, wait_for_pending
 from tests.review_ui.test_browser import SCREENSHOTS, browser, sign_in
-from tests.review_ui.test_runs_pages import approve, start_registered_run
+from tests.review_ui.test_runs_pages import approve, seed_dashboard_data, start_registered_run
 from tether.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -72,15 +72,31 @@ async def test_runs_page_run_page_live_and_dashboard_render_real_runs(
     await expect(page.locator("#live-note")).to_have_text("The run has ended.")
     await page.screenshot(path=str(SCREENSHOTS / "run-live.png"), full_page=True)
 
+    runs = seed_dashboard_data(settings.resolved_database_url)
     await page.goto(f"{ui.base_url}/dashboard?window=1h")
     await expect(page.locator("h1")).to_have_text("Dashboard")
-    await expect(page.locator("svg.chart")).to_have_count(5)
+    await expect(page.locator("svg.chart")).to_have_count(7)
+    # (five, then one per calibrated step: classify reviewed above, extract seeded)
     await expect(page.locator("#chart-cost polyline")).to_have_count(1)
     # Three steps, each with its p50, p95 and p99 bar.
     await expect(page.locator("#chart-latency rect.chart-bar")).to_have_count(9)
     await expect(page.locator("#chart-confidence line.threshold")).to_have_count(3)
     await expect(page.locator("#chart-confidence")).to_contain_text("accept")
     await expect(page.locator("#queue-depth")).to_have_text("0")
+    # Budget alerts of bob's tenant only, newest first; the calibrated step with its known
+    # suggested threshold and the accept threshold drawn on its chart.
+    alerts = page.locator("#budget-alerts tr.alert-row")
+    await expect(alerts).to_have_count(2)
+    await expect(alerts.nth(0)).to_contain_text(runs["acme"])
+    await expect(alerts.nth(1).locator(".alert-threshold")).to_have_text("80 %")
+    await expect(alerts.nth(1).locator(".alert-notified")).to_have_text("sent")
+    await expect(page.locator("#budget-alerts")).not_to_contain_text("globex")
+    await expect(page.locator("figure.calibration")).to_have_count(2)
+    step = page.locator('figure.calibration[data-step="support_triage.extract"]')
+    await expect(step.locator(".suggested-threshold")).to_have_text("0.75")
+    await expect(step.locator("line.threshold")).to_have_count(2)
+    await expect(step.locator("polyline.precision")).to_have_count(1)
+    await expect(step).to_contain_text("suggested 0.75")
     await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     print(f"screenshots in {SCREENSHOTS}")
     assert refused == [], refused

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from policies.effective import step_confidence
 from policies.models import TetherPolicy
 from review_ui import run_views
 from review_ui.app import create_app
@@ -22,6 +24,11 @@ from tests.review_ui.conftest import ALICE, BOB, UiServer, login, pause_at, wait
 from tests.security.apps import with_login
 from tether import client as runs_client
 from tether.core.settings import Settings
+from tether.store.budget_alerts import BudgetAlert
+from tether.store.engine import session_scope
+from tether.store.examples import LabelledExample
+from tether.store.run_ids import claim_run_id
+from tether.store.spend import SpendScope
 from tether.worker import running_worker
 from workflows.support_triage_steps import Ticket
 
@@ -241,3 +248,132 @@ async def test_a_login_of_another_tenant_is_told_the_run_does_not_exist(
         assert run_id in (await browser_like.get("/runs")).text
     async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as anonymous:
         assert (await anonymous.get(f"/api/runs/{run_id}/events")).status_code == 401
+
+
+CALIBRATED = ("support_triage", "extract")
+"""acme's labelled outputs of this step: at thresholds up to 0.5 precision 8/10, up to 0.7
+8/9, from 0.75 to 0.9 5/5, above 0.9 none accepted; the lowest threshold reaching 0.95 on at
+least 5 outputs is 0.75."""
+
+
+def seed_dashboard_data(database_url: str) -> dict[str, str]:
+    """Budget alerts and labelled outputs of acme (bob's tenant) and globex (mallory's)."""
+    now = datetime.now(UTC)
+    acme_run = f"acme-run-{uuid.uuid4().hex[:6]}"
+    globex_run = f"globex-run-{uuid.uuid4().hex[:6]}"
+    month = SpendScope.tenant_month("acme", now)
+    alerts = [
+        BudgetAlert(
+            key=f"{month.key}@0.8",
+            scope_kind="tenant_monthly",
+            scope=month.key,
+            threshold=0.8,
+            spent_usd=812.5,
+            limit_usd=1000.0,
+            run_id=acme_run,
+            created_at=now - timedelta(minutes=5),
+            notified_at=now - timedelta(minutes=5),
+        ),
+        BudgetAlert(
+            key=f"{SpendScope.run(acme_run).key}@1",
+            scope_kind="run",
+            scope=SpendScope.run(acme_run).key,
+            threshold=1.0,
+            spent_usd=1.02,
+            limit_usd=1.0,
+            run_id=acme_run,
+            created_at=now - timedelta(minutes=1),
+        ),
+        BudgetAlert(
+            key=f"{SpendScope.user_day('globex', 'wile', now).key}@0.5",
+            scope_kind="user_daily",
+            scope=SpendScope.user_day("globex", "wile", now).key,
+            threshold=0.5,
+            spent_usd=5.0,
+            limit_usd=10.0,
+            run_id=globex_run,
+            created_at=now - timedelta(minutes=2),
+        ),
+    ]
+    scored = [(0.9, "approve")] * 5 + [(0.7, "approve")] * 3 + [(0.7, "reject"), (0.5, "edit")]
+    examples = [
+        LabelledExample(
+            review_id=f"{acme_run}:extract:{n}",
+            run_id=acme_run,
+            workflow=CALIBRATED[0],
+            step=CALIBRATED[1],
+            tenant="acme",
+            decision=decision,
+            asked_because="low_confidence",
+            confidence_score=score,
+            decided_at=now - timedelta(minutes=n),
+        )
+        for n, (score, decision) in enumerate(scored)
+    ]
+    # globex's outputs: rejected at a high score (they would spoil acme's precision), and a
+    # step of its own.
+    examples += [
+        LabelledExample(
+            review_id=f"{globex_run}:{step}:{n}",
+            run_id=globex_run,
+            workflow=CALIBRATED[0] if step == CALIBRATED[1] else "document_summary",
+            step=step,
+            tenant="globex",
+            decision="reject",
+            asked_because="low_confidence",
+            confidence_score=0.95,
+        )
+        for n in range(5)
+        for step in (CALIBRATED[1], "summarize")
+    ]
+    with session_scope(database_url) as session:
+        claim_run_id(session, acme_run, "support_triage", "acme")
+        claim_run_id(session, globex_run, "support_triage", "globex")
+        session.add_all([*alerts, *examples])
+    return {"acme": acme_run, "globex": globex_run}
+
+
+async def test_the_dashboard_shows_budget_alerts_and_calibration_of_the_logins_tenants_only(
+    settings: Settings, review_policy: TetherPolicy, ui: UiServer
+) -> None:
+    runs = seed_dashboard_data(settings.resolved_database_url)
+    accept = step_confidence(review_policy, *CALIBRATED).thresholds.accept
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=30) as bob:
+        figures = (await bob.get("/api/dashboard")).json()
+    alerts = figures["budget_alerts"]
+    assert [(a["scope"], a["threshold"], a["tenant"]) for a in alerts] == [
+        ("run", 1.0, "acme"),  # newest first
+        ("tenant_monthly", 0.8, "acme"),
+    ]
+    assert alerts[0]["period"] == runs["acme"] and alerts[0]["notified"] is False
+    assert alerts[1]["period"] == datetime.now(UTC).strftime("%Y-%m")
+    assert alerts[1]["spent_usd"] == 812.5 and alerts[1]["notified"] is True
+    [calibration] = figures["calibration"]
+    assert (calibration["workflow"], calibration["step"]) == CALIBRATED
+    assert calibration["labelled"] == 10
+    assert calibration["target_precision"] == 0.95
+    assert calibration["suggested_threshold"] == 0.75
+    assert calibration["accept_threshold"] == accept
+    precision = {row["threshold"]: row["precision"] for row in calibration["thresholds"]}
+    assert precision[0.5] == 0.8 and precision[0.7] == pytest.approx(8 / 9, abs=1e-4)
+    assert precision[0.75] == 1.0 and precision[0.9] == 1.0 and precision[0.95] is None
+
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=MALLORY, timeout=30) as mallory:
+        theirs = (await mallory.get("/api/dashboard")).json()
+    assert [(a["scope"], a["tenant"], a["end_user"]) for a in theirs["budget_alerts"]] == [
+        ("user_daily", "globex", "wile")
+    ]
+    steps = {(c["workflow"], c["step"]): c for c in theirs["calibration"]}
+    assert set(steps) == {CALIBRATED, ("document_summary", "summarize")}
+    assert steps[CALIBRATED]["labelled"] == 5 and steps[CALIBRATED]["suggested_threshold"] is None
+
+    # The page, with a login session: bob sees acme's alerts and calibration, not globex's.
+    async with httpx.AsyncClient(base_url=ui.base_url, timeout=30) as browser_like:
+        await login(browser_like, *BOB)
+        page = (await browser_like.get("/dashboard")).text
+    assert page.count('class="alert-row"') == 2
+    assert runs["acme"] in page and runs["globex"] not in page and "wile" not in page
+    assert "812.50" in page and "80 %" in page
+    assert 'data-step="support_triage.extract"' in page and "document_summary" not in page
+    assert '<strong class="suggested-threshold">0.75</strong>' in page
+    assert "suggested 0.75" in page and f"accept {accept:g}" in page

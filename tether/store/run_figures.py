@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from tether.store.dashboard_panels import AlertRow, StepCalibration
 from tether.store.ledger import LedgerEntry
 from tether.store.reviews import ReviewItem
 from tether.store.step_events import StepEventRow
@@ -65,6 +66,10 @@ class DashboardFigures(BaseModel):
     time_to_decision_s: Percentiles
     confidence_bins: list[int]
     """Settled steps per confidence band: ``CONFIDENCE_BINS`` equal bands of [0, 1]."""
+    budget_alerts: list[AlertRow] = []
+    """The newest budget alerts (at most 50, any time), newest first."""
+    calibration: list[StepCalibration] = []
+    """Per step with reviews or audits: the precision of auto-accept at each threshold."""
 
 
 def percentile(values: Sequence[float], share: float) -> float:
