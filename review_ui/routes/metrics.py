@@ -2,8 +2,10 @@
 ``PROMETHEUS_MULTIPROC_DIR`` is shared (see ``tether.core.metrics``), plus the review queue's
 depth read from the store at scrape time.
 
-Open to whoever reaches the port unless ``TETHER_METRICS_TOKEN`` is set; then Prometheus sends
-it as a bearer token (``authorization.credentials`` in its scrape config).
+With ``TETHER_METRICS_TOKEN`` set, Prometheus must send it as a bearer token
+(``authorization.credentials_file`` in its scrape config). Without one, only ``TETHER_ENV=dev``
+serves it: in production the figures (tenants, spend per tenant) are refused rather than open to
+whoever reaches the port.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics(desk: Desk, request: Request) -> Response:
     token = desk.settings.metrics_token
+    if token is None and desk.settings.env != "dev":
+        raise HTTPException(403, "metrics are off: set TETHER_METRICS_TOKEN to serve them")
     if token is not None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):

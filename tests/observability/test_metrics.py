@@ -189,6 +189,33 @@ async def test_two_worker_processes_add_up_in_one_metrics_page(
     )
 
 
+async def test_metrics_are_refused_outside_dev_without_a_token(
+    tmp_path: Path, policy: TetherPolicy
+) -> None:
+    from argon2 import PasswordHasher
+
+    from policies.models import Reviewer
+
+    erin = Reviewer(name="erin", password_hash=PasswordHasher().hash("x"), roles=["reviewer"])
+    settings = Settings.from_env(
+        {
+            "TETHER_ENV": "production",
+            "TETHER_HOME": str(tmp_path),
+            "TETHER_SESSION_SECRET": "s" * 64,
+            "TETHER_AUDIT_KEY": "a" * 64,
+            "TETHER_PII_KEY": "b" * 64,
+        }
+    )
+    app = create_app(settings, policy=policy.model_copy(update={"reviewers": [erin]}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 403
+    assert "TETHER_METRICS_TOKEN" in response.text
+    assert "tether_" not in response.text
+
+
 async def test_metrics_ask_for_the_bearer_token_when_one_is_set(
     tmp_path: Path, policy: TetherPolicy
 ) -> None:
