@@ -105,8 +105,11 @@ class LlmStepActivities:
             routed = choice.event(model)
 
             def hold(session: Session) -> tuple[CheckpointResult | None, RateLimited | None]:
+                # The limit counters first, the audit head last, as every other transaction
+                # takes them: the other order deadlocks racing steps on PostgreSQL.
+                held = hold_within_limits(self.deps, session, inp, model, attempt)
                 record_guard(session, **_guard_scope(inp.step, guard_key), event=routed)
-                return hold_within_limits(self.deps, session, inp, model, attempt)
+                return held
 
             checkpoint, limited = await self.deps.in_session(hold)
         except TetherError as exc:
