@@ -41,6 +41,7 @@ _LATENCY_S = {STRONG: 0.7, CHEAP: 0.25}
 _CATEGORIES = ("billing", "technical", "account", "feature_request", "other")
 _PRIORITIES = ("low", "normal", "high", "urgent")
 _ORDER = re.compile(r"\bA-\d{5}\b")
+_FENCED = re.compile(r"<<<BEGIN ([^>]+)>>>\n(.*?)\n<<<END \1>>>", re.S)
 _SUBJECT = re.compile(r"Subject: (?:<<<BEGIN [^>]+>>>\n)?(.+)")  # fenced as untrusted input
 _FIX = {  # what a right reply says, per family
     "double_charge": "refund the duplicate charge",
@@ -154,8 +155,9 @@ def _judge_answer(family: Family, text: str) -> dict[str, Any]:
     """The engine's judge (the strong model) grading one step's answer: usually, not always,
     right about whether the answer is right."""
     task, _, answer_text = text.partition("Answer:\n")
+    fenced = _FENCED.search(answer_text)  # the engine fences what its judge grades
     try:
-        answer = json.loads(answer_text)
+        answer = json.loads(fenced.group(2) if fenced else answer_text)
     except json.JSONDecodeError:
         return {"score": 0.0, "reason": "not JSON"}
     good = _step_is_right(family, task, answer)

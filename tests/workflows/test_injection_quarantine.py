@@ -71,6 +71,7 @@ def _review_reason(settings: Settings, review_id: str) -> tuple[str, dict[str, o
         return item.reason, item.output
 
 
+@pytest.mark.timeout(400)  # 131 hostile runs and a benign sample on a loaded 2-core machine
 async def test_hostile_tickets_wait_in_the_queue_and_the_provider_never_sees_them(
     client: Client,
     tmp_path: Path,

@@ -61,14 +61,20 @@ def audit_kinds(settings: Settings, run_id: str) -> list[tuple[str, dict[str, An
         return [(e.kind, e.detail) for e in events_for(session, run_id=run_id)]
 
 
-async def wait_published(settings: Settings, policy: TetherPolicy, state: str) -> dict[str, Any]:
-    """``GET /api/providers`` once the worker has published DEAD in ``state``."""
+async def wait_published(
+    settings: Settings, policy: TetherPolicy, state: str, live_calls: int | None = None
+) -> dict[str, Any]:
+    """``GET /api/providers`` once the worker has published DEAD in ``state`` (and, when
+    given, LIVE with ``live_calls`` calls: the worker publishes on its own schedule)."""
     async with app_over(settings, policy) as http:
-        for _ in range(50):
+        for _ in range(100):
             response = await http.get("/api/providers", auth=ALICE)
             assert response.status_code == 200, response.text
             view = {m["model"]: m for m in response.json()["models"]}
-            if DEAD in view and view[DEAD]["combined"]["state"] == state:
+            live_seen = live_calls is None or (
+                LIVE in view and view[LIVE]["combined"]["calls"] >= live_calls
+            )
+            if DEAD in view and view[DEAD]["combined"]["state"] == state and live_seen:
                 return view
             await asyncio.sleep(0.1)
     raise AssertionError(f"{DEAD} never published as {state}: {view}")
@@ -113,7 +119,7 @@ async def test_an_outage_opens_the_breaker_later_steps_skip_the_model_and_it_clo
             if kind == "model_call"
         )
 
-        view = await wait_published(settings, guarded, "open")
+        view = await wait_published(settings, guarded, "open", live_calls=8)
         dead_view = view[DEAD]
         assert dead_view["combined"]["calls"] == 3
         assert dead_view["combined"]["failures"] == 3

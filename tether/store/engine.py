@@ -6,7 +6,9 @@ The first use of a database in a process brings its schema to the newest migrati
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,21 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def _set_wal(cursor: Any) -> None:
+    """WAL mode. Switching a fresh file to it needs the file to itself: processes starting
+    together on a new store can see "database is locked" at once, without the busy timeout, so
+    the switch is retried for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _create(url: str) -> Engine:
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -53,9 +70,9 @@ def _create(url: str) -> Engine:
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         # WAL lets the UI read while a worker writes; several processes share the file.
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        _set_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     return engine
