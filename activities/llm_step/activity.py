@@ -60,6 +60,8 @@ __all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
 _log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
+LEARNED_RULE_TIMEOUT_S = 2.0
+"""At most this long asking the learned routing rule (it embeds the input); then no signal."""
 
 
 class LlmStepActivities:
@@ -160,10 +162,19 @@ class LlmStepActivities:
         rules = self.deps.policy.route_rules
         if inp.checkpoint.tier != "auto" or inp.checkpoint.model or not uses_learned(rules):
             return None
+        if not self.deps.policy.cache.enabled:  # the verdicts live in the cache's entries
+            return None
         step = inp.step
-        return await self.cache.learned_rule(
-            step.tenant, step.workflow, step.step, input_text(variables)
-        )
+        try:  # a slow embedder (the local model on a busy worker) never holds the step up
+            return await asyncio.wait_for(
+                self.cache.learned_rule(
+                    step.tenant, step.workflow, step.step, input_text(variables)
+                ),
+                timeout=LEARNED_RULE_TIMEOUT_S,
+            )
+        except TimeoutError:
+            _log.warning("learned routing rule of %s timed out: no signal", step.step)
+            return None
 
     async def _record_guard(self, inp: LlmStepInput, key: str, event: GuardEvent) -> None:
         await self.deps.in_session(
