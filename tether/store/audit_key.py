@@ -12,19 +12,14 @@ Usage, wherever settings open a store (worker, review UI, CLI)::
 
 from __future__ import annotations
 
-import os
-import secrets
-import stat
-from pathlib import Path
-
 from sqlmodel import Session
 
+from tether.core.dev_keys import MIN_KEY_CHARS, dev_key
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.store.audit import AuditSigner, use_audit_signer
 from tether.store.audit_verify import AuditVerdict, verify_log
 
-MIN_KEY_CHARS = 32
 KEY_FILE = "audit.key"
 HEAD_FILE = "audit.head"
 
@@ -50,7 +45,9 @@ def audit_signer(settings: Settings) -> AuditSigner:
             "TETHER_AUDIT_KEY must be set outside TETHER_ENV=dev (the audit log's HMAC key, "
             "kept outside the database)"
         )
-    return AuditSigner(key=_dev_key(settings.home / KEY_FILE), head_file=head_file)
+    return AuditSigner(
+        key=dev_key(settings.home / KEY_FILE, "the audit log's key"), head_file=head_file
+    )
 
 
 def configure_audit(settings: Settings) -> AuditSigner:
@@ -67,21 +64,3 @@ def verify_store(settings: Settings) -> AuditVerdict:
     signer = configure_audit(settings)
     with Session(get_engine(settings.resolved_database_url)) as session:
         return verify_log(session, signer)
-
-
-def _dev_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            raise ConfigurationError(
-                f"{path} is readable by others: chmod 600 it (it holds the audit log's key)"
-            ) from None
-        key = path.read_text().strip()
-        if len(key) < MIN_KEY_CHARS:
-            raise ConfigurationError(f"{path} holds no usable audit key") from None
-        return key.encode()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode()

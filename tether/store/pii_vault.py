@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
-import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlmodel import Field, Session, SQLModel, col
 
+from tether.core.dev_keys import MIN_KEY_CHARS, dev_key
 from tether.core.errors import ConfigurationError
 from tether.core.settings import Settings
 from tether.store.ledger import insert_once
@@ -42,7 +41,6 @@ __all__ = [
 ]
 
 KEY_FILE = "pii.key"
-MIN_KEY_CHARS = 32
 _NONCE_BYTES = 12
 
 
@@ -123,25 +121,7 @@ def _sealer(configured: str | None, env: str, key_file: Path) -> PiiSealer:
             "TETHER_PII_KEY must be set outside TETHER_ENV=dev (the key that encrypts the "
             "original values of redacted personal data, kept outside the database)"
         )
-    return PiiSealer(_dev_key(key_file))
-
-
-def _dev_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            raise ConfigurationError(
-                f"{path} is readable by others: chmod 600 it (it holds the PII vault's key)"
-            ) from None
-        key = path.read_text().strip()
-        if len(key) < MIN_KEY_CHARS:
-            raise ConfigurationError(f"{path} holds no usable PII vault key") from None
-        return key.encode()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode()
+    return PiiSealer(dev_key(key_file, "the PII vault's key"))
 
 
 def keep_originals(
