@@ -22,9 +22,9 @@ from review_ui.decisions import (
     submit_decision,
 )
 from review_ui.pii_reveal import redacted_decision
-from tether.client import check_depth
 from tether.contracts import Channel, DecisionKind, JsonObject, RetryMode, ReviewDecision
 from tether.core.errors import ServerUnreachableError
+from tether.run_input import check_depth
 from tether.store.audit_samples import AUDIT_SAMPLE
 from tether.store.reviews import ReviewItem
 

@@ -18,9 +18,10 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
-from tether.client import connect, parse_run_input, run_result, run_status, start_run
+from tether.client import connect, run_result, run_status, start_run
 from tether.core.errors import ConfigurationError, InputError, TetherError
 from tether.core.settings import Settings
+from tether.run_input import parse_run_input
 
 EXIT_BAD_INPUT = 2
 

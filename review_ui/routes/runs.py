@@ -17,9 +17,10 @@ from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
 from review_ui.pii_reveal import may_reveal
 from tether import client as runs_client
-from tether.client import check_depth, new_run_id, parse_run_input, run_status
+from tether.client import new_run_id, run_status
 from tether.contracts import JsonObject
 from tether.core.errors import InputError, RunIdTakenError, ServerUnreachableError
+from tether.run_input import check_depth, parse_run_input
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=error_responses(401, 422, 503))
 

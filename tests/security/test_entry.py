@@ -26,8 +26,8 @@ from policies.models import TetherPolicy
 from tests.security.apps import app_over, unreachable_temporal, with_login
 from tether import client as runs_client
 from tether.cli import main
-from tether.client import MAX_INPUT_DEPTH
 from tether.core.settings import Settings
+from tether.run_input import MAX_INPUT_DEPTH
 from tether.store.engine import dispose_all, get_engine
 from tether.store.reviews import ReviewItem
 

@@ -21,9 +21,9 @@ from tests.conftest import make_settings
 from tests.histories.record import _decide_all as decide_all
 from tests.review_ui.conftest import BOB, UiServer, pause_at
 from tests.test_cli import tether
-from tether.client import MAX_INPUT_BYTES, MAX_INPUT_DEPTH, parse_run_input
 from tether.core.errors import InputError
 from tether.core.settings import Settings
+from tether.run_input import MAX_INPUT_BYTES, MAX_INPUT_DEPTH, parse_run_input
 from tether.worker import running_worker
 from workflows.document_summary_steps import Document
 from workflows.support_triage_steps import Ticket
