@@ -9,7 +9,7 @@ from typing import Any
 from policies.models import GateOutcome, GateThresholds, StepConfidencePolicy
 from policies.values import ConfidenceComponent, ConfidenceReport, ConfidenceSignals
 
-__all__ = ["agreement", "gate_outcome", "score_confidence"]
+__all__ = ["agreement", "gate_outcome", "judge_is_decisive", "score_confidence"]
 
 _SCORE_DECIMALS = 4
 """The score is rounded before it meets the thresholds, so the shown score explains the outcome."""
@@ -52,6 +52,22 @@ def score_confidence(signals: ConfidenceSignals, policy: StepConfidencePolicy) -
         thresholds=thresholds,
         reasons=_reasons(score, outcome, signals, components, thresholds),
     )
+
+
+def judge_is_decisive(signals: ConfidenceSignals, policy: StepConfidencePolicy) -> bool:
+    """Whether a judge's score could change the gate's outcome, given the other signals.
+
+    The score is a weighted mean, so it moves monotonically with the judge's score: the
+    outcomes at a judge score of 0 and of 1 bound every outcome a judge could lead to. When
+    they are the same, the judge cannot change what happens to the output. Its score is then
+    left out, and the score of the other signals lies between those bounds, so the gate's
+    outcome is the one the judge would have led to.
+    """
+    if not signals.schema_valid:
+        return False  # an invalid output is never judged
+    low = score_confidence(signals.model_copy(update={"judge_score": 0.0}), policy)
+    high = score_confidence(signals.model_copy(update={"judge_score": 1.0}), policy)
+    return low.outcome != high.outcome
 
 
 def gate_outcome(score: float, thresholds: GateThresholds) -> GateOutcome:

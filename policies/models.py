@@ -96,6 +96,12 @@ class StepConfidencePolicy(_Strict):
     max_repairs: int = Field(default=2, ge=0, le=5)
     samples: int = Field(default=1, ge=1, le=7, description="N > 1 enables self-consistency.")
     judge: bool = False
+    judge_when: Literal["always", "decisive"] = Field(
+        default="always",
+        description="'decisive': ask the judge only when its score could change the gate's "
+        "outcome (the other signals leave the score where any judge score would move it across "
+        "a threshold); the outcome is the same as with 'always', at a fraction of the judge calls.",
+    )
     rules: list[RuleCheck] = Field(default_factory=list)
 
 

@@ -60,3 +60,10 @@ def for_workflow(policy: TetherPolicy, workflow: str, override: WorkflowPolicy) 
 
 def step_policy(**fields: Any) -> StepConfidencePolicy:
     return StepConfidencePolicy(**fields)
+
+
+def judging_always(policy: TetherPolicy) -> TetherPolicy:
+    """The judge asked for every valid answer (``judge_when: always``), as tests that count its
+    calls expect, instead of only where it could change the outcome (the shipped policy)."""
+    confidence = policy.confidence.model_copy(update={"judge_when": "always"})
+    return policy.model_copy(update={"confidence": confidence})

@@ -16,7 +16,7 @@ from activities.deps import ActivityDeps
 from activities.llm_step.call_log import CallLog
 from activities.llm_step.prompting import Answer, output_schema, parse_output
 from activities.providers.base import ChatMessage, ChatRequest
-from policies.confidence import agreement, score_confidence
+from policies.confidence import agreement, judge_is_decisive, score_confidence
 from policies.injection import JUDGE_INSTRUCTION, fence
 from policies.models import StepConfidencePolicy
 from policies.pricing import JUDGE_ANSWER_CHARS, JUDGE_MAX_OUTPUT_TOKENS, JUDGE_TASK_CHARS
@@ -50,16 +50,28 @@ async def score_answer(
         mean_logprob=_mean(answer.response.token_logprobs),
     )
     output = answer.output
-    if output is not None:
+    if output is None:
+        return score_confidence(signals, policy)
+    signals.rule_results = check_rules(policy.rules, output)
+    sampling = _self_consistency(log, policy, model_id, answer.request, output, output_model)
+    if not policy.judge or policy.judge_when == "always":
         # Samples and the judge only read the answer: they run at once, so a step waits for
         # one model latency after its answer instead of one per call. A failing call cancels
         # the others, and Temporal retries the step.
         signals.self_consistency, signals.judge_score = await concurrently(
-            _self_consistency(log, policy, model_id, answer.request, output, output_model),
-            _judge(deps, log, policy, messages, output),
+            sampling, _judge(deps, log, policy, messages, output)
         )
-        signals.rule_results = check_rules(policy.rules, output)
-    return score_confidence(signals, policy)
+        return score_confidence(signals, policy)
+    # "decisive": the judge is asked only when its score could change the gate's outcome.
+    signals.self_consistency = await sampling
+    if judge_is_decisive(signals, policy):
+        signals.judge_score = await _judge(deps, log, policy, messages, output)
+        return score_confidence(signals, policy)
+    report = score_confidence(signals, policy)
+    report.reasons.append(
+        f"judge not asked: no judge score could change the outcome ({report.outcome})"
+    )
+    return report
 
 
 @lru_cache(maxsize=256)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from policies.confidence import agreement, gate_outcome, score_confidence
+from policies.confidence import agreement, gate_outcome, judge_is_decisive, score_confidence
 from policies.models import ConfidenceWeights, GateThresholds, StepConfidencePolicy
 from policies.values import ConfidenceSignals
 
@@ -219,3 +219,65 @@ def test_agreement_counts_samples_equal_after_normalising(
 def test_agreement_needs_samples() -> None:
     with pytest.raises(ValueError, match="at least one sample"):
         agreement({"a": 1}, [])
+
+
+SHIPPED = ConfidenceWeights(
+    schema_validity=0.3, logprobs=0.3, self_consistency=0.2, judge=0.2, rules=0.2
+)
+
+
+def test_the_judge_is_not_decisive_when_the_other_signals_settle_the_outcome() -> None:
+    sure = ConfidenceSignals(
+        schema_valid=True,
+        mean_logprob=-0.03,
+        self_consistency=1.0,
+        rule_results={"a": True, "b": True},
+    )
+    # Without the judge 0.83 .. with a perfect judge 0.99: accepted whatever it says.
+    assert not judge_is_decisive(sure, policy(SHIPPED))
+    # Without samples or rules the other signals reach only 0.74 with a judge scoring 0: the
+    # judge decides between review and accept.
+    bare = ConfidenceSignals(schema_valid=True, mean_logprob=-0.03)
+    assert judge_is_decisive(bare, policy(SHIPPED))
+    unsure = sure.model_copy(update={"mean_logprob": -0.9})
+    assert judge_is_decisive(unsure, policy(SHIPPED))
+    # An invalid output is never judged; a judge of weight 0 never counts.
+    assert not judge_is_decisive(ConfidenceSignals(schema_valid=False), policy(SHIPPED))
+    unweighted = SHIPPED.model_copy(update={"judge": 0.0})
+    assert not judge_is_decisive(bare, policy(unweighted))
+
+
+@pytest.mark.parametrize("weights", [SHIPPED, EQUAL])
+def test_leaving_out_a_judge_that_is_not_decisive_never_changes_the_outcome(
+    weights: ConfidenceWeights,
+) -> None:
+    # Every combination of the other signals on a grid: wherever the judge is not decisive, the
+    # outcome without it is the outcome at every judge score; wherever it is, two judge scores
+    # lead to different outcomes.
+    checked = decisive = 0
+    for repairs in (0, 1, 2):
+        for logprob in (None, -0.01, -0.1, -0.3, -0.6, -1.0, -2.0):
+            for consistency in (None, 0.0, 0.5, 1.0):
+                for rules in ({}, {"a": True}, {"a": False}, {"a": True, "b": False}):
+                    signals = ConfidenceSignals(
+                        schema_valid=True,
+                        repairs=repairs,
+                        max_repairs=2,
+                        mean_logprob=logprob,
+                        self_consistency=consistency,
+                        rule_results=rules,
+                    )
+                    step = policy(weights)
+                    judged = {
+                        score_confidence(
+                            signals.model_copy(update={"judge_score": j / 20}), step
+                        ).outcome
+                        for j in range(21)
+                    }
+                    if judge_is_decisive(signals, step):
+                        decisive += 1
+                        assert len(judged) > 1
+                    else:
+                        assert judged == {score_confidence(signals, step).outcome}
+                    checked += 1
+    assert checked == 336 and 0 < decisive < checked

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from policies.guard_routing import BreakerPolicy
 from policies.models import ModelPrice, RuleCheck, TetherPolicy, WorkflowPolicy
 from tests.fakes.provider_server import FakeProviderServer
-from tests.policy_variants import for_workflow, gated, routed, step_policy
+from tests.policy_variants import for_workflow, gated, judging_always, routed, step_policy
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tether.contracts import DecisionReceipt, ReviewDecision, RunStatus
 from tether.core.settings import Settings
@@ -92,7 +92,7 @@ async def test_three_step_workflow_completes_with_confidence_and_cost(
     # One rule the refund ticket's classification passes, one it breaks: the rules signal is the
     # share that passed, and the broken rule is named to the reviewer.
     checked = with_classify_rules(
-        policy,
+        judging_always(policy),
         RuleCheck(name="is_billing", field="category", one_of=["billing"]),
         RuleCheck(name="is_technical", field="category", one_of=["technical"]),
     )
@@ -162,7 +162,7 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     async with running_worker(
         client,
         settings,
-        policy=gated(routed(policy, [GPT]), accept=0.0),
+        policy=gated(routed(judging_always(policy), [GPT]), accept=0.0),
         extra_workflows=TEST_WORKFLOWS,
     ):
         result = await client.execute_workflow(
@@ -197,7 +197,7 @@ async def test_samples_and_judge_are_asked_at_once(
     # Every answer takes a while: calls asked one after another never overlap.
     provider_server.script(delay_s=0.3, times=4)
     sampled = for_workflow(
-        gated(routed(policy, [GPT]), accept=0.0),
+        gated(routed(judging_always(policy), [GPT]), accept=0.0),
         "test_one_step",
         WorkflowPolicy(steps={"answer": step_policy(samples=3, judge=True)}),
     )
@@ -216,6 +216,62 @@ async def test_samples_and_judge_are_asked_at_once(
     assert provider_server.max_in_flight == 3
     calls = sorted(r.call for r in ledger(settings, run_id))
     assert calls == ["judge", "main", "sample-1", "sample-2"]
+
+
+async def test_the_judge_is_asked_only_when_its_score_could_change_the_outcome(
+    client: Client,
+    tmp_path,
+    temporal_address: str,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    # The shipped weights and thresholds (accept 0.75) with one rule the answer passes.
+    assert policy.confidence.judge_when == "decisive"
+    checked = for_workflow(
+        routed(policy, [GPT]),
+        "test_one_step",
+        WorkflowPolicy(
+            steps={
+                "answer": step_policy(
+                    judge=True, rules=[RuleCheck(name="said", field="answer", min_length=1)]
+                )
+            }
+        ),
+    )
+    answer = {"answer": "4", "sure": True}
+    # A sure answer scores 0.80 .. 0.99 with a judge (0.996 without one): accepted either way.
+    provider_server.script(answer=answer, logprobs=[-0.01] * 12)
+    # An unsure one scores 0.61 .. 0.81: the judge decides, and says 0.9.
+    provider_server.script(answer=answer, logprobs=[-1.0] * 12)
+    provider_server.script(answer={"score": 0.9, "reason": "right"})
+    results = []
+    async with running_worker(client, settings, policy=checked, extra_workflows=TEST_WORKFLOWS):
+        for _ in range(2):
+            run_id = f"judged-{uuid.uuid4().hex[:8]}"
+            result = await client.execute_workflow(
+                "test_one_step",
+                Question(text="What is 2+2?"),
+                id=run_id,
+                task_queue=settings.task_queue,
+                result_type=OneStepResult,
+            )
+            results.append((run_id, result))
+
+    (sure_id, sure), (unsure_id, unsure) = results
+    assert sure.status == "completed" and unsure.status == "completed"
+    assert [r.call for r in ledger(settings, sure_id)] == ["main"]
+    assert [r.call for r in ledger(settings, unsure_id)] == ["main", "judge"]
+    assert len(provider_server.requests) == 3
+    sure_confidence, unsure_confidence = sure.steps[0].confidence, unsure.steps[0].confidence
+    assert sure_confidence is not None and unsure_confidence is not None
+    assert "judge" not in {c.name for c in sure_confidence.components}
+    assert sure_confidence.outcome == "accept" and sure_confidence.score == pytest.approx(
+        0.996, abs=1e-3
+    )
+    assert any("judge not asked" in reason for reason in sure_confidence.reasons)
+    judged = {c.name: c.value for c in unsure_confidence.components}
+    assert judged["judge"] == 0.9 and unsure_confidence.outcome == "accept"
 
 
 async def test_rejected_request_fails_fast_with_a_clear_message(

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowHistory
 from policies.limits import LimitsPolicy, LimitWindow, ProviderCap
 from policies.models import TetherPolicy
 from tests.fakes.provider_server import FakeProviderServer
-from tests.policy_variants import gated, routed
+from tests.policy_variants import gated, judging_always, routed
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import GPT, decision_for, ledger, openai_settings, wait_for_pending
 from tether.contracts import DecisionReceipt
@@ -35,8 +35,10 @@ HOUR = 3600  # windows no test run can cross by chance
 
 
 def with_limits(policy: TetherPolicy, **limits: Any) -> TetherPolicy:
-    """The policy with these limits in place of the default ones, every step accepted."""
-    return gated(policy.model_copy(update={"limits": LimitsPolicy(**limits)}), accept=0.0)
+    """The policy with these limits in place of the default ones, every step accepted and judged
+    (a step's judge call counts against its provider's cap)."""
+    limited = policy.model_copy(update={"limits": LimitsPolicy(**limits)})
+    return gated(judging_always(limited), accept=0.0)
 
 
 def per_user(requests: int, seconds: int = HOUR) -> list[LimitWindow]:

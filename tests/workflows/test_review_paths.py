@@ -21,7 +21,7 @@ from policies.pricing import cost_usd
 from policies.values import Usage
 from review_ui.deciding import may_decide
 from tests.fakes.provider_server import FakeProviderServer, RecordedRequest
-from tests.policy_variants import gated, routed
+from tests.policy_variants import gated, judging_always, routed
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import (
     GPT,
@@ -98,7 +98,7 @@ async def test_an_invalid_answer_is_repaired_and_the_repair_is_counted_and_charg
     settings = openai_settings(tmp_path, temporal_address, provider_server)
     provider_server.script(answer=INVALID)  # the first answer; the repair is answered validly
     run_id = f"repair-{uuid.uuid4().hex[:8]}"
-    gpt = gated(routed(policy, [GPT]), accept=0.0)
+    gpt = gated(routed(judging_always(policy), [GPT]), accept=0.0)
     async with running_worker(client, settings, policy=gpt, extra_workflows=TEST_WORKFLOWS):
         handle = await start_one_step(client, settings, run_id)
         result = await handle.result()
@@ -273,5 +273,6 @@ async def test_a_blocked_step_halts_the_run_without_asking_anyone(
     assert status.state == "failed" and status.pending is None
     assert "review_opened" not in audit_kinds(settings, run_id), "nobody is asked"
     # What the blocked step cost is still charged: its answer and its judge.
-    assert [r.call for r in ledger(settings, run_id)] == ["main", "judge"]
+    # No judge score could have lifted it out of "block": the judge was not asked.
+    assert [r.call for r in ledger(settings, run_id)] == ["main"]
     assert result.cost_usd == pytest.approx(charged_at_list_price(strict, settings, run_id))
