@@ -224,7 +224,9 @@ class StepCache:
         gone = [row_id for row_id in ids if row_id not in live]
         if gone:
             index.remove(gone)
-        ranked = [(live[i], score) for i, score in found if i in live]
+        # A held answer (the gate did not accept it, no reviewer has approved it) stays in the
+        # index: an approval may make it servable.
+        ranked = [(live[i], score) for i, score in found if i in live and not live[i].held]
         if not ranked:
             return None
         entry, score = max(ranked, key=lambda pair: (pair[0].approved, pair[1]))
@@ -240,8 +242,10 @@ class StepCache:
         output_digest: str,
         confidence: dict[str, object],
         provider: str,
+        held: bool,
     ) -> None:
-        """Keep a valid answer (with its input's embedding when semantic lookup is on)."""
+        """Keep a valid answer (with its input's embedding when semantic lookup is on); a
+        ``held`` one (the gate did not accept it) is served only once a reviewer approves it."""
         vector = self._vectors.pop((key.partition, key.input_digest), None)
         if vector is None:
             vector = await self._embed(key.input_text)
@@ -264,6 +268,7 @@ class StepCache:
             confidence=dict(confidence),
             provider=provider,
             source_run_id=inp.run_id,
+            held=held,
             created_at=now,
             expires_at=now + self.policy.ttl,
         )

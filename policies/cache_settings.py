@@ -50,4 +50,9 @@ class CachePolicy(_Strict):
         default="openai/text-embedding-3-small",
         description="With embedder: provider, the provider/model asked for embeddings.",
     )
+    accept_approved: bool = Field(
+        default=True,
+        description="A cached answer a reviewer approved, or wrote by editing, is accepted when "
+        "served again; false: it passes the confidence gate on its own score like any other.",
+    )
     learned_route: LearnedRoutePolicy = LearnedRoutePolicy()

@@ -219,7 +219,7 @@ class LlmStepActivities:
         cache_key = self.cache.key_for(inp, model_id, messages, variables)
         hit = await self.cache.lookup(cache_key) if cache_key else None
         if hit is not None:
-            return await served_from_cache(
+            served = await served_from_cache(
                 self.deps,
                 inp,
                 hit,
@@ -229,6 +229,10 @@ class LlmStepActivities:
                 started=started,
                 guards=guards,
             )
+            # A cached answer is reused by many runs: audited like a fresh one, a reviewer's
+            # reject or edit stops it spreading.
+            await self._audit_sample(inp, served)
+            return served
 
         request = ChatRequest(
             model=provider_model,
@@ -254,6 +258,7 @@ class LlmStepActivities:
                 output_digest=digest,
                 confidence=report.model_dump(mode="json"),
                 provider=response.provider,
+                held=report.outcome != "accept",
             )
         result = LlmStepResult(
             step=inp.step,
@@ -277,11 +282,14 @@ class LlmStepActivities:
         )
         run_spent = await self.deps.in_session(lambda session: settle_step(session, inp, result))
         result = result.model_copy(update={"run_cost_usd": round(run_spent, 8)})
+        await self._audit_sample(inp, result)
+        return result
+
+    async def _audit_sample(self, inp: LlmStepInput, result: LlmStepResult) -> None:
         try:  # calibration; the run never waits, and the answer it paid for is never lost
             await sample_for_audit(self.deps, inp, result)
         except Exception:
             _log.warning("audit sample of %s not taken", inp.step, exc_info=True)
-        return result
 
 
 def _quarantined(

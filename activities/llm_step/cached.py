@@ -27,6 +27,24 @@ def cache_event(hit: CacheHit) -> GuardEvent:
     return GuardEvent(guard="cache", outcome=hit.kind, detail=detail, value=hit.similarity)
 
 
+def _served_confidence(deps: ActivityDeps, hit: CacheHit) -> ConfidenceReport:
+    """The answer's stored report; an answer a reviewer approved (or wrote) is accepted when the
+    policy trusts reviewers' answers, with the reason on the report."""
+    report = ConfidenceReport.model_validate(hit.entry.confidence)
+    if not (hit.entry.approved and deps.policy.cache.accept_approved):
+        return report
+    input_was = "the same input" if hit.kind == "exact_hit" else "a similar input"
+    return report.model_copy(
+        update={
+            "outcome": "accept",
+            "reasons": [
+                f"accepted: a reviewer approved this answer for {input_was} "
+                f"(model score {report.score:.2f})"
+            ],
+        }
+    )
+
+
 async def served_from_cache(
     deps: ActivityDeps,
     inp: LlmStepInput,
@@ -39,7 +57,8 @@ async def served_from_cache(
     guards: list[GuardEvent] | None = None,
 ) -> LlmStepResult:
     """The cached answer as the step's result: its hold released with no ledger charge, the hit
-    in the audit log; the workflow's confidence gate still judges it (its stored report)."""
+    in the audit log; the workflow's confidence gate still judges it (its stored report, or
+    accept for an answer a reviewer approved)."""
     entry, event = hit.entry, cache_event(hit)
 
     result = LlmStepResult(
@@ -58,7 +77,7 @@ async def served_from_cache(
         latency_ms=(time.perf_counter() - started) * 1000,
         repairs=0,
         attempts=[],
-        confidence=ConfidenceReport.model_validate(entry.confidence),
+        confidence=_served_confidence(deps, hit),
         guards=[*(guards or []), event],
     )
 

@@ -73,6 +73,7 @@ async def test_inputs_like_rejected_ones_go_to_the_strong_model(tmp_path: Path) 
                 inp,
                 output={"answer": str(number), "sure": True},
                 raw_output="{}",
+                held=False,
                 output_digest=digest,
                 confidence={"score": 0.9},
                 provider="simulated",

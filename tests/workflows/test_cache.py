@@ -5,15 +5,19 @@ hit as a cache guard event on the step, no ledger row and $0."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 from temporalio.client import Client
 
+from policies.eval_settings import EvalPolicy
 from policies.loader import load_policy
 from policies.models import TetherPolicy
 from tests.fakes.provider_server import FakeProviderServer
@@ -30,9 +34,11 @@ from tests.workflows.test_engine import (
 from tether.contracts import DecisionReceipt, GuardEvent, RunStatus
 from tether.core.settings import Settings
 from tether.store.audit import events_for
+from tether.store.audit_samples import decide_audit_sample
 from tether.store.cache import CacheEntry
 from tether.store.engine import get_engine
 from tether.store.ledger import BudgetReservation
+from tether.store.reviews import ReviewItem
 from tether.worker import running_worker
 
 pytestmark = pytest.mark.integration
@@ -81,7 +87,9 @@ async def test_repeats_and_paraphrases_are_served_from_the_cache_for_nothing(
     async with running_worker(client, settings, policy=cached_policy, extra_workflows=[CachedStep]):
         first_id, first, first_status = await ask(client, settings, QUESTION)
         exact_id, exact, exact_status = await ask(client, settings, QUESTION)
-        para_id, para, para_status = await ask(client, settings, PARAPHRASE)
+        para_id, para, para_status = await asyncio.wait_for(
+            ask(client, settings, PARAPHRASE), timeout=60
+        )
         other_id, _, other_status = await ask(client, settings, OTHER)
 
     assert first.status == "completed" and first.cost_usd > 0
@@ -239,3 +247,120 @@ async def test_the_provider_embedder_feeds_the_semantic_cache(
     assert hit.outcome == "semantic_hit" and hit.value == pytest.approx(0.8519, abs=1e-3)
     stored = entries(settings)[0]
     assert stored.embedder == "openai/text-embedding-3-small" and stored.source_run_id == first_id
+
+
+async def start_cached(client: Client, settings: Settings, text: str) -> tuple[str, Any]:
+    run_id = f"cache-{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        "test_cached_step",
+        CachedQuestion(text=text),
+        id=run_id,
+        task_queue=settings.task_queue,
+        result_type=OneStepResult,
+    )
+    return run_id, handle
+
+
+async def test_an_answer_awaiting_review_is_served_only_once_a_reviewer_approves_it(
+    client: Client, settings: Settings
+) -> None:
+    reviewed = gated(load_policy(), accept=1.0)  # the gate accepts no model answer
+    async with running_worker(client, settings, policy=reviewed, extra_workflows=[CachedStep]):
+        first_id, first = await start_cached(client, settings, QUESTION)
+        pending = await wait_for_pending(client, first_id)
+        # While a reviewer has not decided, the same question is not answered from the cache:
+        # the model is asked again, and that answer waits for a reviewer too.
+        second_id, second = await start_cached(client, settings, QUESTION)
+        second_pending = await wait_for_pending(client, second_id)
+        assert cache_events(second_pending) == [] and ledger(settings, second_id)
+        assert [e.held for e in entries(settings)] == [True, True]
+
+        await first.execute_update("decide", decision_for(pending), result_type=DecisionReceipt)
+        assert (await first.result()).status == "completed"
+        await second.execute_update(
+            "decide",
+            decision_for(second_pending, kind="reject", reason="dup"),
+            result_type=DecisionReceipt,
+        )
+        # Approved, the answer is served, and accepted without another review although the
+        # gate accepts no model answer: a reviewer approved it for this input.
+        # (A run waiting for a reviewer here would time out: that is the failure.)
+        third_id, third, third_status = await asyncio.wait_for(
+            ask(client, settings, QUESTION), timeout=60
+        )
+
+    assert third.status == "completed" and third.cost_usd == 0.0
+    assert ledger(settings, third_id) == []
+    (hit,) = cache_events(third_status)
+    assert hit.outcome == "exact_hit" and "approved by a reviewer" in hit.detail
+    confidence = third_status.steps[0].confidence
+    assert confidence is not None and confidence.outcome == "accept"
+    assert confidence.score < 1.0 and "a reviewer approved this answer" in confidence.reasons[0]
+
+
+async def test_a_reviewers_edit_answers_the_next_paraphrase(
+    client: Client, settings: Settings
+) -> None:
+    reviewed = gated(load_policy(), accept=1.0)
+    written = {
+        "answer": "Use 'Forgot password' on the sign-in page; the link lasts 1 hour.",
+        "sure": True,
+    }
+    async with running_worker(client, settings, policy=reviewed, extra_workflows=[CachedStep]):
+        first_id, first = await start_cached(client, settings, QUESTION)
+        pending = await wait_for_pending(client, first_id)
+        await first.execute_update(
+            "decide",
+            decision_for(pending, kind="edit", edited_output=written, reason="steps were wrong"),
+            result_type=DecisionReceipt,
+        )
+        assert (await first.result()).answer == written["answer"]
+        para_id, para, para_status = await asyncio.wait_for(
+            ask(client, settings, PARAPHRASE), timeout=60
+        )
+
+    # The model's answer is evicted; what the reviewer wrote answers the paraphrase, for
+    # nothing and without another review.
+    (hit,) = cache_events(para_status)
+    assert hit.outcome == "semantic_hit" and "approved by a reviewer" in hit.detail
+    assert para.status == "completed" and para.answer == written["answer"]
+    assert para.cost_usd == 0.0 and ledger(settings, para_id) == []
+    model_answer, edit = entries(settings)
+    assert model_answer.verdict == "edited" and model_answer.evicted_at is not None
+    assert edit.output == written and edit.approved and not edit.held
+    assert edit.input_digest == model_answer.input_digest
+    assert edit.source_run_id == first_id
+
+
+async def test_a_cached_answer_is_audited_and_a_rejected_audit_stops_it_being_served(
+    client: Client, settings: Settings, cached_policy: TetherPolicy
+) -> None:
+    audited = cached_policy.model_copy(update={"eval": EvalPolicy(audit_sample_rate=1.0)})
+    async with running_worker(client, settings, policy=audited, extra_workflows=[CachedStep]):
+        await ask(client, settings, QUESTION)
+        served_id, _, served = await ask(client, settings, QUESTION)
+        assert [g.outcome for g in cache_events(served)] == ["exact_hit"]
+        # The answer the cache served is in the audit queue like a fresh one.
+        with Session(get_engine(settings.resolved_database_url)) as session:
+            (item,) = session.exec(
+                select(ReviewItem).where(
+                    ReviewItem.run_id == served_id, ReviewItem.reason == "audit_sample"
+                )
+            ).all()
+            decided = decide_audit_sample(
+                session,
+                item.review_id,
+                kind="reject",
+                reviewer="bob",
+                reason="wrong steps",
+                edited_output=None,
+                channel="api",
+                decided_at=datetime.now(UTC),
+            )
+            session.commit()
+        assert decided is not None
+        again_id, _, again = await ask(client, settings, QUESTION)
+
+    # Rejected in the audit, the answer is no longer served: the model is asked again.
+    assert cache_events(again) == [] and ledger(settings, again_id)
+    assert entries(settings)[0].verdict == "rejected"

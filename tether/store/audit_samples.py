@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from tether.core.digests import output_digest
 from tether.store.audit import append_event
 from tether.store.cache import record_verdict
 from tether.store.examples import AUDIT_SAMPLE, record_example
@@ -95,7 +96,17 @@ def decide_audit_sample(
     session.flush()
     record_example(session, item)
     # An audited answer a reviewer rejected or edited is no longer served from the cache.
-    record_verdict(session, item.tenant, item.workflow, item.step, item.output_digest, kind)
+    record_verdict(
+        session,
+        item.tenant,
+        item.workflow,
+        item.step,
+        item.output_digest,
+        kind,
+        run_id=item.run_id,
+        edited_output=edited_output if kind == "edit" else None,
+        edited_digest=output_digest(edited_output) if kind == "edit" and edited_output else None,
+    )
     append_event(
         session,
         key=f"review_decided:{review_id}",

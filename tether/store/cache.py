@@ -3,14 +3,17 @@
 An entry belongs to a partition (tenant + workflow + step + prompt id@version + model, hashed
 into ``partition``); it is found by the exact digest of the rendered messages or, through the
 worker's in-process index (``activities.step_cache``), by the cosine of its input's embedding.
-A reviewer's approval marks an entry ``approved`` (preferred on a semantic hit); a reject or an
-edit evicts it: ``evicted_at`` is set and the row stays, with its embedding and the verdict, for
-the learned routing rule.
+An answer the confidence gate did not accept is kept ``held``: it is not served until a reviewer
+approves it. A reviewer's approval marks an entry ``approved`` (preferred on a semantic hit); a
+reject or an edit evicts it: ``evicted_at`` is set and the row stays, with its embedding and the
+verdict, for the learned routing rule. An edit also keeps what the reviewer wrote, approved, as
+the answer to the input the reviewed run asked about.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +77,8 @@ class CacheEntry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
     expires_at: datetime
     approved: bool = False
+    held: bool = False
+    """The gate did not accept the answer: it is served only once a reviewer approves it."""
     verdict: str | None = Field(default=None, max_length=20)
     evicted_at: datetime | None = None
 
@@ -89,11 +94,12 @@ def insert_entry(session: Session, entry: CacheEntry) -> CacheEntry:
 
 
 def exact_entry(session: Session, partition: str, input_digest: str) -> CacheEntry | None:
-    """The live entry with this exact input, an approved one first, else the newest."""
+    """The live entry with this exact input that may be served (not held), an approved one
+    first, else the newest."""
     query = (
         select(CacheEntry)
         .where(CacheEntry.partition == partition, CacheEntry.input_digest == input_digest)
-        .where(_live(_now()))
+        .where(_live(_now()), col(CacheEntry.held).is_(False))
         .order_by(col(CacheEntry.approved).desc(), col(CacheEntry.id).desc())
         .limit(1)
     )
@@ -101,7 +107,8 @@ def exact_entry(session: Session, partition: str, input_digest: str) -> CacheEnt
 
 
 def entries_by_id(session: Session, ids: Sequence[int]) -> list[CacheEntry]:
-    """The entries among ``ids`` that are still live (not evicted, not expired)."""
+    """The entries among ``ids`` that are still live (not evicted, not expired), held ones
+    included: a held entry stays in the worker's index until a reviewer decides on it."""
     if not ids:
         return []
     query = select(CacheEntry).where(col(CacheEntry.id).in_(list(ids))).where(_live(_now()))
@@ -145,7 +152,7 @@ def judge_entries(session: Session, route_scope: str, output_digest: str, verdic
     verdict, for the learned routing rule). Returns how many entries it changed."""
     values: dict[str, Any] = {"verdict": verdict}
     if verdict == "approved":
-        values["approved"] = True
+        values |= {"approved": True, "held": False}
     else:
         values |= {"approved": False, "evicted_at": _now()}
     result = session.execute(
@@ -169,7 +176,16 @@ def route_scope(tenant: str, workflow: str, step: str) -> str:
 
 
 def record_verdict(
-    session: Session, tenant: str, workflow: str, step: str, output_digest: str, decision: str
+    session: Session,
+    tenant: str,
+    workflow: str,
+    step: str,
+    output_digest: str,
+    decision: str,
+    *,
+    run_id: str | None = None,
+    edited_output: dict[str, Any] | None = None,
+    edited_digest: str | None = None,
 ) -> int:
     """A reviewer's decision on an answer, applied to the cache entries that gave it: an
     approval prefers them; a reject, an edit or a retry (the reviewer asked for another answer,
@@ -183,7 +199,10 @@ def record_verdict(
     }.get(decision)
     if verdict is None:
         return 0
-    changed = judge_entries(session, route_scope(tenant, workflow, step), output_digest, verdict)
+    scope = route_scope(tenant, workflow, step)
+    if verdict == "edited" and run_id and edited_output is not None and edited_digest:
+        _keep_edit(session, scope, run_id, step, output_digest, edited_output, edited_digest)
+    changed = judge_entries(session, scope, output_digest, verdict)
     if changed and verdict != "approved":
         append_event(
             session,
@@ -200,3 +219,36 @@ def record_verdict(
             },
         )
     return changed
+
+
+def _keep_edit(
+    session: Session,
+    scope: str,
+    run_id: str,
+    step: str,
+    output_digest: str,
+    edited_output: dict[str, Any],
+    edited_digest: str,
+) -> None:
+    """The reviewer's edit as the approved answer to the reviewed run's own input: a copy of the
+    entry that run's model call made (same partition, input digest and embedding), with the
+    edited output. An answer the run got from the cache was made for another input: the edit
+    evicts it but is not kept for that input. The copy expires when the entry would have."""
+    query = (
+        select(CacheEntry)
+        .where(CacheEntry.route_scope == scope, CacheEntry.output_digest == output_digest)
+        .where(CacheEntry.source_run_id == run_id, CacheEntry.step == step)
+        .where(col(CacheEntry.evicted_at).is_(None))
+    )
+    now = _now()
+    for made in session.exec(query).all():
+        fields = made.model_dump(exclude={"id", "verdict", "evicted_at"})
+        fields |= {
+            "output": dict(edited_output),
+            "raw_output": json.dumps(edited_output, separators=(",", ":"))[:20_000],
+            "output_digest": edited_digest,
+            "approved": True,
+            "held": False,
+            "created_at": now,
+        }
+        session.add(CacheEntry(**fields))
