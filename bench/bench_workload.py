@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -33,12 +34,13 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlmodel import col, func, select
 from temporalio.client import Client
 
 from bench.scenario import percentile
@@ -50,8 +52,12 @@ from tests.fakes.provider_server import FakeProviderServer
 from tether.client import connect, deliver_decision, start_run
 from tether.contracts import ReviewDecision, RunStatus
 from tether.core.settings import Settings
+from tether.store.audit_key import configure_audit
+from tether.store.audit_samples import decide_audit_sample
 from tether.store.engine import dispose_all, session_scope
-from tether.store.reviews import get_review
+from tether.store.examples import AUDIT_SAMPLE
+from tether.store.ledger import LedgerEntry
+from tether.store.reviews import ReviewItem, get_review
 from tether.temporal_server import DevServer
 
 RESULTS_PATH = SOURCE_ROOT / "bench" / "results" / "workload.json"
@@ -81,8 +87,11 @@ def variant_policy(path: Path, variant: str) -> Path:
     strong, cheap = f"openai/{STRONG}", f"openai/{CHEAP}"
     routing = data.setdefault("routing", {})
     routing["downgrade"] = {strong: cheap}
-    if variant == "baseline":
+    if variant.startswith("baseline"):
         routing["tiers"] = {"cheap": [strong], "strong": [strong]}
+        # "baseline": the engine as it was, a judge call for every answer; "baseline-decisive":
+        # the judge only where it could change the outcome, as the guarded variant does.
+        data["confidence"]["judge_when"] = "decisive" if variant.endswith("decisive") else "always"
         data["cache"]["enabled"] = False
         data.pop("route_rules", None)  # every tier is the strong model: nothing to choose
     else:
@@ -134,6 +143,44 @@ class ReviewerBot:
             rpc_timeout=timedelta(seconds=30),
         )
 
+    async def work_audits(self, tickets: dict[str, WorkloadTicket], done: asyncio.Event) -> int:
+        """Decide the audit queue as it fills, like the run reviews: approve a right answer,
+        edit a wrong one (which evicts it from the cache). Returns how many it decided."""
+        decided = 0
+        while True:
+            finished = done.is_set()
+            decided += await asyncio.to_thread(self._decide_audits, tickets)
+            if finished:
+                return decided
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=2.0)
+
+    def _decide_audits(self, tickets: dict[str, WorkloadTicket]) -> int:
+        decided = 0
+        with session_scope(self.database_url) as session:
+            open_items = session.exec(
+                select(ReviewItem).where(
+                    ReviewItem.reason == AUDIT_SAMPLE, col(ReviewItem.decision).is_(None)
+                )
+            ).all()
+            for item in open_items:
+                ticket = tickets.get(item.run_id)
+                if ticket is None:
+                    continue
+                edited = _corrected(item.step, dict(item.output or {}), ticket)
+                decide_audit_sample(
+                    session,
+                    item.review_id,
+                    kind="approve" if edited is None else "edit",
+                    reviewer="bench-bot",
+                    reason=None if edited is None else "corrected by reviewer",
+                    edited_output=edited,
+                    channel="api",
+                    decided_at=datetime.now(UTC),
+                )
+                decided += 1
+        return decided
+
     def _output(self, review_id: str) -> dict[str, Any] | None:
         with session_scope(self.database_url) as session:
             item = get_review(session, review_id)
@@ -168,8 +215,16 @@ def _corrected(step: str, output: dict[str, Any], ticket: WorkloadTicket) -> dic
 
 
 class Variant:
-    def __init__(self, root: Path, server: DevServer, fake: FakeProviderServer, name: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        server: DevServer,
+        fake: FakeProviderServer,
+        name: str,
+        details: Path | None = None,
+    ) -> None:
         self.name = name
+        self.details = details
         home = root / name
         home.mkdir(parents=True, exist_ok=True)
         self.env = {
@@ -186,17 +241,21 @@ class Variant:
         settings = Settings.from_env(self.env)
         worker = WorkerProcess(self.env, self.log)
         worker.start()
+        configure_audit(settings)  # the bot's audit decisions are signed like the UI's
         try:
             client = await connect(settings)
             bot = ReviewerBot(client, settings.resolved_database_url)
             gate = asyncio.Semaphore(concurrency)
             started = time.perf_counter()
             done = 0
+            runs: dict[str, WorkloadTicket] = {}
+            finished = asyncio.Event()
+            audits = asyncio.ensure_future(bot.work_audits(runs, finished))
 
             async def one(ticket: WorkloadTicket) -> Outcome:
                 nonlocal done
                 async with gate:
-                    outcome = await _run_ticket(client, settings, bot, ticket)
+                    outcome = await _run_ticket(client, settings, bot, ticket, runs)
                 done += 1
                 if done % 100 == 0:
                     print(f"   {self.name}: {done}/{len(tickets)}", file=sys.stderr, flush=True)
@@ -204,20 +263,35 @@ class Variant:
 
             outcomes = await asyncio.gather(*(one(t) for t in tickets))
             wall_s = time.perf_counter() - started
+            finished.set()
+            audited = await audits
             worker_cpu = worker.cpu_seconds()
+            spend = await asyncio.to_thread(cost_by_call, settings.resolved_database_url)
         finally:
             worker.stop()
             dispose_all()
-        return summarise(outcomes, wall_s, worker_cpu)
+        if self.details is not None:
+            write_details(
+                self.details.with_name(f"{self.details.stem}-{self.name}.jsonl"), outcomes
+            )
+        return summarise(outcomes, wall_s, worker_cpu) | {
+            "cost_by_call": spend,
+            "audits_decided": audited,
+        }
 
 
 async def _run_ticket(
-    client: Client, settings: Settings, bot: ReviewerBot, ticket: WorkloadTicket
+    client: Client,
+    settings: Settings,
+    bot: ReviewerBot,
+    ticket: WorkloadTicket,
+    runs: dict[str, WorkloadTicket],
 ) -> Outcome:
     outcome = Outcome(ticket)
     started = time.perf_counter()
     try:
         run_id = await start_run(client, settings, "support_triage", ticket.ticket)
+        runs[run_id] = ticket
         handle = client.get_workflow_handle(run_id)
         waiting = asyncio.ensure_future(handle.result())
         decided: set[str] = set()
@@ -234,6 +308,55 @@ async def _run_ticket(
         outcome.error = f"{type(exc).__name__}: {exc}"[:300]
     outcome.latency_s = time.perf_counter() - started
     return outcome
+
+
+def write_details(path: Path, outcomes: list[Outcome]) -> None:
+    """One line per ticket: its truth, each step's model, cache outcome and gate, and its grade,
+    to find where quality or money went."""
+    with path.open("w", encoding="utf-8") as out:
+        for o in outcomes:
+            steps = [
+                {
+                    "name": step.get("name"),
+                    "model": step.get("model"),
+                    "cost_usd": step.get("cost_usd"),
+                    "guards": [
+                        f"{g.get('guard')}:{g.get('outcome')}" for g in step.get("guards", [])
+                    ],
+                    "confidence": (step.get("confidence") or {}).get("score"),
+                    "outcome": (step.get("confidence") or {}).get("outcome"),
+                }
+                for step in o.result.get("steps", [])
+            ]
+            line = {
+                "index": o.ticket.index,
+                "family": o.ticket.family,
+                "kind": o.ticket.kind,
+                "truth": [o.ticket.category, o.ticket.priority, o.ticket.order],
+                "got": [o.result.get("category"), o.result.get("priority")],
+                "grade": grade_result(o.ticket.family, o.ticket.order, o.result)
+                if o.result
+                else {},
+                "reviews": o.reviews,
+                "error": o.error,
+                "steps": steps,
+            }
+            out.write(json.dumps(line) + "\n")
+
+
+def cost_by_call(database_url: str) -> dict[str, dict[str, float]]:
+    """The ledger's spend per kind of call (step, judge, repair, sample) and model: where the
+    money went."""
+    spend: dict[str, dict[str, float]] = {}
+    with session_scope(database_url) as session:
+        rows = session.exec(
+            select(LedgerEntry.call, LedgerEntry.model, func.sum(LedgerEntry.cost_usd)).group_by(
+                LedgerEntry.call, LedgerEntry.model
+            )
+        ).all()
+    for call, model, cost in rows:
+        spend.setdefault(call, {})[model] = round(float(cost or 0.0), 4)
+    return spend
 
 
 def summarise(outcomes: list[Outcome], wall_s: float, worker_cpu_s: float) -> dict[str, Any]:
@@ -302,6 +425,7 @@ def quality_difference(a: list[float], b: list[float], seed: int = 7) -> dict[st
 
 
 def report(results: dict[str, Any]) -> str:
+    names = [n for n in ("baseline", "baseline-decisive", "guarded") if n in results]
     base, guarded = results["baseline"], results["guarded"]
     cut = 1 - guarded["cost_usd"] / base["cost_usd"] if base["cost_usd"] else 0.0
     diff = results["quality_difference"]
@@ -313,6 +437,7 @@ def report(results: dict[str, Any]) -> str:
         ("latency p95 ms", ("latency_ms", "p95"), None),
         ("cache hit rate (steps)", "cache_hit_rate", None),
         ("review rate (runs)", "review_rate", None),
+        ("audits decided", "audits_decided", None),
         ("quality (0-1)", "quality", None),
         ("wall s / worker CPU s", "wall_s", "worker_cpu_s"),
     ]
@@ -321,19 +446,37 @@ def report(results: dict[str, Any]) -> str:
         value = data[key[0]][key[1]] if isinstance(key, tuple) else data[key]
         return f"{value} / {data[extra]}" if extra else str(value)
 
-    lines = [f"{'':28} {'baseline':>22} {'guarded':>22}"]
+    lines = [f"{'':28}" + "".join(f" {name:>22}" for name in names)]
     for label, key, extra in rows:
-        lines.append(f"{label:28} {cell(base, key, extra):>22} {cell(guarded, key, extra):>22}")
+        cells = "".join(f" {cell(results[name], key, extra):>22}" for name in names)
+        lines.append(f"{label:28}{cells}")
+    for name in names:
+        spend = results[name].get("cost_by_call", {})
+        parts = ", ".join(
+            f"{call} {model.rsplit('/', 1)[-1]} ${cost:.2f}"
+            for call, models in sorted(spend.items())
+            for model, cost in sorted(models.items())
+        )
+        lines.append(f"{name} spend: {parts}")
     verdict = "met" if cut >= TARGET_COST_CUT and diff["ci95_high"] >= 0 else "MISSED"
     lines.append(
         f"cost cut {cut:.1%} (target >= {TARGET_COST_CUT:.0%}); quality difference "
         f"{diff['difference']:+.4f} (95 % CI {diff['ci95_low']:+.4f} .. {diff['ci95_high']:+.4f}):"
         f" {verdict}"
     )
+    if "baseline-decisive" in results and results["baseline-decisive"]["cost_usd"]:
+        other = 1 - guarded["cost_usd"] / results["baseline-decisive"]["cost_usd"]
+        lines.append(f"cost cut against the baseline with the decisive judge: {other:.1%}")
     return "\n".join(lines)
 
 
-async def run_bench(count: int, concurrency: int, latency_scale: float) -> dict[str, Any]:
+async def run_bench(
+    count: int,
+    concurrency: int,
+    latency_scale: float,
+    variants: list[str],
+    details: Path | None = None,
+) -> dict[str, Any]:
     tickets = generate(count)
     with tempfile.TemporaryDirectory(prefix="tether-workload-") as tmp:
         root = Path(tmp)
@@ -341,15 +484,14 @@ async def run_bench(count: int, concurrency: int, latency_scale: float) -> dict[
         with FakeProviderServer(openai_api_key=API_KEY, responder=models) as fake:
             async with DevServer(root / "temporal.db") as server:
                 results: dict[str, Any] = {}
-                for name in ("baseline", "guarded"):
+                for name in variants:
                     print(f"-- {name} ...", file=sys.stderr, flush=True)
-                    results[name] = await Variant(root, server, fake, name).run(
+                    results[name] = await Variant(root, server, fake, name, details).run(
                         tickets, concurrency
                     )
                     fake.reset()
-    results["quality_difference"] = quality_difference(
-        results["baseline"].pop("_quality"), results["guarded"].pop("_quality")
-    )
+    qualities = {name: results[name].pop("_quality") for name in variants}
+    results["quality_difference"] = quality_difference(qualities["baseline"], qualities["guarded"])
     kinds = {k: sum(1 for t in tickets if t.kind == k) for k in ("faq", "specific", "complex")}
     results["workload"] = {"tickets": count, "kinds": kinds, "seed": 20261129}
     return results
@@ -363,9 +505,20 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-scale", type=float, default=1.0, help="multiply the stand-in latencies"
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--details", type=Path, help="write each ticket's steps to DETAILS-<variant>.jsonl"
+    )
+    parser.add_argument(
+        "--decisive-baseline",
+        action="store_true",
+        help="also run the baseline with the judge asked only when decisive",
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
-    results = asyncio.run(run_bench(args.tickets, args.concurrency, args.latency_scale))
+    variants = ["baseline", "guarded"] + (["baseline-decisive"] if args.decisive_baseline else [])
+    results = asyncio.run(
+        run_bench(args.tickets, args.concurrency, args.latency_scale, variants, args.details)
+    )
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
