@@ -30,10 +30,12 @@ from policies.route_rules import LearnedRule, LearnedVerdict
 from tether.contracts import LlmStepInput
 from tether.store.cache import (
     CacheEntry,
+    doubt_entry,
     entries_by_id,
     exact_entry,
     insert_entry,
     live_vectors_since,
+    mark_verified,
     route_scope,
     scope_digest,
     verdict_vectors,
@@ -276,6 +278,25 @@ class StepCache:
             await self.deps.in_session(lambda session: insert_entry(session, entry))
         except SQLAlchemyError as exc:  # the answer stands; only its reuse is lost
             log.warning("cache entry not stored: %s", type(exc).__name__)
+
+    # --- checking an answer before its first reuse ---------------------------------------
+
+    def needs_check(self, hit: CacheHit) -> bool:
+        """Whether the judge should grade ``hit``'s answer before it is served: the policy asks
+        for it and nobody (reviewer or judge) has vouched for the answer yet."""
+        entry = hit.entry
+        return self.policy.verify_reuse and not (entry.approved or entry.verified)
+
+    async def vouch(self, hit: CacheHit, score: float | None) -> bool:
+        """Record the judge's grade of ``hit``'s answer for the input reusing it; True when it
+        may be served (a score of at least ``verify_min_score``), else it is evicted."""
+        entry_id = hit.entry.id
+        assert entry_id is not None
+        if score is not None and score >= self.policy.verify_min_score:
+            await self.deps.in_session(lambda session: mark_verified(session, entry_id))
+            return True
+        await self.deps.in_session(lambda session: doubt_entry(session, entry_id))
+        return False
 
     # --- the learned routing rule -------------------------------------------------------
 

@@ -50,6 +50,15 @@ class CachePolicy(_Strict):
         default="openai/text-embedding-3-small",
         description="With embedder: provider, the provider/model asked for embeddings.",
     )
+    verify_reuse: bool = Field(
+        default=True,
+        description="Before an answer nobody approved is reused for the first time, the step's "
+        "judge (when its policy has one) grades it for the input now asking; below "
+        "verify_min_score it is not served and is evicted, else it is marked verified.",
+    )
+    verify_min_score: float = Field(
+        default=0.7, ge=0, le=1, description="Least judge score for a first reuse."
+    )
     accept_approved: bool = Field(
         default=True,
         description="A cached answer a reviewer approved, or wrote by editing, is accepted when "

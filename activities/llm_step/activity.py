@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.deps import ActivityDeps
 from activities.failures import to_application_error
 from activities.llm_step.audit_sample import sample_for_audit
-from activities.llm_step.cached import served_from_cache
+from activities.llm_step.cached import reuse_checked, served_from_cache
 from activities.llm_step.call_log import (
     CallLog,
     charge_cut_off_hold,
@@ -34,7 +34,7 @@ from activities.llm_step.prompting import (
     resolve_output_model,
 )
 from activities.llm_step.rate_limits import hold_within_limits, settle_limits
-from activities.llm_step.scoring import score_answer
+from activities.llm_step.scoring import judge_answer, score_answer
 from activities.providers.base import ChatRequest
 from activities.step_cache import StepCache, input_text
 from activities.step_routing import route_request, step_route
@@ -218,14 +218,20 @@ class LlmStepActivities:
         guards += [event for event in (pii_in,) if event is not None]
         cache_key = self.cache.key_for(inp, model_id, messages, variables)
         hit = await self.cache.lookup(cache_key) if cache_key else None
+        if hit is not None and policy.judge and self.cache.needs_check(hit):
+            # Nobody has vouched for this answer: the judge grades it for this input first.
+            score = await judge_answer(self.deps, log, messages, hit.entry.output, "cache-check")
+            guards.append(reuse_checked(hit, score, self.cache.policy.verify_min_score))
+            if not await self.cache.vouch(hit, score):
+                hit = None  # doubted and evicted: the model answers this input
         if hit is not None:
             served = await served_from_cache(
                 self.deps,
                 inp,
                 hit,
+                log,
                 model=model_id,
                 route_length=len(route),
-                attempt=log.attempt,
                 started=started,
                 guards=guards,
             )

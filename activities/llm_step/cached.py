@@ -1,4 +1,5 @@
-"""A step answered from the cache: no model call, charged nothing, recorded and audited."""
+"""A step answered from the cache: no model call (a judge's check of a first reuse at most),
+recorded and audited."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import time
 from sqlmodel import Session
 
 from activities.deps import ActivityDeps
-from activities.llm_step.call_log import settle_step
+from activities.llm_step.call_log import CallLog, settle_step
 from activities.step_cache import CacheHit
-from policies.values import ConfidenceReport, Usage
+from policies.values import ConfidenceReport
 from tether.contracts import GuardEvent, LlmStepInput, LlmStepResult
 from tether.store.audit import append_event
 
-__all__ = ["cache_event", "served_from_cache"]
+__all__ = ["cache_event", "reuse_checked", "served_from_cache"]
 
 
 def cache_event(hit: CacheHit) -> GuardEvent:
@@ -45,21 +46,35 @@ def _served_confidence(deps: ActivityDeps, hit: CacheHit) -> ConfidenceReport:
     )
 
 
+def reuse_checked(hit: CacheHit, score: float | None, least: float) -> GuardEvent:
+    """The judge's check of a cached answer before its first reuse, as a guard event."""
+    graded = "unreadable" if score is None else f"{score:.2f}"
+    served = score is not None and score >= least
+    return GuardEvent(
+        guard="cache",
+        outcome="verified" if served else "doubted",
+        detail=f"first reuse: the judge graded the cached answer {graded} for this input "
+        f"(at least {least:.2f} to serve it)" + ("" if served else "; evicted, the model answers"),
+        value=score,
+    )
+
+
 async def served_from_cache(
     deps: ActivityDeps,
     inp: LlmStepInput,
     hit: CacheHit,
+    log: CallLog,
     *,
     model: str,
     route_length: int,
-    attempt: int,
     started: float,
     guards: list[GuardEvent] | None = None,
 ) -> LlmStepResult:
-    """The cached answer as the step's result: its hold released with no ledger charge, the hit
-    in the audit log; the workflow's confidence gate still judges it (its stored report, or
-    accept for an answer a reviewer approved)."""
+    """The cached answer as the step's result: its hold released, charged only the judge's
+    check of a first reuse (``log``), the hit in the audit log; the workflow's confidence gate
+    still judges it (its stored report, or accept for an answer a reviewer approved)."""
     entry, event = hit.entry, cache_event(hit)
+    attempt = log.attempt
 
     result = LlmStepResult(
         step=inp.step,
@@ -71,12 +86,12 @@ async def served_from_cache(
         provider=entry.provider,
         simulated=entry.provider == "simulated",
         route_length=route_length,
-        usage=Usage(),
-        cost_usd=0.0,
+        usage=log.usage,
+        cost_usd=log.cost_usd,
         run_cost_usd=0.0,
         latency_ms=(time.perf_counter() - started) * 1000,
         repairs=0,
-        attempts=[],
+        attempts=log.records,
         confidence=_served_confidence(deps, hit),
         guards=[*(guards or []), event],
     )
@@ -96,7 +111,7 @@ async def served_from_cache(
                 "similarity": hit.similarity,
                 "approved": entry.approved,
                 "digest": entry.output_digest,
-                "cost_usd": 0.0,
+                "cost_usd": log.cost_usd,
             },
         )
         return settle_step(session, inp, result)

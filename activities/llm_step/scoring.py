@@ -23,7 +23,13 @@ from policies.pricing import JUDGE_ANSWER_CHARS, JUDGE_MAX_OUTPUT_TOKENS, JUDGE_
 from policies.rules import check_rules
 from policies.values import ConfidenceReport, ConfidenceSignals
 
-__all__ = ["JudgeVerdict", "categorical_fields", "concurrently", "score_answer"]
+__all__ = [
+    "JudgeVerdict",
+    "categorical_fields",
+    "concurrently",
+    "judge_answer",
+    "score_answer",
+]
 
 T = TypeVar("T")
 
@@ -145,6 +151,18 @@ async def _judge(
 ) -> float | None:
     if not policy.judge:
         return None
+    return await judge_answer(deps, log, messages, output)
+
+
+async def judge_answer(
+    deps: ActivityDeps,
+    log: CallLog,
+    messages: list[ChatMessage],
+    output: dict[str, object],
+    call: str = "judge",
+) -> float | None:
+    """The judge's score in [0, 1] of ``output`` as the answer to ``messages`` (None when its
+    verdict is unreadable), asked on the judge's model and charged under ``call``."""
     judge_model = judge_model_for(deps)
     _, provider_model = deps.providers.resolve(judge_model)
     task = "\n\n".join(m.content for m in messages)
@@ -170,7 +188,7 @@ async def _judge(
         schema_name="JudgeVerdict",
         max_output_tokens=JUDGE_MAX_OUTPUT_TOKENS,
     )
-    response = await log.call("judge", judge_model, request)
+    response = await log.call(call, judge_model, request)
     verdict, _ = parse_output(response.text, JudgeVerdict)
     if verdict is None:
         return None

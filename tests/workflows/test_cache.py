@@ -50,10 +50,16 @@ OTHER = "How do I reset my router?"  # 0.53: a different question
 
 @pytest.fixture
 def cached_policy() -> Iterator[TetherPolicy]:
-    """The embedded default policy as shipped (cache on), every answer accepted."""
+    """The embedded default policy as shipped (cache on), every answer accepted, and reused
+    without the judge's check of a first reuse (tested on its own below)."""
     policy = load_policy()
     assert policy.cache.enabled and policy.cache.semantic and policy.cache.embedder == "local"
-    yield gated(policy, accept=0.0)
+    yield unchecked(gated(policy, accept=0.0))
+
+
+def unchecked(policy: TetherPolicy) -> TetherPolicy:
+    cache = policy.cache.model_copy(update={"verify_reuse": False})
+    return policy.model_copy(update={"cache": cache})
 
 
 async def ask(
@@ -224,7 +230,7 @@ async def test_the_provider_embedder_feeds_the_semantic_cache(
     provider_server: FakeProviderServer,
 ) -> None:
     settings = openai_settings(tmp_path, temporal_address, provider_server)
-    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    policy = unchecked(gated(routed(load_policy(), [GPT]), accept=0.0))
     # The fake's vectors hash words: 0.85 for this rewording, 0.77 for the router question.
     cache = policy.cache.model_copy(update={"embedder": "provider", "threshold": 0.8})
     policy = policy.model_copy(update={"cache": cache})
@@ -364,3 +370,39 @@ async def test_a_cached_answer_is_audited_and_a_rejected_audit_stops_it_being_se
     # Rejected in the audit, the answer is no longer served: the model is asked again.
     assert cache_events(again) == [] and ledger(settings, again_id)
     assert entries(settings)[0].verdict == "rejected"
+
+
+async def test_the_judge_checks_a_cached_answer_before_its_first_reuse(
+    client: Client,
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    assert policy.cache.verify_reuse and policy.cache.verify_min_score == 0.7
+    wrong = {"answer": "Call us.", "sure": True}
+    right = {"answer": "Use the reset link on the sign-in page.", "sure": True}
+    provider_server.script(answer=wrong)  # run 1: the model's answer, cached
+    provider_server.script(answer={"score": 0.3, "reason": "does not say how"})  # run 2: check
+    provider_server.script(answer=right)  # run 2: doubted, so the model answers again
+    provider_server.script(answer={"score": 0.9, "reason": "right"})  # run 3: check
+    async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
+        runs = [await ask(client, settings, QUESTION) for _ in range(4)]
+
+    calls = [[r.call for r in ledger(settings, run_id)] for run_id, _, _ in runs]
+    # The second run's check graded the cached answer poorly: not served, the model answered.
+    # The third run's check passed: served. The fourth reuses a checked answer: no call at all.
+    assert calls == [["main"], ["cache-check", "main"], ["cache-check"], []]
+    answers = [result.answer for _, result, _ in runs]
+    assert answers == [wrong["answer"], right["answer"], right["answer"], right["answer"]]
+    outcomes = [[g.outcome for g in cache_events(status)] for _, _, status in runs]
+    assert outcomes == [[], ["doubted"], ["verified", "exact_hit"], ["exact_hit"]]
+    doubted = cache_events(runs[1][2])[0]
+    assert doubted.value == 0.3 and "evicted" in doubted.detail
+    # The check is charged to the run that reused the answer; the reuse after it costs nothing.
+    assert runs[2][1].cost_usd > 0 and runs[3][1].cost_usd == 0.0
+    first, second = entries(settings)
+    assert first.verdict == "doubted" and first.evicted_at is not None and not first.verified
+    assert second.verified and second.evicted_at is None
+    assert len(provider_server.requests) == 4

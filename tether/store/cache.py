@@ -4,7 +4,8 @@ An entry belongs to a partition (tenant + workflow + step + prompt id@version + 
 into ``partition``); it is found by the exact digest of the rendered messages or, through the
 worker's in-process index (``activities.step_cache``), by the cosine of its input's embedding.
 An answer the confidence gate did not accept is kept ``held``: it is not served until a reviewer
-approves it. A reviewer's approval marks an entry ``approved`` (preferred on a semantic hit); a
+approves it. Before an answer nobody approved is reused the first time, the judge grades it for
+the input reusing it: it is then ``verified``, or evicted with the verdict ``doubted``. A reviewer's approval marks an entry ``approved`` (preferred on a semantic hit); a
 reject or an edit evicts it: ``evicted_at`` is set and the row stays, with its embedding and the
 verdict, for the learned routing rule. An edit also keeps what the reviewer wrote, approved, as
 the answer to the input the reviewed run asked about.
@@ -26,11 +27,13 @@ from tether.store.audit import append_event
 __all__ = [
     "CacheEntry",
     "Verdict",
+    "doubt_entry",
     "entries_by_id",
     "exact_entry",
     "insert_entry",
     "judge_entries",
     "live_vectors_since",
+    "mark_verified",
     "record_verdict",
     "route_scope",
     "scope_digest",
@@ -38,7 +41,10 @@ __all__ = [
 ]
 
 Verdict = str
-"""``approved``, ``rejected`` or ``edited``: what a reviewer decided about an entry's answer."""
+"""``approved``, ``rejected`` or ``edited``: what a reviewer decided about an entry's answer;
+``doubted``: the judge graded it poorly when it was first reused."""
+
+REVIEWER_VERDICTS = ("approved", "rejected", "edited")
 
 
 def _now() -> datetime:
@@ -79,6 +85,8 @@ class CacheEntry(SQLModel, table=True):
     approved: bool = False
     held: bool = False
     """The gate did not accept the answer: it is served only once a reviewer approves it."""
+    verified: bool = False
+    """The judge graded the answer well for an input that reused it (checked once)."""
     verdict: str | None = Field(default=None, max_length=20)
     evicted_at: datetime | None = None
 
@@ -139,11 +147,30 @@ def verdict_vectors(
     query = (
         select(CacheEntry.verdict, CacheEntry.embedding)
         .where(CacheEntry.route_scope == route_scope, CacheEntry.embedder == embedder)
-        .where(col(CacheEntry.verdict).is_not(None), col(CacheEntry.embedding).is_not(None))
+        .where(
+            col(CacheEntry.verdict).in_(REVIEWER_VERDICTS), col(CacheEntry.embedding).is_not(None)
+        )
         .order_by(col(CacheEntry.id).desc())
         .limit(limit)
     )
     return [(str(row[0]), bytes(row[1] or b"")) for row in session.exec(query)]
+
+
+def mark_verified(session: Session, entry_id: int) -> None:
+    """The judge graded the entry's answer well for an input reusing it."""
+    session.execute(update(CacheEntry).where(col(CacheEntry.id) == entry_id).values(verified=True))
+
+
+def doubt_entry(session: Session, entry_id: int) -> bool:
+    """The judge graded the entry's answer poorly for an input reusing it: evicted, with the
+    verdict ``doubted`` (not a reviewer's: the learned routing rule does not read it). Returns
+    whether it was still live."""
+    result = session.execute(
+        update(CacheEntry)
+        .where(col(CacheEntry.id) == entry_id, col(CacheEntry.evicted_at).is_(None))
+        .values(verdict="doubted", evicted_at=_now())
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def judge_entries(session: Session, route_scope: str, output_digest: str, verdict: str) -> int:

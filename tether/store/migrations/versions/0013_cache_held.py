@@ -1,5 +1,5 @@
 """The step cache keeps answers the confidence gate did not accept ``held`` until a reviewer
-approves them.
+approves them, and marks answers the judge checked on their first reuse ``verified``.
 
 Revision ID: 0013_cache_held
 Revises: 0012_step_cache
@@ -20,8 +20,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("cache_entries") as batch:
         batch.add_column(sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()))
+        batch.add_column(
+            sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("cache_entries") as batch:
+        batch.drop_column("verified")
         batch.drop_column("held")
