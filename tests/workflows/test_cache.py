@@ -406,3 +406,27 @@ async def test_the_judge_checks_a_cached_answer_before_its_first_reuse(
     assert first.verdict == "doubted" and first.evicted_at is not None and not first.verified
     assert second.verified and second.evicted_at is None
     assert len(provider_server.requests) == 4
+
+
+async def test_an_answer_the_judge_doubted_is_not_offered_again_when_the_model_repeats_it(
+    client: Client,
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    wrong = {"answer": "Call us.", "sure": True}
+    provider_server.script(answer=wrong)
+    provider_server.script(answer={"score": 0.3, "reason": "does not say how"})
+    provider_server.script(answer=wrong)  # asked again, the model repeats its answer
+    provider_server.script(answer=wrong)
+    async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
+        runs = [await ask(client, settings, QUESTION) for _ in range(3)]
+
+    calls = [[r.call for r in ledger(settings, run_id)] for run_id, _, _ in runs]
+    # The repeated answer is kept held, each time: no run is served it (nor checks it again).
+    assert calls == [["main"], ["cache-check", "main"], ["main"]]
+    first, *repeated = entries(settings)
+    assert first.verdict == "doubted"
+    assert [(e.output_digest, e.held) for e in repeated] == [(first.output_digest, True)] * 2

@@ -96,9 +96,27 @@ def _live(now: datetime) -> Any:
 
 
 def insert_entry(session: Session, entry: CacheEntry) -> CacheEntry:
+    """Keep ``entry``; held when the judge doubted the same answer to the same input before
+    (offered again, it would be checked and doubted again), until a reviewer approves it."""
+    if not entry.held and _doubted_before(session, entry):
+        entry.held = True
     session.add(entry)
     session.flush()
     return entry
+
+
+def _doubted_before(session: Session, entry: CacheEntry) -> bool:
+    query = (
+        select(CacheEntry.id)
+        .where(
+            CacheEntry.partition == entry.partition,
+            CacheEntry.input_digest == entry.input_digest,
+            CacheEntry.output_digest == entry.output_digest,
+            CacheEntry.verdict == "doubted",
+        )
+        .limit(1)
+    )
+    return session.exec(query).first() is not None
 
 
 def exact_entry(session: Session, partition: str, input_digest: str) -> CacheEntry | None:
