@@ -70,6 +70,7 @@ bench: install
 	$(PY) -m bench.bench_pii_step
 	$(PY) -m bench.bench_observability
 	$(PY) -m bench.bench_cache
+	$(PY) -m bench.bench_retention
 	$(PY) -m bench.bench_workload
 
 demo: install

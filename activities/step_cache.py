@@ -93,6 +93,11 @@ def input_text(variables: dict[str, str]) -> str:
 _RECENT_TEXTS = 64
 """Embeddings kept per worker for texts asked about again within a step."""
 
+MAX_INDEXES = 256
+"""Partitions (tenant, workflow, step, prompt version, model) whose vector index a worker keeps,
+the least recently asked dropped first (it is rebuilt from the store when asked again), so a
+worker's memory stays bounded however many partitions come and go."""
+
 
 class StepCache:
     """One worker's view of the shared cache (built once per worker, with its activities)."""
@@ -102,7 +107,7 @@ class StepCache:
         self.policy: CachePolicy = deps.policy.cache
         self._embedder: Embedder | None = None
         self._embedder_ready = False
-        self._indexes: dict[tuple[str, str], VectorIndex] = {}
+        self._indexes: OrderedDict[tuple[str, str], VectorIndex] = OrderedDict()
         # Embeddings of inputs looked up and not yet stored (a miss is stored once answered).
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         # The latest texts embedded: the learned routing rule and the lookup of one step embed
@@ -208,7 +213,7 @@ class StepCache:
         self._vectors[(key.partition, key.input_digest)] = vector
         while len(self._vectors) > _PENDING_VECTORS:
             self._vectors.popitem(last=False)
-        index = self._indexes.setdefault((key.partition, embedder.name), VectorIndex(len(vector)))
+        index = self._index_for((key.partition, embedder.name), len(vector))
         after = index.last_id
         fresh = await self.deps.in_session(
             lambda session: live_vectors_since(session, key.partition, embedder.name, after)
@@ -233,6 +238,17 @@ class StepCache:
             return None
         entry, score = max(ranked, key=lambda pair: (pair[0].approved, pair[1]))
         return CacheHit(entry=entry, kind="semantic_hit", similarity=round(score, 4))
+
+    def _index_for(self, partition: tuple[str, str], dimensions: int) -> VectorIndex:
+        """The partition's index, made when missing; the least recently used beyond
+        ``MAX_INDEXES`` is dropped."""
+        index = self._indexes.get(partition)
+        if index is None:
+            index = self._indexes[partition] = VectorIndex(dimensions)
+        self._indexes.move_to_end(partition)
+        while len(self._indexes) > MAX_INDEXES:
+            self._indexes.popitem(last=False)
+        return index
 
     async def remember(
         self,

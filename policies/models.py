@@ -16,6 +16,7 @@ from policies.eval_settings import EvalPolicy
 from policies.guard_routing import ModelTier, ProviderHealthPolicy, RouteRulesPolicy
 from policies.guard_settings import InjectionGuardSettings, PiiGuardSettings
 from policies.limits import LimitsPolicy
+from policies.retention_settings import RetentionPolicy
 
 GateOutcome = Literal["accept", "review", "escalate", "block"]
 """What a step's confidence gate decides: accept automatically, ask a reviewer, escalate, block."""
@@ -225,3 +226,4 @@ class TetherPolicy(_Strict):
     reviewers: list[Reviewer] = Field(default_factory=list)
     eval: EvalPolicy = EvalPolicy()
     cache: CachePolicy = CachePolicy()
+    retention: RetentionPolicy = RetentionPolicy()

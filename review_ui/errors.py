@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state: the message says why.",
     413: "The request body is over the size limit; nothing was read or changed.",
     422: "The request is invalid: the message names the field and the problem.",
+    429: "Too many requests: the message names the limit; retry after ``Retry-After`` seconds.",
     503: "A service Tether needs (Temporal, a worker, Slack's secret) is not available.",
 }
 

@@ -1,4 +1,4 @@
-"""The ``tether`` command: dev, worker, run, status, ui, hash-password, db, audit, eval, calibrate.
+"""The ``tether`` command: dev, worker, run, status, ui, hash-password, db, audit, prune, eval, calibrate.
 
 Bad input (unknown workflow, invalid JSON, input that fails the workflow's schema, no server)
 prints one line to stderr and exits 2 before anything is started.
@@ -105,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check every row's HMAC, the seqs and the head; exit 1 naming a bad row"
     )
     audit_verify.set_defaults(handler=_cmd_audit_verify)
+    prune = sub.add_parser(
+        "prune", help="delete dead store rows once (as workers do every retention.every)"
+    )
+    prune.set_defaults(handler=_cmd_prune)
     _eval_parsers(sub)
     return parser
 
@@ -278,6 +282,15 @@ def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"tether: audit log tampered: {verdict.problem}", file=sys.stderr)
         return 1
     print(f"audit log intact: {verdict.rows} rows, head at seq {verdict.head_seq}")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from policies.loader import load_policy
+    from tether.store.retention import prune_store
+
+    policy = load_policy(settings.policy_file)
+    print(prune_store(settings.resolved_database_url, policy.retention).line())
     return 0
 
 

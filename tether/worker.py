@@ -33,6 +33,7 @@ from activities.observability import ObservingInterceptor
 from activities.provider_health import configure_provider_health
 from activities.providers.http import create_http_client
 from activities.providers.registry import ProviderRegistry
+from activities.retention import prune_until_cancelled
 from activities.review import ReviewActivities
 from policies.loader import load_policy
 from policies.models import TetherPolicy
@@ -166,6 +167,9 @@ async def running_worker(
             publish_until_cancelled(deps, policy.provider_health.publish_every_s)
         )
         stack.push_async_callback(_stop, publisher)
+        if policy.retention.enabled:
+            pruner = asyncio.create_task(prune_until_cancelled(deps, policy.retention))
+            stack.push_async_callback(_stop, pruner)
         alerts = BudgetAlerts(deps, _alert_slack(settings))
         stack.push_async_callback(alerts.settle)  # after the worker has drained
         plugin = TetherPlugin(

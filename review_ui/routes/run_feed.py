@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
@@ -26,6 +27,54 @@ HEARTBEAT_S = 15.0
 RETRY_MS = 2000
 """How long a browser waits before reconnecting a dropped stream (it resumes by its
 ``Last-Event-ID``)."""
+STREAM_LIFETIME_S = 600.0
+"""A stream ends after this long, cleanly (between events): the browser's EventSource reconnects
+after ``RETRY_MS`` with its ``Last-Event-ID`` and resumes with the next event. A run waiting days
+for a review so holds no connection, nor a poll loop, longer than this per tab; a tab closed
+without a goodbye frees its slot at the latest then."""
+MAX_STREAMS_PER_REVIEWER = 20
+"""Open streams one login may hold (a tab each); one more is answered 429."""
+MAX_STREAMS = 500
+"""Open streams of this process, all logins together (each polls the store); then 429."""
+
+
+class _StreamSlots:
+    """Open streams per login and in all, counted in this process (its event loop)."""
+
+    def __init__(self) -> None:
+        self.by_reviewer: dict[str, int] = {}
+
+    def take(self, reviewer: str) -> Callable[[], None]:
+        """A slot for one stream, and the call that frees it (once, however often called).
+
+        Raises:
+            HTTPException: 429 when the login or the process holds its most streams.
+        """
+        if self.by_reviewer.get(reviewer, 0) >= MAX_STREAMS_PER_REVIEWER:
+            raise HTTPException(
+                429,
+                f"{MAX_STREAMS_PER_REVIEWER} live run streams open for this login: close a tab",
+                headers={"Retry-After": "30"},
+            )
+        if sum(self.by_reviewer.values()) >= MAX_STREAMS:
+            raise HTTPException(
+                429, "too many live run streams open: try again later", {"Retry-After": "30"}
+            )
+        self.by_reviewer[reviewer] = self.by_reviewer.get(reviewer, 0) + 1
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                left = self.by_reviewer.pop(reviewer, 1) - 1
+                if left:
+                    self.by_reviewer[reviewer] = left
+
+        return free
+
+
+STREAM_SLOTS = _StreamSlots()
 
 
 @router.get("/api/runs", response_model=RunList)
@@ -65,7 +114,7 @@ async def dashboard(
             "description": "Server-sent events: `step` events (id = the event's seq, data = a "
             "StepEvent as JSON) in order, `: heartbeat` comments, then one `end` event (or a `problem` event when the run cannot be read).",
         },
-        **error_responses(404, 503),
+        **error_responses(404, 429, 503),
     },
 )
 async def run_events(
@@ -76,7 +125,9 @@ async def run_events(
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     """The run's step events as they happen, resumable by ``Last-Event-ID`` (or ``after``);
-    the stream ends with an ``end`` event when the run has ended. A run of a tenant the caller
+    the stream ends with an ``end`` event when the run has ended, or without one after
+    ``STREAM_LIFETIME_S`` (reconnect with ``Last-Event-ID`` to go on). A login holds at most
+    ``MAX_STREAMS_PER_REVIEWER`` streams at once (429 beyond). A run of a tenant the caller
     does not serve is answered as one that does not exist."""
     row = await asyncio.to_thread(visible_run, desk.database_url, run_id, reviewer)
     if row is None:
@@ -86,16 +137,23 @@ async def run_events(
     except ServerUnreachableError as exc:
         raise HTTPException(503, str(exc)) from None
     start = max(after, _seq(last_event_id))
+    free = STREAM_SLOTS.take(reviewer.name)
     feed = follow_run(client, desk.database_url, run_id, after_seq=start)
     return StreamingResponse(
-        _sse(feed),
+        _sse(feed, free),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(free),  # also when the body never started
     )
 
 
-async def _sse(feed: AsyncIterator[StepEvent | RunEnded]) -> AsyncIterator[str]:
-    """The feed as SSE lines, with a heartbeat comment whenever it is quiet for a while."""
+async def _sse(
+    feed: AsyncIterator[StepEvent | RunEnded], free: Callable[[], None]
+) -> AsyncIterator[str]:
+    """The feed as SSE lines, with a heartbeat comment whenever it is quiet for a while, for at
+    most ``STREAM_LIFETIME_S`` (then it ends between two events; the browser resumes)."""
+    loop = asyncio.get_running_loop()
+    closes_at = loop.time() + STREAM_LIFETIME_S
     queue: asyncio.Queue[StepEvent | RunEnded | Exception] = asyncio.Queue()
 
     async def pump() -> None:
@@ -108,11 +166,12 @@ async def _sse(feed: AsyncIterator[StepEvent | RunEnded]) -> AsyncIterator[str]:
     task = asyncio.create_task(pump())
     try:
         yield f"retry: {RETRY_MS}\n\n"
-        while True:
+        while (left := closes_at - loop.time()) > 0:
             try:
-                item = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                item = await asyncio.wait_for(queue.get(), min(HEARTBEAT_S, left))
             except TimeoutError:
-                yield ": heartbeat\n\n"
+                if closes_at - loop.time() > 0:
+                    yield ": heartbeat\n\n"
                 continue
             if isinstance(item, StepEvent):
                 yield f"id: {item.seq}\nevent: step\ndata: {item.model_dump_json()}\n\n"
@@ -124,6 +183,7 @@ async def _sse(feed: AsyncIterator[StepEvent | RunEnded]) -> AsyncIterator[str]:
                 yield f"event: problem\ndata: {json.dumps({'detail': message})}\n\n"
                 return
     finally:
+        free()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

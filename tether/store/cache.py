@@ -58,6 +58,7 @@ class CacheEntry(SQLModel, table=True):
         Index("ix_cache_entries_partition_id", "partition", "id"),
         Index("ix_cache_entries_verdicts", "route_scope", "verdict"),
         Index("ix_cache_entries_answer", "route_scope", "output_digest"),
+        Index("ix_cache_entries_expires", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

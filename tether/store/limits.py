@@ -61,6 +61,9 @@ class LimitCharge(SQLModel, table=True):
     provider_calls: int = 1
     """The requests counted against the provider's windows at the checkpoint."""
     settled: bool = False
+    ends_at: int | None = Field(default=None, sa_type=BigInteger, index=True)
+    """When the last window it counted against ends (seconds since the epoch); NULL on charges
+    made before retention existed. The retention job deletes charges long past it."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def charge_windows(
             "tokens": tokens,
             "provider_calls": provider_calls,
             "settled": False,
+            "ends_at": max([int(s.started_at) + s.window.seconds for s in slots], default=int(now)),
         },
     )
     if inserted.first() is None:  # the key has counted already
