@@ -173,11 +173,6 @@ class ReviewActivities:
                         decision.kind,
                         run_id=item.run_id,
                         edited_output=inp.final_output if decision.kind == "edit" else None,
-                        edited_digest=(
-                            output_digest(inp.final_output)
-                            if decision.kind == "edit" and inp.final_output is not None
-                            else None
-                        ),
                     )
             _audit(
                 session,

@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col
 
-from tether.core.digests import output_digest
 from tether.store.audit import append_event
 from tether.store.cache import record_verdict
 from tether.store.examples import AUDIT_SAMPLE, record_example
@@ -105,7 +104,6 @@ def decide_audit_sample(
         kind,
         run_id=item.run_id,
         edited_output=edited_output if kind == "edit" else None,
-        edited_digest=output_digest(edited_output) if kind == "edit" and edited_output else None,
     )
     append_event(
         session,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from tether.core.digests import output_digest as digest_of
 from tether.store.audit import append_event
 
 __all__ = [
@@ -231,7 +232,6 @@ def record_verdict(
     *,
     run_id: str | None = None,
     edited_output: dict[str, Any] | None = None,
-    edited_digest: str | None = None,
 ) -> int:
     """A reviewer's decision on an answer, applied to the cache entries that gave it: an
     approval prefers them; a reject, an edit or a retry (the reviewer asked for another answer,
@@ -246,8 +246,8 @@ def record_verdict(
     if verdict is None:
         return 0
     scope = route_scope(tenant, workflow, step)
-    if verdict == "edited" and run_id and edited_output is not None and edited_digest:
-        _keep_edit(session, scope, run_id, step, output_digest, edited_output, edited_digest)
+    if verdict == "edited" and run_id and edited_output is not None:
+        _keep_edit(session, scope, run_id, step, output_digest, edited_output)
     changed = judge_entries(session, scope, output_digest, verdict)
     if changed and verdict != "approved":
         append_event(
@@ -274,7 +274,6 @@ def _keep_edit(
     step: str,
     output_digest: str,
     edited_output: dict[str, Any],
-    edited_digest: str,
 ) -> None:
     """The reviewer's edit as the approved answer to the reviewed run's own input: a copy of the
     entry that run's model call made (same partition, input digest and embedding), with the
@@ -292,7 +291,7 @@ def _keep_edit(
         fields |= {
             "output": dict(edited_output),
             "raw_output": json.dumps(edited_output, separators=(",", ":"))[:20_000],
-            "output_digest": edited_digest,
+            "output_digest": digest_of(edited_output),
             "approved": True,
             "held": False,
             "created_at": now,
