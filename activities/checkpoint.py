@@ -46,8 +46,11 @@ def judge_model_for(deps: ActivityDeps) -> str:
 
 def step_estimate_usd(deps: ActivityDeps, inp: CheckpointInput, model: str) -> float:
     """The step attempt's worst case on ``model``: its main call, every repair, the extra
-    self-consistency samples and the judge (on the judge's own model), as its policy sets them."""
+    self-consistency samples and the judge (on the judge's own model), as its policy sets them;
+    with the cache's check of a reused answer, a second judge call."""
     confidence = step_confidence(deps.policy, inp.workflow, inp.step)
+    cache = deps.policy.cache
+    checked = confidence.judge and cache.enabled and cache.verify_reuse
     return step_worst_case_usd(
         deps.policy.prices,
         model_id=model,
@@ -56,6 +59,7 @@ def step_estimate_usd(deps: ActivityDeps, inp: CheckpointInput, model: str) -> f
         max_repairs=confidence.max_repairs,
         samples=confidence.samples,
         judge_model_id=judge_model_for(deps) if confidence.judge else None,
+        judge_calls=2 if checked else 1,
     )
 
 

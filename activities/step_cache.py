@@ -223,7 +223,9 @@ class StepCache:
                 [row_id for row_id, _ in fresh],
                 np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in fresh]),
             )
-        found = index.search(vector, self.policy.threshold, limit=_CANDIDATES)
+        # More candidates than are served: held answers (waiting for a reviewer) among the
+        # nearest must not hide a servable one just behind them.
+        found = index.search(vector, self.policy.threshold, limit=_CANDIDATES * 4)
         if not found:
             return None
         ids = [row_id for row_id, _ in found]
@@ -234,6 +236,7 @@ class StepCache:
         # A held answer (the gate did not accept it, no reviewer has approved it) stays in the
         # index: an approval may make it servable.
         ranked = [(live[i], score) for i, score in found if i in live and not live[i].held]
+        ranked = ranked[:_CANDIDATES]
         if not ranked:
             return None
         entry, score = max(ranked, key=lambda pair: (pair[0].approved, pair[1]))
@@ -297,21 +300,35 @@ class StepCache:
 
     # --- checking an answer before its first reuse ---------------------------------------
 
-    def needs_check(self, hit: CacheHit) -> bool:
+    def needs_check(self, hit: CacheHit, run_id: str) -> bool:
         """Whether the judge should grade ``hit``'s answer before it is served: the policy asks
-        for it and nobody (reviewer or judge) has vouched for the answer yet."""
+        for it, nobody (reviewer or judge) has vouched for the answer yet, and it is not this
+        run's own answer (a retried attempt reusing what its first attempt paid for)."""
         entry = hit.entry
+        if entry.source_run_id == run_id:
+            return False
         return self.policy.verify_reuse and not (entry.approved or entry.verified)
 
     async def vouch(self, hit: CacheHit, score: float | None) -> bool:
         """Record the judge's grade of ``hit``'s answer for the input reusing it; True when it
-        may be served (a score of at least ``verify_min_score``), else it is evicted."""
+        may be served: a score of at least ``verify_min_score``, and the entry still live (a
+        reviewer or another worker may have evicted it during the check). A poor score evicts
+        it; no score (the judge's verdict unreadable, or the judge unreachable) leaves it as it
+        was and serves nothing. A store error is a miss, like a failed lookup."""
         entry_id = hit.entry.id
         assert entry_id is not None
-        if score is not None and score >= self.policy.verify_min_score:
-            await self.deps.in_session(lambda session: mark_verified(session, entry_id))
-            return True
-        await self.deps.in_session(lambda session: doubt_entry(session, entry_id))
+        try:
+            if score is not None and score >= self.policy.verify_min_score:
+                return bool(
+                    await self.deps.in_session(lambda session: mark_verified(session, entry_id))
+                )
+            if score is not None:
+                same = hit.kind == "exact_hit"
+                await self.deps.in_session(
+                    lambda session: doubt_entry(session, entry_id, same_input=same)
+                )
+        except SQLAlchemyError as exc:
+            log.warning("cache check not recorded, treated as a miss: %s", type(exc).__name__)
         return False
 
     # --- the learned routing rule -------------------------------------------------------

@@ -34,8 +34,11 @@ _BREAKER_LEVELS = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 
 def _cache(inp: LlmStepInput, result: LlmStepResult, event: GuardEvent) -> None:
-    # ``exact_hit`` / ``semantic_hit`` count as hits; any other outcome (``miss``, ``bypass``)
-    # as a look-up that missed.
+    # ``exact_hit`` / ``semantic_hit`` count as hits; a found answer the judge's check did not
+    # let through (``doubted``, ``unchecked``) as a look-up that missed. ``verified`` is the
+    # check of a hit that is counted by its own event.
+    if event.outcome == "verified":
+        return
     result_label = "hit" if event.outcome.endswith("hit") else "miss"
     CACHE_LOOKUPS.labels(inp.workflow, result_label).inc()
 

@@ -59,9 +59,11 @@ class CachePolicy(_Strict):
     verify_min_score: float = Field(
         default=0.7, ge=0, le=1, description="Least judge score for a first reuse."
     )
-    accept_approved: bool = Field(
-        default=True,
-        description="A cached answer a reviewer approved, or wrote by editing, is accepted when "
-        "served again; false: it passes the confidence gate on its own score like any other.",
+    accept_approved: Literal["exact", "similar", "never"] = Field(
+        default="exact",
+        description="When a cached answer a reviewer approved, or wrote by editing, is accepted "
+        "without another review: 'exact', served for the same input only; 'similar', for a "
+        "semantic hit too (the answer then reaches other users' paraphrases unseen); 'never'. "
+        "Otherwise it passes the confidence gate on its own score like any other.",
     )
     learned_route: LearnedRoutePolicy = LearnedRoutePolicy()

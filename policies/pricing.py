@@ -110,13 +110,15 @@ def step_worst_case_usd(
     max_repairs: int,
     samples: int,
     judge_model_id: str | None,
+    judge_calls: int = 1,
 ) -> float:
     """Estimates the most one LLM step attempt can cost: every call it may make, each on its own
     model and at its own worst case.
 
     The calls are the main call; up to ``max_repairs`` re-asks, each quoting the invalid answer
     and the error back (so each is longer than the last); ``samples - 1`` self-consistency
-    samples of the last request; and one judge call on ``judge_model_id`` (None: no judge).
+    samples of the last request; and ``judge_calls`` judge calls on ``judge_model_id`` (None: no
+    judge): the answer's, and the check of a cached answer before its first reuse.
 
     Raises:
         ConfigurationError: A model has no price.
@@ -138,5 +140,6 @@ def step_worst_case_usd(
             + min(max_output_tokens * CHARS_PER_TOKEN * 2, JUDGE_ANSWER_CHARS)
             + JUDGE_PROMPT_CHARS
         )
-        total += estimate_cost_usd(prices, judge_model_id, judge_chars, JUDGE_MAX_OUTPUT_TOKENS)
+        judge_usd = estimate_cost_usd(prices, judge_model_id, judge_chars, JUDGE_MAX_OUTPUT_TOKENS)
+        total += max(judge_calls, 0) * judge_usd
     return total

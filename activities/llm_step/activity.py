@@ -218,12 +218,18 @@ class LlmStepActivities:
         guards += [event for event in (pii_in,) if event is not None]
         cache_key = self.cache.key_for(inp, model_id, messages, variables)
         hit = await self.cache.lookup(cache_key) if cache_key else None
-        if hit is not None and policy.judge and self.cache.needs_check(hit):
+        if hit is not None and policy.judge and self.cache.needs_check(hit, inp.run_id):
             # Nobody has vouched for this answer: the judge grades it for this input first.
-            score = await judge_answer(self.deps, log, messages, hit.entry.output, "cache-check")
+            try:
+                score = await judge_answer(
+                    self.deps, log, messages, hit.entry.output, "cache-check"
+                )
+            except TetherError as exc:  # the judge unreachable: not checked, not served
+                _log.warning("cache check of %s failed: %s", inp.step, exc)
+                score = None
             guards.append(reuse_checked(hit, score, self.cache.policy.verify_min_score))
             if not await self.cache.vouch(hit, score):
-                hit = None  # doubted and evicted: the model answers this input
+                hit = None  # not vouched for: the model answers this input
         if hit is not None:
             served = await served_from_cache(
                 self.deps,
@@ -235,9 +241,10 @@ class LlmStepActivities:
                 started=started,
                 guards=guards,
             )
-            # A cached answer is reused by many runs: audited like a fresh one, a reviewer's
-            # reject or edit stops it spreading.
-            await self._audit_sample(inp, served)
+            # A cached answer is reused by many runs: audited (once) like a fresh one, and a
+            # reviewer's reject or edit stops it spreading. One a reviewer approved is not.
+            if not hit.entry.approved:
+                await self._audit_sample(inp, served, cache_entry=hit.entry.id)
             return served
 
         request = ChatRequest(
@@ -255,7 +262,8 @@ class LlmStepActivities:
         )
         response, output = answer.response, answer.output
         digest = output_digest(output, response.text)
-        if cache_key is not None and output is not None:
+        # A blocked answer is never kept: no reviewer will see it to release it.
+        if cache_key is not None and output is not None and report.outcome != "block":
             await self.cache.remember(  # never raises: the answer stands, only reuse is lost
                 cache_key,
                 inp,
@@ -291,9 +299,11 @@ class LlmStepActivities:
         await self._audit_sample(inp, result)
         return result
 
-    async def _audit_sample(self, inp: LlmStepInput, result: LlmStepResult) -> None:
+    async def _audit_sample(
+        self, inp: LlmStepInput, result: LlmStepResult, *, cache_entry: int | None = None
+    ) -> None:
         try:  # calibration; the run never waits, and the answer it paid for is never lost
-            await sample_for_audit(self.deps, inp, result)
+            await sample_for_audit(self.deps, inp, result, cache_entry=cache_entry)
         except Exception:
             _log.warning("audit sample of %s not taken", inp.step, exc_info=True)
 

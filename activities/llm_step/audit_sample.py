@@ -22,9 +22,12 @@ EVAL_RUN_PREFIX = "eval:"
 """Run ids of ``tether eval`` calls: charged like any call, never audited."""
 
 
-async def sample_for_audit(deps: ActivityDeps, inp: LlmStepInput, result: LlmStepResult) -> bool:
+async def sample_for_audit(
+    deps: ActivityDeps, inp: LlmStepInput, result: LlmStepResult, *, cache_entry: int | None = None
+) -> bool:
     """Queue ``result`` for an audit when it was auto-accepted and the policy's share picks it.
-    Returns True when the step was sampled."""
+    An answer served from the cache (``cache_entry``) is audited once however many runs reuse
+    it: a second sample of it opens nothing. Returns True when the step was sampled."""
     if result.status != "valid" or result.output is None or result.confidence.outcome != "accept":
         return False
     if inp.run_id.startswith(EVAL_RUN_PREFIX):
@@ -37,7 +40,11 @@ async def sample_for_audit(deps: ActivityDeps, inp: LlmStepInput, result: LlmSte
     step_input = dict(inp.variables) | {f"ref:{k}": v for k, v in inp.text_refs.items()}
     item = ReviewItem(
         # Unique per step execution (its key), with no "/" so it fits in a URL path.
-        review_id=f"{inp.run_id}:{inp.step}:audit-{sha256(inp.idempotency_key.encode()).hexdigest()[:16]}",
+        review_id=(
+            f"{inp.run_id}:{inp.step}:audit-{sha256(inp.idempotency_key.encode()).hexdigest()[:16]}"
+            if cache_entry is None
+            else f"cache-entry-{cache_entry}:audit"
+        ),
         run_id=inp.run_id,
         workflow=inp.workflow,
         step=inp.step,

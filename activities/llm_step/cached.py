@@ -32,7 +32,10 @@ def _served_confidence(deps: ActivityDeps, hit: CacheHit) -> ConfidenceReport:
     """The answer's stored report; an answer a reviewer approved (or wrote) is accepted when the
     policy trusts reviewers' answers, with the reason on the report."""
     report = ConfidenceReport.model_validate(hit.entry.confidence)
-    if not (hit.entry.approved and deps.policy.cache.accept_approved):
+    trusted = deps.policy.cache.accept_approved
+    if not hit.entry.approved or trusted == "never":
+        return report
+    if trusted == "exact" and hit.kind != "exact_hit":
         return report
     input_was = "the same input" if hit.kind == "exact_hit" else "a similar input"
     return report.model_copy(
@@ -47,13 +50,19 @@ def _served_confidence(deps: ActivityDeps, hit: CacheHit) -> ConfidenceReport:
 
 
 def reuse_checked(hit: CacheHit, score: float | None, least: float) -> GuardEvent:
-    """The judge's check of a cached answer before its first reuse, as a guard event."""
-    graded = "unreadable" if score is None else f"{score:.2f}"
-    served = score is not None and score >= least
+    """The judge's check of a cached answer before its first reuse, as a guard event:
+    ``verified``, ``doubted`` (evicted) or ``unchecked`` (no readable grade: kept, not served)."""
+    if score is None:
+        return GuardEvent(
+            guard="cache",
+            outcome="unchecked",
+            detail="first reuse: the judge gave no readable grade; not served, the model answers",
+        )
+    served = score >= least
     return GuardEvent(
         guard="cache",
         outcome="verified" if served else "doubted",
-        detail=f"first reuse: the judge graded the cached answer {graded} for this input "
+        detail=f"first reuse: the judge graded the cached answer {score:.2f} for this input "
         f"(at least {least:.2f} to serve it)" + ("" if served else "; evicted, the model answers"),
         value=score,
     )

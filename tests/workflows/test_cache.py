@@ -279,7 +279,16 @@ async def test_an_answer_awaiting_review_is_served_only_once_a_reviewer_approves
         second_id, second = await start_cached(client, settings, QUESTION)
         second_pending = await wait_for_pending(client, second_id)
         assert cache_events(second_pending) == [] and ledger(settings, second_id)
-        assert [e.held for e in entries(settings)] == [True, True]
+        # Nor a paraphrase, by similarity.
+        para_id, para = await start_cached(client, settings, PARAPHRASE)
+        para_pending = await wait_for_pending(client, para_id)
+        assert cache_events(para_pending) == [] and ledger(settings, para_id)
+        await para.execute_update(
+            "decide",
+            decision_for(para_pending, kind="reject", reason="dup"),
+            result_type=DecisionReceipt,
+        )
+        assert [e.held for e in entries(settings)] == [True, True, True]
 
         await first.execute_update("decide", decision_for(pending), result_type=DecisionReceipt)
         assert (await first.result()).status == "completed"
@@ -304,10 +313,11 @@ async def test_an_answer_awaiting_review_is_served_only_once_a_reviewer_approves
     assert confidence.score < 1.0 and "a reviewer approved this answer" in confidence.reasons[0]
 
 
-async def test_a_reviewers_edit_answers_the_next_paraphrase(
+async def test_a_reviewers_edit_answers_the_same_question_and_is_proposed_for_a_paraphrase(
     client: Client, settings: Settings
 ) -> None:
     reviewed = gated(load_policy(), accept=1.0)
+    assert reviewed.cache.accept_approved == "exact"
     written = {
         "answer": "Use 'Forgot password' on the sign-in page; the link lasts 1 hour.",
         "sure": True,
@@ -321,16 +331,24 @@ async def test_a_reviewers_edit_answers_the_next_paraphrase(
             result_type=DecisionReceipt,
         )
         assert (await first.result()).answer == written["answer"]
-        para_id, para, para_status = await asyncio.wait_for(
-            ask(client, settings, PARAPHRASE), timeout=60
+        # The same question: what the reviewer wrote, accepted, for nothing.
+        # (A run waiting for a reviewer here would time out: that is the failure.)
+        same_id, same, same_status = await asyncio.wait_for(
+            ask(client, settings, QUESTION), timeout=60
         )
+        # A paraphrase is offered the reviewer's answer, but it reaches another user's
+        # question unseen only with accept_approved: similar; here a reviewer sees it first.
+        para_id, para = await start_cached(client, settings, PARAPHRASE)
+        para_pending = await wait_for_pending(client, para_id)
+        await para.execute_update("decide", decision_for(para_pending), result_type=DecisionReceipt)
+        assert (await para.result()).answer == written["answer"]
 
-    # The model's answer is evicted; what the reviewer wrote answers the paraphrase, for
-    # nothing and without another review.
-    (hit,) = cache_events(para_status)
-    assert hit.outcome == "semantic_hit" and "approved by a reviewer" in hit.detail
-    assert para.status == "completed" and para.answer == written["answer"]
-    assert para.cost_usd == 0.0 and ledger(settings, para_id) == []
+    (hit,) = cache_events(same_status)
+    assert hit.outcome == "exact_hit" and "approved by a reviewer" in hit.detail
+    assert same.status == "completed" and same.answer == written["answer"]
+    assert same.cost_usd == 0.0 and ledger(settings, same_id) == []
+    (para_hit,) = cache_events(para_pending)
+    assert para_hit.outcome == "semantic_hit" and ledger(settings, para_id) == []
     model_answer, edit = entries(settings)
     assert model_answer.verdict == "edited" and model_answer.evicted_at is not None
     assert edit.output == written and edit.approved and not edit.held
@@ -425,8 +443,30 @@ async def test_an_answer_the_judge_doubted_is_not_offered_again_when_the_model_r
         runs = [await ask(client, settings, QUESTION) for _ in range(3)]
 
     calls = [[r.call for r in ledger(settings, run_id)] for run_id, _, _ in runs]
-    # The repeated answer is kept held, each time: no run is served it (nor checks it again).
+    # The repeated answer is kept (once) held: no run is served it, nor checks it again.
     assert calls == [["main"], ["cache-check", "main"], ["main"]]
     first, *repeated = entries(settings)
     assert first.verdict == "doubted"
-    assert [(e.output_digest, e.held) for e in repeated] == [(first.output_digest, True)] * 2
+    assert [(e.output_digest, e.held) for e in repeated] == [(first.output_digest, True)]
+
+
+async def test_an_unreadable_check_serves_nothing_and_evicts_nothing(
+    client: Client,
+    tmp_path: Path,
+    temporal_address: str,
+    provider_server: FakeProviderServer,
+) -> None:
+    settings = openai_settings(tmp_path, temporal_address, provider_server)
+    policy = gated(routed(load_policy(), [GPT]), accept=0.0)
+    answer = {"answer": "Use the reset link on the sign-in page.", "sure": True}
+    provider_server.script(answer=answer)
+    provider_server.script(answer="I cannot grade this.")  # not the verdict's JSON
+    provider_server.script(answer=answer)
+    async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
+        runs = [await ask(client, settings, QUESTION) for _ in range(2)]
+
+    calls = [[r.call for r in ledger(settings, run_id)] for run_id, _, _ in runs]
+    assert calls == [["main"], ["cache-check", "main"]]
+    assert [g.outcome for g in cache_events(runs[1][2])] == ["unchecked"]
+    (kept,) = entries(settings)  # not doubted, not evicted; the same answer is kept once
+    assert kept.evicted_at is None and kept.verdict is None and not kept.verified

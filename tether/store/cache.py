@@ -46,6 +46,7 @@ Verdict = str
 ``doubted``: the judge graded it poorly when it was first reused."""
 
 REVIEWER_VERDICTS = ("approved", "rejected", "edited")
+DOUBTED = "doubted"
 
 
 def _now() -> datetime:
@@ -98,27 +99,29 @@ def _live(now: datetime) -> Any:
 
 
 def insert_entry(session: Session, entry: CacheEntry) -> CacheEntry:
-    """Keep ``entry``; held when the judge doubted the same answer to the same input before
-    (offered again, it would be checked and doubted again), until a reviewer approves it."""
-    if not entry.held and _doubted_before(session, entry):
+    """Keep ``entry``, once: the live entry with the same answer to the same input is returned
+    instead of a duplicate. Held when the judge doubted that same answer for that same input
+    before (offered again, it would be checked and doubted again) until a reviewer approves it
+    or the doubted entry's time is up."""
+    same = (
+        CacheEntry.partition == entry.partition,
+        CacheEntry.input_digest == entry.input_digest,
+        CacheEntry.output_digest == entry.output_digest,
+    )
+    now = _now()
+    kept = session.exec(select(CacheEntry).where(*same).where(_live(now)).limit(1)).first()
+    if kept is not None:
+        return kept
+    doubted = (
+        select(CacheEntry.id)
+        .where(*same, CacheEntry.verdict == DOUBTED, col(CacheEntry.expires_at) > now)
+        .limit(1)
+    )
+    if not entry.held and session.exec(doubted).first() is not None:
         entry.held = True
     session.add(entry)
     session.flush()
     return entry
-
-
-def _doubted_before(session: Session, entry: CacheEntry) -> bool:
-    query = (
-        select(CacheEntry.id)
-        .where(
-            CacheEntry.partition == entry.partition,
-            CacheEntry.input_digest == entry.input_digest,
-            CacheEntry.output_digest == entry.output_digest,
-            CacheEntry.verdict == "doubted",
-        )
-        .limit(1)
-    )
-    return session.exec(query).first() is not None
 
 
 def exact_entry(session: Session, partition: str, input_digest: str) -> CacheEntry | None:
@@ -176,39 +179,63 @@ def verdict_vectors(
     return [(str(row[0]), bytes(row[1] or b"")) for row in session.exec(query)]
 
 
-def mark_verified(session: Session, entry_id: int) -> None:
-    """The judge graded the entry's answer well for an input reusing it."""
-    session.execute(update(CacheEntry).where(col(CacheEntry.id) == entry_id).values(verified=True))
-
-
-def doubt_entry(session: Session, entry_id: int) -> bool:
-    """The judge graded the entry's answer poorly for an input reusing it: evicted, with the
-    verdict ``doubted`` (not a reviewer's: the learned routing rule does not read it). Returns
-    whether it was still live."""
+def mark_verified(session: Session, entry_id: int) -> bool:
+    """The judge graded the entry's answer well for an input reusing it. False when, meanwhile,
+    a reviewer or another worker evicted it (or it is held): it must not be served."""
     result = session.execute(
         update(CacheEntry)
         .where(col(CacheEntry.id) == entry_id, col(CacheEntry.evicted_at).is_(None))
-        .values(verdict="doubted", evicted_at=_now())
+        .where(col(CacheEntry.held).is_(False))
+        .values(verified=True)
     )
     return bool(getattr(result, "rowcount", 0))
 
 
-def judge_entries(session: Session, route_scope: str, output_digest: str, verdict: str) -> int:
-    """Record a reviewer's verdict on the entries that gave the answer ``output_digest``:
-    ``approved`` marks them preferred; ``rejected`` or ``edited`` evicts them (kept, with the
-    verdict, for the learned routing rule). Returns how many entries it changed."""
-    values: dict[str, Any] = {"verdict": verdict}
-    if verdict == "approved":
-        values |= {"approved": True, "held": False}
-    else:
-        values |= {"approved": False, "evicted_at": _now()}
+def doubt_entry(session: Session, entry_id: int, *, same_input: bool) -> bool:
+    """The judge graded the entry's answer poorly for an input reusing it: evicted, unless a
+    reviewer approved it meanwhile (a reviewer outranks the judge). The verdict is ``doubted``
+    when the input was the entry's own (the same answer to that input is then kept held, see
+    ``insert_entry``), ``doubted_similar`` for a paraphrase. Neither is a reviewer's: the
+    learned routing rule does not read them. Returns whether it was evicted."""
     result = session.execute(
+        update(CacheEntry)
+        .where(col(CacheEntry.id) == entry_id, col(CacheEntry.evicted_at).is_(None))
+        .where(col(CacheEntry.approved).is_(False))
+        .values(verdict=DOUBTED if same_input else "doubted_similar", evicted_at=_now())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def judge_entries(
+    session: Session,
+    route_scope: str,
+    output_digest: str,
+    verdict: str,
+    *,
+    run_id: str | None = None,
+    step: str | None = None,
+) -> int:
+    """Record a reviewer's verdict on the entries that gave the answer ``output_digest``.
+    ``approved`` approves (and releases, if held) only the entry the reviewed run's own model
+    call made for its input (``run_id``, ``step``): the same answer kept for other inputs was
+    approved by nobody. ``rejected`` or ``edited`` evicts every live entry with that answer in
+    the step's scope (kept, with the verdict, for the learned routing rule). Returns how many
+    entries it changed."""
+    query = (
         update(CacheEntry)
         .where(col(CacheEntry.route_scope) == route_scope)
         .where(col(CacheEntry.output_digest) == output_digest)
         .where(col(CacheEntry.evicted_at).is_(None))
-        .values(**values)
     )
+    if verdict == "approved":
+        if run_id is None or step is None:
+            return 0
+        query = query.where(
+            col(CacheEntry.source_run_id) == run_id, col(CacheEntry.step) == step
+        ).values(verdict=verdict, approved=True, held=False)
+    else:
+        query = query.values(verdict=verdict, approved=False, evicted_at=_now())
+    result = session.execute(query)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -246,9 +273,9 @@ def record_verdict(
     if verdict is None:
         return 0
     scope = route_scope(tenant, workflow, step)
+    changed = judge_entries(session, scope, output_digest, verdict, run_id=run_id, step=step)
     if verdict == "edited" and run_id and edited_output is not None:
         _keep_edit(session, scope, run_id, step, output_digest, edited_output)
-    changed = judge_entries(session, scope, output_digest, verdict)
     if changed and verdict != "approved":
         append_event(
             session,
@@ -276,18 +303,23 @@ def _keep_edit(
     edited_output: dict[str, Any],
 ) -> None:
     """The reviewer's edit as the approved answer to the reviewed run's own input: a copy of the
-    entry that run's model call made (same partition, input digest and embedding), with the
-    edited output. An answer the run got from the cache was made for another input: the edit
-    evicts it but is not kept for that input. The copy expires when the entry would have."""
+    entry that run's model call made (same partition, input digest and embedding; evicted or
+    not, since the verdict has just evicted it), with the edited output. An answer the run got
+    from the cache was made for another input: the edit evicts it but is not kept for that
+    input. The copy expires when the entry would have."""
     query = (
         select(CacheEntry)
         .where(CacheEntry.route_scope == scope, CacheEntry.output_digest == output_digest)
         .where(CacheEntry.source_run_id == run_id, CacheEntry.step == step)
-        .where(col(CacheEntry.evicted_at).is_(None))
+        .order_by(col(CacheEntry.id))
     )
     now = _now()
+    inputs: set[tuple[str, str]] = set()
     for made in session.exec(query).all():
-        fields = made.model_dump(exclude={"id", "verdict", "evicted_at"})
+        if (made.partition, made.input_digest) in inputs:
+            continue
+        inputs.add((made.partition, made.input_digest))
+        fields = made.model_dump(exclude={"id", "verdict", "evicted_at", "verified"})
         fields |= {
             "output": dict(edited_output),
             "raw_output": json.dumps(edited_output, separators=(",", ":"))[:20_000],
@@ -297,3 +329,4 @@ def _keep_edit(
             "created_at": now,
         }
         session.add(CacheEntry(**fields))
+        session.flush()

@@ -26,6 +26,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Code before this revision serves every live entry: held answers (no gate or reviewer
+    # accepted them) are evicted first, so a downgrade never makes them servable.
+    op.execute(
+        sa.text(
+            "UPDATE cache_entries SET evicted_at = CURRENT_TIMESTAMP WHERE held AND evicted_at IS NULL"
+        )
+    )
     with op.batch_alter_table("cache_entries") as batch:
         batch.drop_column("verified")
         batch.drop_column("held")
