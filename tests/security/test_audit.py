@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 
 from policies.models import TetherPolicy
-from tests.policy_variants import gated, with_budgets
+from tests.policy_variants import gated, judging_always, with_budgets
 from tests.security.test_identity import DEV_POLICY
 from tests.store.conftest import postgres_url
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
@@ -255,7 +255,10 @@ async def test_model_calls_budget_actions_and_decisions_with_receipts_are_record
 ) -> None:
     run_id = f"audited-{uuid.uuid4().hex[:8]}"
     async with running_worker(
-        client, settings, policy=gated(policy, accept=1.0), extra_workflows=TEST_WORKFLOWS
+        client,
+        settings,
+        policy=gated(judging_always(policy), accept=1.0),
+        extra_workflows=TEST_WORKFLOWS,
     ):
         handle = await client.start_workflow(
             "test_one_step",

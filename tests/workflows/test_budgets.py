@@ -10,7 +10,7 @@ from temporalio.client import Client
 from policies.models import TetherPolicy
 from policies.pricing import cost_usd
 from policies.values import Usage
-from tests.policy_variants import gated, with_budgets
+from tests.policy_variants import gated, judging_always, with_budgets
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import decision_for, ledger, wait_for_pending
 from tether.contracts import DecisionReceipt, ReviewDecision
@@ -78,7 +78,8 @@ async def test_approve_spend_pauses_for_a_human(
 ) -> None:
     run_id = f"spend-{uuid.uuid4().hex[:8]}"
     budget_policy = gated(
-        with_budgets(policy, per_run_usd=BELOW_ANY_STEP, on_exceed="approve_spend"), accept=0.0
+        with_budgets(judging_always(policy), per_run_usd=BELOW_ANY_STEP, on_exceed="approve_spend"),
+        accept=0.0,
     )
     async with running_worker(
         client, settings, policy=budget_policy, extra_workflows=TEST_WORKFLOWS

@@ -18,7 +18,7 @@ from activities.provider_health import provider_health
 from policies.guard_routing import BreakerPolicy, ProviderHealthPolicy, RouteRule, RouteWhen
 from policies.models import TetherPolicy
 from tests.fakes.provider_server import FakeProviderServer
-from tests.policy_variants import gated, routed
+from tests.policy_variants import gated, judging_always, routed
 from tests.security.apps import app_over
 from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Question
 from tests.workflows.test_engine import openai_settings
@@ -44,7 +44,7 @@ def outage_policy(policy: TetherPolicy) -> TetherPolicy:
         publish_every_s=0.2,
         stale_after_s=30.0,
     )
-    base = gated(routed(policy, [DEAD, LIVE], strong=[LIVE]), accept=0.0)
+    base = gated(routed(judging_always(policy), [DEAD, LIVE], strong=[LIVE]), accept=0.0)
     return base.model_copy(update={"provider_health": health})
 
 
