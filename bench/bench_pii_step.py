@@ -53,7 +53,7 @@ def run(steps: int, values: int) -> dict[str, object]:
             probe_cpu.append((time.thread_time() - began_cpu) * 1000)
             began, began_cpu = time.perf_counter(), time.thread_time()
             with session_scope(url) as session:
-                redactor, _ = run_redactor(session, sealer, "run-1", settings)
+                redactor, _ = run_redactor(session, sealer, "run-1", settings, ())
             redactor.redact(PROMPT)
             wall.append((time.perf_counter() - began) * 1000)
             cpu.append((time.thread_time() - began_cpu) * 1000)
