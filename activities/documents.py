@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlmodel import Session
 from temporalio import activity
 
@@ -33,7 +35,7 @@ class DocumentActivities:
         chunks = chunk_text(kept, inp.chunk_chars)
 
         pii = pii_settings(self.deps.policy, inp.workflow)
-        detectors = pii_detectors(pii)
+        detectors = await asyncio.to_thread(pii_detectors, pii)  # the first builds Presidio's
 
         def _store(session: Session) -> list[str]:
             # Stored texts hold placeholders, like the run's input (defense in depth: the input

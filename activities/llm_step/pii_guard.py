@@ -56,7 +56,8 @@ class StepPii:
         for message in messages:
             probe.redact(message.content)
         if not probe.counts:  # only placeholders issued earlier (or none): nothing to keep
-            counts = placeholder_counts((m.content for m in messages), kinds=self._settings.kinds)
+            kinds = self._settings.kinds.union(*(d.kinds for d in detectors))
+            counts = placeholder_counts((m.content for m in messages), kinds=kinds)
             return messages, _event("redacted", counts)
         redactor = await self._keep(lambda r: [r.redact(m.content) for m in messages], "step")
         redacted = [

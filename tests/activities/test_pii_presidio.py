@@ -153,5 +153,8 @@ async def test_a_steps_prompt_and_answer_are_redacted_by_presidio_into_the_runs_
             vault = run_originals(session, sealer, "run-1")
         assert vault["[CRYPTO_1]"] == ONLY_PRESIDIO["CRYPTO"]
         assert vault["[UK_NHS_1]"] == "4010232137"
+        # A prompt holding only the run's placeholders is left as it is, and counted.
+        again, seen = await guard.redact_messages(messages)
+        assert again == messages and seen is not None and "UK_NHS x1" in seen.detail
     finally:
         dispose_all()
