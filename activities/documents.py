@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlmodel import Session
 from temporalio import activity
 
 from activities.deps import ActivityDeps
+from activities.pii_presidio import pii_detectors
 from policies.effective import effective_for, pii_settings
 from policies.guards import chunk_text, guard_input
 from tether.contracts import PreparedDocument, PrepareDocumentInput
@@ -32,6 +35,7 @@ class DocumentActivities:
         chunks = chunk_text(kept, inp.chunk_chars)
 
         pii = pii_settings(self.deps.policy, inp.workflow)
+        detectors = await asyncio.to_thread(pii_detectors, pii)  # the first builds Presidio's
 
         def _store(session: Session) -> list[str]:
             # Stored texts hold placeholders, like the run's input (defense in depth: the input
@@ -39,8 +43,9 @@ class DocumentActivities:
             tenant = run_tenant(session, inp.run_id)[1] or "default"
             sealer = pii_sealer(self.deps.settings)
             redacted = redact_for_run(
-                session, sealer, pii, chunks, run_id=inp.run_id, tenant=tenant, where="document"
-            )
+                session, sealer, pii, chunks, detectors=detectors, run_id=inp.run_id,
+                tenant=tenant, where="document",
+            )  # fmt: skip
             return [put_text(session, chunk) for chunk in redacted]
 
         keys = await self.deps.in_session(_store)

@@ -6,6 +6,8 @@ as in dev) holds a run whose input had V values redacted; each step then does wh
 run's placeholders: the common case (nothing new: a probe redaction and a count, no store read),
 and the case with new values (open a session, read and decrypt the run's V vault rows, AES-GCM,
 and redact with the run's numbering). p50/p95 in ms are printed and written to bench/results/pii_step.json.
+With the ``presidio`` extra installed, the same probe with ``pii.detectors: [builtin, presidio]``
+is timed too, after the analyzer's one-off build (printed in seconds).
 Nothing is asserted; the guard-overhead target (issue 10) is 2 ms p50 for all guards together.
 """
 
@@ -18,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from policies.guard_settings import PiiGuardSettings
+from activities.pii_presidio import pii_detectors
+from policies.guard_settings import PiiGuardSettings, presidio_installed
 from policies.pii import Redactor, placeholder_counts
 from tether.store.engine import session_scope, upgrade_database
 from tether.store.pii_vault import PiiSealer, keep_originals
@@ -53,11 +56,23 @@ def run(steps: int, values: int) -> dict[str, object]:
             probe_cpu.append((time.thread_time() - began_cpu) * 1000)
             began, began_cpu = time.perf_counter(), time.thread_time()
             with session_scope(url) as session:
-                redactor, _ = run_redactor(session, sealer, "run-1", settings)
+                redactor, _ = run_redactor(session, sealer, "run-1", settings, ())
             redactor.redact(PROMPT)
             wall.append((time.perf_counter() - began) * 1000)
             cpu.append((time.thread_time() - began_cpu) * 1000)
-    return {
+    result: dict[str, object] = {}
+    if presidio_installed():
+        both = PiiGuardSettings(detectors=("builtin", "presidio"))
+        began = time.perf_counter()
+        detectors = pii_detectors(both)
+        result["presidio_build_s"] = round(time.perf_counter() - began, 2)
+        presidio_cpu: list[float] = []
+        for _ in range(steps):
+            began_cpu = time.thread_time()
+            Redactor(both, detectors).redact(PROMPT)
+            presidio_cpu.append((time.thread_time() - began_cpu) * 1000)
+        result["placeholders_only_presidio_cpu"] = _figures(presidio_cpu)
+    return result | {
         "steps": steps,
         "vault_values": values,
         "placeholders_only_cpu": _figures(probe_cpu),
@@ -90,8 +105,13 @@ def main() -> None:
         "placeholders_only_cpu": "prompt with placeholders only (no vault read), cpu",
         "wall": "new values (vault read and redaction), wall",
         "cpu": "new values (vault read and redaction), cpu",
+        "placeholders_only_presidio_cpu": "placeholders only, [builtin, presidio], cpu",
     }
+    if "presidio_build_s" in result:
+        print(f"  Presidio analyzer built once per process in {result['presidio_build_s']} s")
     for key, label in labels.items():
+        if key not in result:
+            continue
         figures = result[key]
         assert isinstance(figures, dict)
         print(f"  {label:52}  p50 {figures['p50_ms']:.3f} ms  p95 {figures['p95_ms']:.3f} ms")

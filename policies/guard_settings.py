@@ -7,17 +7,23 @@ defaults are the safe ones the embedded default policy is meant to use.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ALL_PII_KINDS",
+    "PRESIDIO_EXTRA_MISSING",
     "InjectionAction",
     "InjectionGuardSettings",
+    "PiiDetectorName",
     "PiiGuardSettings",
     "PiiKind",
     "PlaceholderStyle",
+    "PresidioSettings",
+    "presidio_installed",
 ]
 
 PiiKind = Literal[
@@ -63,6 +69,66 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+PiiDetectorName = Literal["builtin", "presidio"]
+"""``builtin``: the regex and check-digit detectors of ``policies.pii_detectors``; ``presidio``:
+Presidio's pattern recognizers (the optional extra ``tether[presidio]``)."""
+
+PRESIDIO_EXTRA_MISSING = (
+    "pii.detectors lists presidio but Presidio is not installed: pip install 'tether[presidio]'"
+)
+_NER_ENTITIES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "GPE", "NORP"})
+_NETWORK_ENTITIES = frozenset({"URL", "EMAIL_ADDRESS"})
+_ENTITY_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+class PresidioSettings(_Strict):
+    """Presidio's pattern recognizers: which entities, in which language, from which score.
+
+    Named entities (PERSON, LOCATION) need a spaCy NER model that PyPI does not publish, so only
+    pattern recognizers are offered; an entity without one is refused when the worker builds
+    its analyzer."""
+
+    entities: frozenset[str] = Field(
+        default=frozenset(
+            {"US_PASSPORT", "US_DRIVER_LICENSE", "US_ITIN", "UK_NHS", "CRYPTO", "MEDICAL_LICENSE"}
+        ),
+        min_length=1,
+        description="Presidio entity names; each becomes a placeholder kind ([UK_NHS_1]).",
+    )
+    language: str = Field(default="en", pattern=r"^[a-z]{2}$")
+    score_threshold: float = Field(
+        default=0.4,
+        ge=0,
+        le=1,
+        description="Presidio hits scoring below this pass through (weak patterns reach 0.4 "
+        "only with a context word nearby, e.g. 'passport').",
+    )
+
+    @field_validator("entities")
+    @classmethod
+    def _pattern_entities(cls, entities: frozenset[str]) -> frozenset[str]:
+        for entity in sorted(entities):
+            if not _ENTITY_NAME.fullmatch(entity):
+                raise ValueError(f"{entity!r} is not a Presidio entity name (UPPER_CASE)")
+            if entity in _NETWORK_ENTITIES:
+                raise ValueError(
+                    f"{entity}: Presidio checks it with tldextract, which fetches the public "
+                    "suffix list at run time (the built-in EMAIL kind finds e-mail addresses)"
+                )
+            if entity in _NER_ENTITIES:
+                raise ValueError(
+                    f"{entity} needs a spaCy NER model, which Tether does not install (not on "
+                    "PyPI); only Presidio's pattern recognizers are available"
+                )
+        return entities
+
+
+def presidio_installed() -> bool:
+    """Whether the ``presidio`` extra is installed (looked up, not imported: importing it
+    loads spaCy, seconds)."""
+    return importlib.util.find_spec("presidio_analyzer") is not None
+
+
 class PiiGuardSettings(_Strict):
     """PII detection and redaction before text reaches a provider, Slack, a log or the store."""
 
@@ -70,6 +136,12 @@ class PiiGuardSettings(_Strict):
     kinds: frozenset[PiiKind] = Field(
         default=ALL_PII_KINDS, description="The built-in kinds to detect; others pass through."
     )
+    detectors: tuple[PiiDetectorName, ...] = Field(
+        default=("builtin",),
+        min_length=1,
+        description="Which detectors run: builtin, presidio, or both ([builtin, presidio]).",
+    )
+    presidio: PresidioSettings = PresidioSettings()
     placeholder_style: PlaceholderStyle = "brackets"
     restore_in_output: bool = Field(
         default=True, description="Put the original values back into the step's final output."
@@ -78,6 +150,14 @@ class PiiGuardSettings(_Strict):
         default=frozenset(),
         description="Reviewer roles that may see the original values; everyone else sees placeholders.",
     )
+
+    @model_validator(mode="after")
+    def _presidio_extra(self) -> PiiGuardSettings:
+        if len(set(self.detectors)) != len(self.detectors):
+            raise ValueError("pii.detectors lists a detector twice")
+        if self.enabled and "presidio" in self.detectors and not presidio_installed():
+            raise ValueError(PRESIDIO_EXTRA_MISSING)
+        return self
 
 
 class InjectionGuardSettings(_Strict):

@@ -8,17 +8,9 @@ nothing. ``redact_value`` does the same over nested JSON-like values (dict and l
 sharing one mapping.
 
 Detectors are pluggable: anything with ``kinds`` and ``detect(text)`` yielding ``PiiMatch``
-is a ``PiiDetector``. A Presidio adapter (an optional extra, not a dependency) is a small class::
-
-    class PresidioDetector:
-        kinds = frozenset({"PERSON", "LOCATION"})
-
-        def __init__(self, analyzer, language="en"):
-            self._analyzer, self._language = analyzer, language
-
-        def detect(self, text):
-            for hit in self._analyzer.analyze(text, language=self._language, entities=[*self.kinds]):
-                yield PiiMatch(hit.entity_type, hit.start, hit.end, text[hit.start:hit.end], 45)
+is a ``PiiDetector``. ``settings.detectors`` says whether the built-in ones run; detectors passed
+in (``activities.pii_presidio``'s Presidio adapter, built by ``pii_detectors(settings)`` outside
+this pure package) run beside them.
 
 The mapping holds the raw values: it must stay out of logs, the store and workflow history (keep
 it where the policy allows restoring, e.g. in the activity that sends the final output).
@@ -89,6 +81,8 @@ _ANY_LABEL = re.compile(r"[\[\u27e6]([A-Z][A-Z0-9_]*?)_(\d+)[\]\u27e7]")
 def _detectors_for(
     settings: PiiGuardSettings, extra: Sequence[PiiDetector]
 ) -> tuple[PiiDetector, ...]:
+    if "builtin" not in settings.detectors:
+        return tuple(extra)
     base = _DEFAULT_DETECTORS if settings.kinds == _DEFAULT_SETTINGS.kinds else None
     if base is None:
         base = (_Builtin(frozenset(settings.kinds)),)

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from activities.pii_presidio import pii_detectors
 from policies.effective import pii_settings
 from policies.models import Reviewer, TetherPolicy
 from policies.pii import JsonValue, Redactor, restore, restore_value
@@ -77,13 +78,14 @@ def redacted_decision(
     pii = pii_settings(policy, item.workflow)
     edited = cast(JsonValue, decision.edited_output)
     texts = (decision.reason or "", decision.feedback or "")
-    probe = Redactor(pii)
+    detectors = pii_detectors(pii)
+    probe = Redactor(pii, detectors)
     probe.redact_value([edited, *texts])
     if not probe.counts:
         return decision
     with session_scope(database_url) as session:
         sealer = pii_sealer(settings)
-        redactor, known = run_redactor(session, sealer, item.run_id, pii)
+        redactor, known = run_redactor(session, sealer, item.run_id, pii, detectors)
         output = redactor.redact_value(edited)
         reason, feedback = (redactor.redact(text) or None for text in texts)
         keep_redaction(

@@ -20,6 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.pii_presidio import pii_detectors
 from policies.effective import pii_settings
 from policies.loader import load_policy
 from policies.models import TetherPolicy
@@ -116,7 +117,8 @@ async def start_run(
     url = settings.resolved_database_url
     tenant = getattr(payload, "tenant", None) or DEFAULT_TENANT
     pii = pii_settings(policy or load_policy(settings.policy_file), workflow)
-    payload, redactor = redact_input(payload, pii)
+    detectors = await asyncio.to_thread(pii_detectors, pii)  # the first builds Presidio's
+    payload, redactor = redact_input(payload, pii, detectors)
     if not await asyncio.to_thread(
         claim_in_store, url, run_id, workflow, tenant, redactor, settings
     ):

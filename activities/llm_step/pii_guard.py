@@ -10,6 +10,7 @@ can still be restored. The step records which kinds it carried as placeholders, 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import Any, cast
@@ -18,9 +19,10 @@ from sqlmodel import Session
 
 from activities.deps import ActivityDeps
 from activities.llm_step.prompting import Answer
+from activities.pii_presidio import pii_detectors
 from activities.providers.base import ChatMessage
 from policies.effective import pii_settings
-from policies.pii import JsonValue, Redactor, placeholder_counts, summary
+from policies.pii import JsonValue, PiiDetector, Redactor, placeholder_counts, summary
 from tether.contracts import GuardEvent, LlmStepInput
 from tether.store.pii_vault import pii_sealer
 from tether.store.run_pii import keep_redaction, run_redactor
@@ -38,6 +40,7 @@ class StepPii:
     def __init__(self, deps: ActivityDeps, inp: LlmStepInput) -> None:
         self._deps, self._inp = deps, inp
         self._settings = pii_settings(deps.policy, inp.workflow)
+        self._detectors: tuple[PiiDetector, ...] | None = None
         self._known: dict[str, str] | None = None
         """The run's placeholders and values, once read from the vault."""
 
@@ -48,11 +51,13 @@ class StepPii:
         ``pii`` event (None when the prompt carries none, or the guard is off)."""
         if not self._settings.enabled:
             return messages, None
-        probe = Redactor(self._settings)
+        detectors = await self._with_detectors()
+        probe = Redactor(self._settings, detectors)
         for message in messages:
             probe.redact(message.content)
         if not probe.counts:  # only placeholders issued earlier (or none): nothing to keep
-            counts = placeholder_counts((m.content for m in messages), kinds=self._settings.kinds)
+            kinds = self._settings.kinds.union(*(d.kinds for d in detectors))
+            counts = placeholder_counts((m.content for m in messages), kinds=kinds)
             return messages, _event("redacted", counts)
         redactor = await self._keep(lambda r: [r.redact(m.content) for m in messages], "step")
         redacted = [
@@ -67,7 +72,8 @@ class StepPii:
         join the run's vault), and a ``redacted_output`` event when there were any."""
         if not self._settings.enabled:
             return answer, None
-        probe = Redactor(self._settings, known=self._known or {})
+        detectors = await self._with_detectors()
+        probe = Redactor(self._settings, detectors, known=self._known or {})
         probe.redact_value(cast(JsonValue, answer.output))
         probe.redact(answer.response.text)
         if not probe.counts:
@@ -86,18 +92,25 @@ class StepPii:
         )
         return redacted, _event("redacted_output", cast(dict[str, int], counts) or redactor.counts)
 
+    async def _with_detectors(self) -> tuple[PiiDetector, ...]:
+        """The policy's detectors; the first use in a worker builds Presidio's analyzer (spaCy
+        import, seconds), off the event loop."""
+        if self._detectors is None:
+            self._detectors = await asyncio.to_thread(pii_detectors, self._settings)
+        return self._detectors
+
     async def _keep(self, work: Callable[[Redactor], list[Any]], where: str) -> _Done:
         """Run ``work`` with a redactor that continues the run's numbering; keep what it
         issued in the vault (and audit it), in one transaction."""
-        inp, settings = self._inp, self._settings
+        inp, settings, detectors = self._inp, self._settings, self._detectors or ()
 
         def _in_store(session: Session) -> _Done:
             sealer = pii_sealer(self._deps.settings)
             if self._known is None:
-                redactor, known = run_redactor(session, sealer, inp.run_id, settings)
+                redactor, known = run_redactor(session, sealer, inp.run_id, settings, detectors)
             else:
                 known = self._known
-                redactor = Redactor(settings, known=known)
+                redactor = Redactor(settings, detectors, known=known)
             results = work(redactor)
             keep_redaction(
                 session, sealer, redactor, run_id=inp.run_id, tenant=inp.tenant,

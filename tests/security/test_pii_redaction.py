@@ -432,3 +432,54 @@ async def test_personal_data_a_reviewer_types_into_an_edit_reaches_the_run_as_a_
     assert shown["decided_output"]["rationale"] == f"Refunds go via {typed}"
     assert typed not in history
     assert typed not in store_rows(pii_settings)
+
+
+PRESIDIO_ONLY = {
+    "UK_NHS": "4010232137",
+    "CRYPTO": "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+    "US_PASSPORT": "912803456",
+}
+"""Kinds only the ``presidio`` detector finds (the extra, installed by ``make install``)."""
+
+
+async def test_a_policy_choosing_presidio_keeps_its_kinds_from_provider_store_and_history(
+    client: Client,
+    pii_settings: Settings,
+    policy: TetherPolicy,
+    provider_server: FakeProviderServer,
+) -> None:
+    ticket = TICKET | {
+        "body": (
+            f"My passport is {PRESIDIO_ONLY['US_PASSPORT']} and NHS number "
+            f"{PRESIDIO_ONLY['UK_NHS']}; refund in bitcoin to {PRESIDIO_ONLY['CRYPTO']}."
+        )
+    }
+    answers = [
+        SCRIPTED[0],
+        SCRIPTED[1] | {"customer_asks": ["refund to [CRYPTO_1]"]},
+        {"reply": "We refund to [CRYPTO_1].", "needs_followup": False},
+    ]
+    pii = PiiGuardSettings(detectors=("builtin", "presidio"))
+    triage = triage_policy(policy, pii, review_classify=False)
+    async with triage_stack(client, pii_settings, triage) as url:
+        for answer in answers:
+            provider_server.script(answer=answer)
+        async with httpx.AsyncClient(base_url=url, auth=ALICE, timeout=30) as http:
+            started = await http.post(
+                "/api/runs", json={"workflow": "support_triage", "input": ticket}
+            )
+        assert started.status_code == 201, started.text
+        run_id = started.json()["run_id"]
+        result = await run_result(client, run_id, settings=pii_settings, policy=triage)
+        history = await history_text(client, run_id)
+
+    def found(where: str) -> list[str]:
+        return [kind for kind, value in PRESIDIO_ONLY.items() if value in where]
+
+    prompts = provider_received(provider_server)
+    assert "[UK_NHS_1]" in prompts and "[CRYPTO_1]" in prompts and "[US_PASSPORT_1]" in prompts
+    assert found(prompts) == []
+    assert found(history) == []
+    assert found(store_rows(pii_settings)) == []
+    # Read back through the client, the output carries the value again.
+    assert result["reply"] == f"We refund to {PRESIDIO_ONLY['CRYPTO']}."

@@ -7,14 +7,14 @@ the step activity before a provider call, document intake before texts are store
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
 from policies.guard_settings import PiiGuardSettings
-from policies.pii import Redactor, restore_value, summary
+from policies.pii import PiiDetector, Redactor, restore_value, summary
 from tether.core.errors import InputError
 from tether.core.settings import Settings
 from tether.store.audit import append_event
@@ -41,12 +41,17 @@ class RunRedaction:
 
 
 def run_redactor(
-    session: Session, sealer: PiiSealer, run_id: str, settings: PiiGuardSettings
+    session: Session,
+    sealer: PiiSealer,
+    run_id: str,
+    settings: PiiGuardSettings,
+    detectors: Sequence[PiiDetector],
 ) -> tuple[Redactor, dict[str, str]]:
     """A redactor that continues the run's numbering (a value redacted earlier in the run gets
-    the placeholder it got then), and the run's originals it starts from."""
+    the placeholder it got then), and the run's originals it starts from. ``detectors``: those
+    the settings add to the built-in ones (``activities.pii_presidio.pii_detectors``)."""
     known = run_originals(session, sealer, run_id)
-    return Redactor(settings, known=known), known
+    return Redactor(settings, detectors, known=known), known
 
 
 def redact_for_run(
@@ -55,6 +60,7 @@ def redact_for_run(
     settings: PiiGuardSettings,
     texts: list[str],
     *,
+    detectors: Sequence[PiiDetector],
     run_id: str,
     tenant: str,
     where: str,
@@ -62,7 +68,7 @@ def redact_for_run(
     """``texts`` redacted with the run's placeholders; new values kept in the vault."""
     if not settings.enabled:
         return texts
-    redactor, known = run_redactor(session, sealer, run_id, settings)
+    redactor, known = run_redactor(session, sealer, run_id, settings, detectors)
     redacted = [redactor.redact(text) for text in texts]
     keep_redaction(
         session, sealer, redactor, run_id=run_id, tenant=tenant, where=where, known=known
@@ -107,10 +113,12 @@ IDENTITY_FIELDS = frozenset({"tenant", "requester", "customer_id"})
 so they must not carry personal data beyond an identifier."""
 
 
-def redact_input(payload: BaseModel, pii: PiiGuardSettings) -> tuple[BaseModel, Redactor]:
+def redact_input(
+    payload: BaseModel, pii: PiiGuardSettings, detectors: Sequence[PiiDetector]
+) -> tuple[BaseModel, Redactor]:
     """The input with personal values in its text replaced by placeholders, and the redactor
     holding their originals (none when the guard is off)."""
-    redactor = Redactor(pii)
+    redactor = Redactor(pii, detectors)
     if not pii.enabled:
         return payload, redactor
     data = payload.model_dump(mode="json")
