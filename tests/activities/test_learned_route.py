@@ -79,7 +79,15 @@ async def test_inputs_like_rejected_ones_go_to_the_strong_model(tmp_path: Path) 
                 provider="simulated",
             )
             with session_scope(settings.resolved_database_url) as session:
-                record_verdict(session, "acme", "support_triage", "answer", digest, decision)
+                record_verdict(
+                    session,
+                    "acme",
+                    "support_triage",
+                    "answer",
+                    digest,
+                    decision,
+                    run_id=f"run-{number}",  # the reviewed run, whose answer it is
+                )
 
         text = "Please help, I need to reset my password"
         rule = await cache.learned_rule("acme", "support_triage", "answer", text)
