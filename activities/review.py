@@ -22,7 +22,7 @@ from tether.contracts import (
 )
 from tether.core.digests import output_digest
 from tether.store.audit import append_event
-from tether.store.cache import record_verdict
+from tether.store.cache import record_review_verdict
 from tether.store.examples import record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -164,16 +164,7 @@ class ReviewActivities:
                     ),
                 )
                 if not timed_out:  # a reviewer's verdict on the answer: prefer or evict it
-                    record_verdict(
-                        session,
-                        item.tenant,
-                        item.workflow,
-                        item.step,
-                        item.output_digest,
-                        decision.kind,
-                        run_id=item.run_id,
-                        edited_output=inp.final_output if decision.kind == "edit" else None,
-                    )
+                    record_review_verdict(session, item, decision.kind, inp.final_output)
             _audit(
                 session,
                 "review_decided",

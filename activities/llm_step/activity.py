@@ -227,8 +227,9 @@ class LlmStepActivities:
             except TetherError as exc:  # the judge unreachable: not checked, not served
                 _log.warning("cache check of %s failed: %s", inp.step, exc)
                 score = None
-            guards.append(reuse_checked(hit, score, self.cache.policy.verify_min_score))
-            if not await self.cache.vouch(hit, score):
+            vouched = await self.cache.vouch(hit, score)
+            guards.append(reuse_checked(score, self.cache.policy.verify_min_score, vouched))
+            if not vouched:
                 hit = None  # not vouched for: the model answers this input
         if hit is not None:
             served = await served_from_cache(

@@ -49,23 +49,19 @@ def _served_confidence(deps: ActivityDeps, hit: CacheHit) -> ConfidenceReport:
     )
 
 
-def reuse_checked(hit: CacheHit, score: float | None, least: float) -> GuardEvent:
+def reuse_checked(score: float | None, least: float, served: bool) -> GuardEvent:
     """The judge's check of a cached answer before its first reuse, as a guard event:
-    ``verified``, ``doubted`` (evicted) or ``unchecked`` (no readable grade: kept, not served)."""
-    if score is None:
-        return GuardEvent(
-            guard="cache",
-            outcome="unchecked",
-            detail="first reuse: the judge gave no readable grade; not served, the model answers",
-        )
-    served = score >= least
-    return GuardEvent(
-        guard="cache",
-        outcome="verified" if served else "doubted",
-        detail=f"first reuse: the judge graded the cached answer {score:.2f} for this input "
-        f"(at least {least:.2f} to serve it)" + ("" if served else "; evicted, the model answers"),
-        value=score,
-    )
+    ``verified`` (served), ``doubted`` (evicted) or ``unchecked`` (no readable grade, or the
+    answer evicted by someone else during the check: not served)."""
+    graded = "no readable grade" if score is None else f"graded {score:.2f}"
+    detail = f"first reuse: the judge {graded} for this input (at least {least:.2f} to serve it)"
+    if served:
+        return GuardEvent(guard="cache", outcome="verified", detail=detail, value=score)
+    if score is not None and score < least:
+        detail += "; evicted, the model answers"
+        return GuardEvent(guard="cache", outcome="doubted", detail=detail, value=score)
+    detail += "; not served, the model answers"
+    return GuardEvent(guard="cache", outcome="unchecked", detail=detail, value=score)
 
 
 async def served_from_cache(

@@ -3,6 +3,8 @@ live vectors newer than an index has seen, verdicts that evict, expiry."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +30,15 @@ from tether.store.cache import (
 from tether.store.engine import session_scope, upgrade_database
 
 SCOPE = route_scope("acme", "support_triage", "answer")
+
+
+@contextmanager
+def audited_store(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store of ``kind`` whose audit log has its key."""
+    with fresh_store_url(kind, tmp_path) as url:
+        upgrade_database(url)
+        configure_audit(make_settings(tmp_path, "localhost:1", TETHER_DATABASE_URL=url))
+        yield url
 
 
 def entry(
@@ -64,9 +75,7 @@ def entry(
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_cache_queries(kind: str, tmp_path: Path) -> None:
-    with fresh_store_url(kind, tmp_path) as url:
-        upgrade_database(url)
-        configure_audit(make_settings(tmp_path, "localhost:1", TETHER_DATABASE_URL=url))
+    with audited_store(kind, tmp_path) as url:
         with session_scope(url) as session:
             first = insert_entry(session, entry("in-1", "a"))
             second = insert_entry(session, entry("in-1", "b"))
@@ -105,9 +114,7 @@ STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.mark.parametrize("kind", STORES)
 def test_an_approval_releases_only_the_reviewed_runs_own_answer(kind: str, tmp_path: Path) -> None:
-    with fresh_store_url(kind, tmp_path) as url:
-        upgrade_database(url)
-        configure_audit(make_settings(tmp_path, "localhost:1", TETHER_DATABASE_URL=url))
+    with audited_store(kind, tmp_path) as url:
         with session_scope(url) as session:
             # Two inputs got the same answer and both wait for a reviewer.
             mine = insert_entry(session, entry("in-a", "billing", run="run-a", held=True))
@@ -134,9 +141,7 @@ def test_an_approval_releases_only_the_reviewed_runs_own_answer(kind: str, tmp_p
 def test_a_check_racing_a_reviewer_never_serves_an_evicted_answer_or_evicts_an_approved_one(
     kind: str, tmp_path: Path
 ) -> None:
-    with fresh_store_url(kind, tmp_path) as url:
-        upgrade_database(url)
-        configure_audit(make_settings(tmp_path, "localhost:1", TETHER_DATABASE_URL=url))
+    with audited_store(kind, tmp_path) as url:
         with session_scope(url) as session:
             rejected = insert_entry(session, entry("in-1", "a"))
             approved = insert_entry(session, entry("in-2", "b"))
@@ -157,9 +162,7 @@ def test_a_check_racing_a_reviewer_never_serves_an_evicted_answer_or_evicts_an_a
 def test_an_edit_is_kept_for_its_run_when_a_duplicate_was_evicted_first(
     kind: str, tmp_path: Path
 ) -> None:
-    with fresh_store_url(kind, tmp_path) as url:
-        upgrade_database(url)
-        configure_audit(make_settings(tmp_path, "localhost:1", TETHER_DATABASE_URL=url))
+    with audited_store(kind, tmp_path) as url:
         with session_scope(url) as session:
             insert_entry(session, entry("in-a", "wrong", run="run-a", held=True))
             insert_entry(session, entry("in-b", "wrong", run="run-b", held=True))

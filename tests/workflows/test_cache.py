@@ -62,9 +62,9 @@ def unchecked(policy: TetherPolicy) -> TetherPolicy:
     return policy.model_copy(update={"cache": cache})
 
 
-async def ask(
+async def start_cached(
     client: Client, settings: Settings, text: str, *, queue: str | None = None, **fields: str
-) -> tuple[str, OneStepResult, RunStatus]:
+) -> tuple[str, Any]:
     run_id = f"cache-{uuid.uuid4().hex[:8]}"
     handle = await client.start_workflow(
         "test_cached_step",
@@ -73,6 +73,13 @@ async def ask(
         task_queue=queue or settings.task_queue,
         result_type=OneStepResult,
     )
+    return run_id, handle
+
+
+async def ask(
+    client: Client, settings: Settings, text: str, *, queue: str | None = None, **fields: str
+) -> tuple[str, OneStepResult, RunStatus]:
+    run_id, handle = await start_cached(client, settings, text, queue=queue, **fields)
     result = await handle.result()
     status = await handle.query("status", result_type=RunStatus)
     return run_id, result, status
@@ -158,14 +165,7 @@ async def test_a_rejected_answer_is_evicted_and_kept_for_the_learned_rule(
 ) -> None:
     reviewed = gated(load_policy(), accept=1.0)  # every answer goes to a reviewer
     async with running_worker(client, settings, policy=reviewed, extra_workflows=[CachedStep]):
-        run_id = f"cache-{uuid.uuid4().hex[:8]}"
-        handle = await client.start_workflow(
-            "test_cached_step",
-            CachedQuestion(text=QUESTION),
-            id=run_id,
-            task_queue=settings.task_queue,
-            result_type=OneStepResult,
-        )
+        run_id, handle = await start_cached(client, settings, QUESTION)
         pending = await wait_for_pending(client, run_id)
         (entry,) = entries(settings)
         assert entry.evicted_at is None and entry.verdict is None
@@ -177,14 +177,7 @@ async def test_a_rejected_answer_is_evicted_and_kept_for_the_learned_rule(
         assert (await handle.result()).status == "rejected"
 
         # The same question again: the rejected answer is not served; the model is asked.
-        again_id = f"cache-{uuid.uuid4().hex[:8]}"
-        again = await client.start_workflow(
-            "test_cached_step",
-            CachedQuestion(text=QUESTION),
-            id=again_id,
-            task_queue=settings.task_queue,
-            result_type=OneStepResult,
-        )
+        again_id, again = await start_cached(client, settings, QUESTION)
         second = await wait_for_pending(client, again_id)
         assert cache_events(second) == [] and ledger(settings, again_id)
         await again.execute_update("decide", decision_for(second), result_type=DecisionReceipt)
@@ -253,18 +246,6 @@ async def test_the_provider_embedder_feeds_the_semantic_cache(
     assert hit.outcome == "semantic_hit" and hit.value == pytest.approx(0.8519, abs=1e-3)
     stored = entries(settings)[0]
     assert stored.embedder == "openai/text-embedding-3-small" and stored.source_run_id == first_id
-
-
-async def start_cached(client: Client, settings: Settings, text: str) -> tuple[str, Any]:
-    run_id = f"cache-{uuid.uuid4().hex[:8]}"
-    handle = await client.start_workflow(
-        "test_cached_step",
-        CachedQuestion(text=text),
-        id=run_id,
-        task_queue=settings.task_queue,
-        result_type=OneStepResult,
-    )
-    return run_id, handle
 
 
 async def test_an_answer_awaiting_review_is_served_only_once_a_reviewer_approves_it(

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from tether.store.audit import append_event
-from tether.store.cache import record_verdict
+from tether.store.cache import record_review_verdict
 from tether.store.examples import AUDIT_SAMPLE, record_example
 from tether.store.ledger import insert_once
 from tether.store.reviews import ReviewItem, get_review
@@ -95,16 +95,7 @@ def decide_audit_sample(
     session.flush()
     record_example(session, item)
     # An audited answer a reviewer rejected or edited is no longer served from the cache.
-    record_verdict(
-        session,
-        item.tenant,
-        item.workflow,
-        item.step,
-        item.output_digest,
-        kind,
-        run_id=item.run_id,
-        edited_output=edited_output if kind == "edit" else None,
-    )
+    record_review_verdict(session, item, kind, edited_output)
     append_event(
         session,
         key=f"review_decided:{review_id}",

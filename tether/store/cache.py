@@ -24,6 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from tether.core.digests import output_digest as digest_of
 from tether.store.audit import append_event
+from tether.store.reviews import ReviewItem
 
 __all__ = [
     "CacheEntry",
@@ -35,6 +36,7 @@ __all__ = [
     "judge_entries",
     "live_vectors_since",
     "mark_verified",
+    "record_review_verdict",
     "record_verdict",
     "route_scope",
     "scope_digest",
@@ -103,21 +105,21 @@ def insert_entry(session: Session, entry: CacheEntry) -> CacheEntry:
     instead of a duplicate. Held when the judge doubted that same answer for that same input
     before (offered again, it would be checked and doubted again) until a reviewer approves it
     or the doubted entry's time is up."""
-    same = (
-        CacheEntry.partition == entry.partition,
-        CacheEntry.input_digest == entry.input_digest,
-        CacheEntry.output_digest == entry.output_digest,
-    )
     now = _now()
-    kept = session.exec(select(CacheEntry).where(*same).where(_live(now)).limit(1)).first()
+    earlier = session.exec(
+        select(CacheEntry)
+        .where(
+            CacheEntry.partition == entry.partition,
+            CacheEntry.input_digest == entry.input_digest,
+            CacheEntry.output_digest == entry.output_digest,
+            col(CacheEntry.expires_at) > now,
+        )
+        .where(col(CacheEntry.evicted_at).is_(None) | (col(CacheEntry.verdict) == DOUBTED))
+    ).all()
+    kept = next((e for e in earlier if e.evicted_at is None), None)
     if kept is not None:
         return kept
-    doubted = (
-        select(CacheEntry.id)
-        .where(*same, CacheEntry.verdict == DOUBTED, col(CacheEntry.expires_at) > now)
-        .limit(1)
-    )
-    if not entry.held and session.exec(doubted).first() is not None:
+    if earlier:  # only doubted ones: the judge doubted this very answer to this input
         entry.held = True
     session.add(entry)
     session.flush()
@@ -292,6 +294,23 @@ def record_verdict(
             },
         )
     return changed
+
+
+def record_review_verdict(
+    session: Session, item: ReviewItem, decision: str, edited_output: dict[str, Any] | None
+) -> int:
+    """``record_verdict`` for a decided review item (a run's review or an audit): its tenant,
+    workflow, step, answer and run, and the edit when the decision is one."""
+    return record_verdict(
+        session,
+        item.tenant,
+        item.workflow,
+        item.step,
+        item.output_digest,
+        decision,
+        run_id=item.run_id,
+        edited_output=edited_output if decision == "edit" else None,
+    )
 
 
 def _keep_edit(
