@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -16,10 +17,19 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    ListWorkflowExecutionsRequest,
+    StartWorkflowExecutionRequest,
+)
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from tether.core.errors import ConfigurationError, ServerUnreachableError
 from tether.temporal_server import (
+    SQLITE_DRIVER_VERSION,
     TEMPORAL_CLI_VERSION,
     DevServer,
     cached_cli_path,
@@ -89,6 +99,11 @@ async def _first_task_completed(client: Client, workflow_id: str) -> bool:
     )
 
 
+def cached_cli_path_under(cache_home: Path) -> Path:
+    build = f"temporal-cli-{TEMPORAL_CLI_VERSION}-sqlite-{SQLITE_DRIVER_VERSION}"
+    return cache_home / "tether" / build / "temporal"
+
+
 @pytest.fixture
 def clean_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No override, an empty cache and a PATH without `temporal`; returns the PATH folder."""
@@ -126,9 +141,7 @@ def test_path_wins_over_cache(clean_lookup: Path):
 def test_cached_build_is_found_under_xdg_cache_home(clean_lookup: Path, tmp_path: Path):
     cached = _executable(cached_cli_path())
 
-    assert cached == tmp_path / "cache" / "tether" / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / (
-        "temporal"
-    )
+    assert cached == cached_cli_path_under(tmp_path / "cache")
     assert find_temporal_cli() == cached
 
 
@@ -163,12 +176,16 @@ def test_concurrent_ensures_build_the_cli_once(tmp_path: Path):
     ]
     outputs = [run.communicate() for run in runs]
 
-    built = tmp_path / "cache" / "tether" / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+    built = cached_cli_path_under(tmp_path / "cache")
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert [out.decode().strip() for out, _ in outputs] == [str(built), str(built)]
     assert sum(err.decode().count("building the Temporal CLI") for _, err in outputs) == 1
     version = subprocess.run([built, "--version"], capture_output=True, text=True, check=True)
     assert f"temporal version {TEMPORAL_CLI_VERSION}" in version.stdout
+    modules = subprocess.run(
+        [go, "version", "-m", str(built)], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"modernc.org/sqlite\tv{SQLITE_DRIVER_VERSION}" in modules
     assert not list(built.parent.glob(".build-*"))
 
 
@@ -188,6 +205,75 @@ async def test_dev_server_runs_a_workflow(tmp_path: Path):
     assert result == "hello tether"
     assert server.address.startswith("127.0.0.1:")
     assert not _port_answers(server.address)
+
+
+async def _cancel_calls_mid_query(client: Client, seconds: float, callers: int = 16) -> int:
+    """Send starts, lists and describes whose deadlines (0.2-3.2 ms) pass while the server works."""
+    service = client.workflow_service
+    stop = asyncio.get_running_loop().time() + seconds
+    sent = 0
+
+    async def caller(number: int) -> None:
+        nonlocal sent
+        call = 0
+        while asyncio.get_running_loop().time() < stop:
+            call += 1
+            deadline = timedelta(microseconds=200 + (call * 37 + number * 101) % 3000)
+            request: object
+            if call % 3 == 0:
+                request, method = (
+                    StartWorkflowExecutionRequest(
+                        namespace="default",
+                        workflow_id=f"cancelled-{number}-{call}",
+                        workflow_type=WorkflowType(name="never-run"),
+                        task_queue=TaskQueue(name=f"nobody-{uuid.uuid4()}"),
+                        request_id=str(uuid.uuid4()),
+                    ),
+                    service.start_workflow_execution,
+                )
+            elif call % 3 == 1:
+                request = ListWorkflowExecutionsRequest(namespace="default", page_size=100)
+                method = service.list_workflow_executions
+            else:
+                request = DescribeNamespaceRequest(namespace="default")
+                method = service.describe_namespace
+            sent += 1
+            with contextlib.suppress(RPCError):
+                await method(request, timeout=deadline, retry=False)  # type: ignore[arg-type]
+
+    await asyncio.gather(*(caller(number) for number in range(callers)))
+    return sent
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+async def test_the_dev_server_keeps_answering_after_calls_cancelled_mid_query(tmp_path: Path):
+    # A call whose deadline passes while the server reads its database interrupts that read. The
+    # CLI's own SQLite driver could keep the interrupt on its only connection: every later call
+    # failed with "interrupted (9)" until a restart. It took a whole CI run down.
+    async with DevServer(tmp_path / "temporal.db") as server:
+        client = await Client.connect(server.address)
+        sent = await _cancel_calls_mid_query(client, seconds=15)
+        answers = []
+        for _ in range(5):
+            try:
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace="default"),
+                    timeout=timedelta(seconds=5),
+                    retry=False,
+                )
+                answers.append("ok")
+            except RPCError as exc:
+                answers.append(exc.message)
+            await asyncio.sleep(0.5)
+        assert answers == ["ok"] * 5, f"after {sent} cancelled calls: {answers}"
+        queue = f"q-{uuid.uuid4()}"
+        async with build_worker(client, queue, TetherPlugin(extra_workflows=[Greet])):
+            result = await client.execute_workflow(
+                Greet.run, "again", id=f"greet-{uuid.uuid4()}", task_queue=queue
+            )
+
+    assert result == "hello again"
 
 
 @pytest.mark.integration

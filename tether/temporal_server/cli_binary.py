@@ -16,13 +16,22 @@ from tether.core.errors import ConfigurationError, ServerUnreachableError
 from tether.temporal_server.cache import cache_root, exclusive_lock, log_tail
 
 TEMPORAL_CLI_VERSION = "1.5.1"
-_CLI_PACKAGE = "github.com/temporalio/cli/cmd/temporal"
-_CLI_VERSION_VAR = "github.com/temporalio/cli/temporalcli.Version"  # what `--version` prints
+# The CLI is built with a newer SQLite driver than its own go.mod asks for. The dev server keeps
+# one SQLite connection; with modernc.org/sqlite v1.34.1 (CLI 1.5.1's), a call whose deadline
+# passed mid-query could leave that connection interrupted for good, and every later call failed
+# with "interrupted (9)" until the server restarted (it took a CI run down). From v1.35.0 the
+# driver drops an interrupted connection and opens a fresh one.
+SQLITE_DRIVER_VERSION = "1.35.0"
+_CLI_MODULE = "github.com/temporalio/cli"
+_CLI_PACKAGE = f"{_CLI_MODULE}/cmd/temporal"
+_CLI_VERSION_VAR = f"{_CLI_MODULE}/temporalcli.Version"  # what `--version` prints
+_SQLITE_MODULE = "modernc.org/sqlite"
 
 
 def cached_cli_path() -> Path:
     """Return where the pinned CLI build lives (whether or not it exists yet)."""
-    return cache_root() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+    build = f"temporal-cli-{TEMPORAL_CLI_VERSION}-sqlite-{SQLITE_DRIVER_VERSION}"
+    return cache_root() / build / "temporal"
 
 
 def find_temporal_cli(build: bool = True) -> Path | None:
@@ -88,24 +97,41 @@ def build_temporal_cli() -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
         log_path = target.parent / "build.log"
         try:
-            env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"}
-            with log_path.open("wb") as log:
-                result = subprocess.run(
-                    [go, "install", f"-ldflags=-s -w -X {_CLI_VERSION_VAR}={TEMPORAL_CLI_VERSION}",
-                     f"{_CLI_PACKAGE}@v{TEMPORAL_CLI_VERSION}"],
-                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    check=False,
-                )  # fmt: skip
-            built = staging / "temporal"
-            if result.returncode != 0 or not built.is_file():
-                raise ServerUnreachableError(
-                    f"building the Temporal CLI failed (exit {result.returncode}): "
-                    f"{log_tail(log_path, 5)}"
-                )
+            built = _build_in(staging, go, log_path)
             os.replace(built, target)  # atomic: a reader never sees a half-written binary
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _build_in(staging: Path, go: str, log_path: Path) -> Path:
+    """Build the pinned CLI with the pinned SQLite driver in a throwaway module under ``staging``.
+
+    ``go install pkg@version`` cannot change a dependency's version, so a scratch module requires
+    both, and ``go build`` builds the CLI's main package from it.
+    """
+    (staging / "go.mod").write_text("module tether.local/temporal-cli-build\n\ngo 1.25.0\n")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"}
+    built = staging / "temporal"
+    steps = [
+        [go, "get", f"{_CLI_PACKAGE}@v{TEMPORAL_CLI_VERSION}",
+         f"{_SQLITE_MODULE}@v{SQLITE_DRIVER_VERSION}"],
+        [go, "build", "-o", str(built),
+         f"-ldflags=-s -w -X {_CLI_VERSION_VAR}={TEMPORAL_CLI_VERSION}", _CLI_PACKAGE],
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        for step in steps:
+            result = subprocess.run(
+                step, cwd=staging, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                break
+    if result.returncode != 0 or not built.is_file():
+        raise ServerUnreachableError(
+            f"building the Temporal CLI failed (exit {result.returncode}): {log_tail(log_path, 5)}"
+        )
+    return built
 
 
 def go_binary() -> str | None:
