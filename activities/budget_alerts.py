@@ -6,6 +6,11 @@ Runs in the worker once a step's activity has returned (``check_soon``, started 
 not held up by Slack, and an alert that cannot be sent never fails the step. A check lost with
 its worker is made again by the scope's next step: a crossing is "spend at or over the threshold
 and no alert recorded", not an edge, so none is missed for good.
+
+An alert Slack did not take (an error, or its worker died between recording and sending) is sent
+again by ``resend_until_cancelled``, run by every worker that has Slack: each due alert is claimed
+by one worker, and a failed send waits ``alerts.resend_every`` doubling up to an hour, for
+``alerts.resend_for``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,16 +28,25 @@ from policies.budgets import format_usd
 from policies.effective import effective_for
 from tether.contracts import LlmStepInput
 from tether.core.metrics import BUDGET_ALERTS
-from tether.store.budget_alerts import BudgetAlert, ScopeBudget, alert_crossings, mark_notified
+from tether.store.budget_alerts import (
+    BudgetAlert,
+    ScopeBudget,
+    alert_crossings,
+    claim_unsent,
+    mark_notified,
+    put_off,
+)
 from tether.store.spend import SpendScope
 
-__all__ = ["BudgetAlerts", "alert_text"]
+__all__ = ["BudgetAlerts", "alert_text", "resend_until_cancelled"]
 
 log = logging.getLogger(__name__)
 
 _SCOPE_WORDS = {"run": "Run", "user_daily": "Daily user", "tenant_monthly": "Monthly tenant"}
 _KNOWN_LIMIT = 10_000
 """How many alert keys a worker remembers as already sent (then it starts over)."""
+_LONGEST_WAIT = timedelta(hours=1)
+"""The longest wait between two sends of an alert Slack did not take."""
 
 
 CHECK_EVERY_S = 0.5
@@ -108,34 +122,65 @@ class BudgetAlerts:
         for alert in fired:
             self._known.add(alert.key)
             BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
-            if await self._send(alert, budgets[alert.scope][1]):
-                await self.deps.in_session(partial(mark_notified, key=alert.key))
+            await self._deliver(alert)
         return fired
 
-    async def _send(self, alert: BudgetAlert, inp: LlmStepInput) -> bool:
+    async def resend_unsent(self) -> int:
+        """Send the alerts Slack did not take whose wait is over (each claimed by this worker
+        alone); return how many Slack took."""
+        if self.slack is None:
+            return 0
+        policy = self.deps.policy.alerts
+        due = await self.deps.in_session(partial(claim_unsent, max_age=policy.resend_for))
+        sent = 0
+        for alert in due:
+            sent += await self._deliver(alert)
+        return sent
+
+    async def _deliver(self, alert: BudgetAlert) -> bool:
+        """Post ``alert``; record it sent, or put it off after a failure (nothing without Slack)."""
         if self.slack is None:
             return False
         from activities.slack import SLACK_FAILURES, slack_error
 
         try:
             await self.slack.chat_postMessage(
-                channel=self.channel, text=alert_text(alert, inp), unfurl_links=False
+                channel=self.channel, text=alert_text(alert), unfurl_links=False
             )
         except SLACK_FAILURES as exc:
             log.warning("Slack chat.postMessage failed for budget alert: %s", slack_error(exc))
+            wait = self.deps.policy.alerts.resend_every
+            await self.deps.in_session(
+                partial(put_off, key=alert.key, base=wait, cap=_LONGEST_WAIT)
+            )
             return False
+        await self.deps.in_session(partial(mark_notified, key=alert.key))
         return True
 
 
-def alert_text(alert: BudgetAlert, inp: LlmStepInput) -> str:
+async def resend_until_cancelled(alerts: BudgetAlerts) -> None:
+    """Every ``alerts.resend_every``, resends the alerts Slack did not take, until cancelled."""
+    every_s = alerts.deps.policy.alerts.resend_every.total_seconds()
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await alerts.resend_unsent()
+        except Exception as exc:  # a store hiccup must not stop the worker
+            log.warning("budget alerts: resending failed: %s", type(exc).__name__)
+
+
+def alert_text(alert: BudgetAlert) -> str:
     """One line for Slack: which budget, how far, whose. Names no user: a user's budget is
     told by tenant only (the audit log keeps the run id)."""
     scope = _SCOPE_WORDS.get(alert.scope_kind, alert.scope_kind)
-    whose = f"run {alert.run_id}" if alert.scope_kind == "run" else f"tenant {inp.tenant}"
+    if alert.scope_kind == "run" or alert.tenant is None:
+        whose = f"run {alert.run_id}"
+    else:
+        whose = f"tenant {alert.tenant}"
+    where = f" (workflow {alert.workflow})" if alert.workflow else ""
     return (
         f":warning: {scope} budget at {alert.threshold * 100:g}%: {whose} has spent "
-        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)} "
-        f"(workflow {inp.workflow})"
+        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)}{where}"
     )
 
 
@@ -144,13 +189,16 @@ def _scope_budgets(deps: ActivityDeps, inp: LlmStepInput, now: datetime) -> list
     found: list[ScopeBudget] = []
     if budgets.per_run_usd is not None:
         scope = SpendScope.run(inp.run_id)
-        found.append(ScopeBudget("run", scope, budgets.per_run_usd, inp.run_id, inp.tenant))
+        limit = budgets.per_run_usd
+        found.append(ScopeBudget("run", scope, limit, inp.run_id, inp.tenant, inp.workflow))
     if budgets.per_user_daily_usd is not None and inp.end_user:
         scope = SpendScope.user_day(inp.tenant, inp.end_user, now)
         limit = budgets.per_user_daily_usd
-        found.append(ScopeBudget("user_daily", scope, limit, inp.run_id, inp.tenant))
+        found.append(ScopeBudget("user_daily", scope, limit, inp.run_id, inp.tenant, inp.workflow))
     if budgets.per_tenant_monthly_usd is not None:
         scope = SpendScope.tenant_month(inp.tenant, now)
         limit = budgets.per_tenant_monthly_usd
-        found.append(ScopeBudget("tenant_monthly", scope, limit, inp.run_id, inp.tenant))
+        found.append(
+            ScopeBudget("tenant_monthly", scope, limit, inp.run_id, inp.tenant, inp.workflow)
+        )
     return found

@@ -125,6 +125,18 @@ class BudgetAlertPolicy(_Strict):
     slack_channel: str | None = Field(
         default=None, description="Where alerts are posted (default: SLACK_CHANNEL)."
     )
+    resend_every: timedelta = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="How often a worker looks for alerts Slack did not take; also the first "
+        "wait after a failed send (it doubles with each failure, up to an hour).",
+    )
+    resend_for: timedelta = Field(
+        default=timedelta(days=1),
+        gt=timedelta(0),
+        description="How long an alert Slack did not take is tried again; older ones stay in "
+        "the audit log and on the dashboard only.",
+    )
 
     @model_validator(mode="after")
     def _valid_shares(self) -> BudgetAlertPolicy:

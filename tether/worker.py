@@ -22,7 +22,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.budget_alerts import BudgetAlerts
+from activities.budget_alerts import BudgetAlerts, resend_until_cancelled
 from activities.checkpoint import CheckpointActivities
 from activities.deps import ActivityDeps, store_executor_for
 from activities.documents import DocumentActivities
@@ -172,6 +172,9 @@ async def running_worker(
             stack.push_async_callback(_stop, pruner)
         alerts = BudgetAlerts(deps, _alert_slack(settings))
         stack.push_async_callback(alerts.settle)  # after the worker has drained
+        if alerts.slack is not None:
+            resender = asyncio.create_task(resend_until_cancelled(alerts))
+            stack.push_async_callback(_stop, resender)
         plugin = TetherPlugin(
             activities_for(deps, notifier or _default_notifier(settings, http)),
             extra_workflows=extra_workflows,

@@ -1,12 +1,14 @@
-"""Budget alerts: once per threshold and period, to Slack, the audit log and the metrics; and
-once only when two workers cross the same threshold together (SQLite and PostgreSQL)."""
+"""Budget alerts: once per threshold and period, to Slack, the audit log and the metrics; once
+only when two workers cross the same threshold together (SQLite and PostgreSQL); and an alert
+Slack did not take is sent again, once, by one worker."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,15 @@ from tests.workflows.sample_workflows import TEST_WORKFLOWS, OneStepResult, Ques
 from tether.core.metrics import render_metrics
 from tether.core.settings import Settings
 from tether.store.audit import AuditSigner, events_for, use_audit_signer
-from tether.store.budget_alerts import ScopeBudget, alert_crossings, alerts_for
+from tether.store.budget_alerts import (
+    BudgetAlert,
+    ScopeBudget,
+    alert_crossings,
+    alerts_for,
+    claim_unsent,
+    mark_notified,
+    put_off,
+)
 from tether.store.engine import get_engine, session_scope
 from tether.store.spend import SpendScope, add_to_totals
 from tether.worker import running_worker
@@ -99,6 +109,54 @@ async def test_an_alert_fires_once_per_threshold_crossed_and_not_again_in_the_pe
         assert counted - value(before, "tether_budget_alerts_total", **labels) == 1
 
 
+@pytest.mark.integration
+async def test_an_alert_slack_did_not_take_is_sent_again_once(
+    client: Client, tmp_path: Path, temporal_address: str, policy: TetherPolicy
+) -> None:
+    with FakeSlack() as slack:
+        settings = make_settings(
+            tmp_path,
+            temporal_address,
+            SLACK_BOT_TOKEN=slack.bot_token,
+            SLACK_API_URL=slack.api_url,
+            SLACK_CHANNEL="#spend",
+        )
+        alerts = BudgetAlertPolicy(thresholds=[0.5], resend_every=timedelta(seconds=0.2))
+        alerting = with_budgets(
+            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
+        ).model_copy(update={"alerts": alerts})
+        tenant = f"acme-{uuid.uuid4().hex[:6]}"
+        month = SpendScope.tenant_month(tenant, datetime.now(UTC))
+        with session_scope(settings.resolved_database_url) as session:
+            add_to_totals(session, [month], spent=0.49999)
+        # Slack is down for the first send and the first resend, then takes the alert.
+        slack.fail_next("chat.postMessage", "service_unavailable", times=2)
+        async with running_worker(
+            client, settings, policy=gated(alerting, accept=0.0), extra_workflows=TEST_WORKFLOWS
+        ):
+            result = await client.execute_workflow(
+                "test_one_step",
+                Question(text="What is the capital of France?", tenant=tenant),
+                id=f"alert-{uuid.uuid4().hex[:8]}",
+                task_queue=settings.task_queue,
+                result_type=OneStepResult,
+            )
+            assert result.status == "completed"
+            sent = await slack.wait_for("chat.postMessage", within_s=20)
+            await asyncio.sleep(1.0)  # five more resend rounds: none may post it again
+        calls = slack.calls_to("chat.postMessage")
+
+    assert [call.ok for call in calls] == [False, False, True]
+    assert len(sent) == 1 and "Monthly tenant budget at 50%" in sent[0].args["text"]
+    assert f"tenant {tenant}" in sent[0].args["text"]
+    assert "(workflow test_one_step)" in sent[0].args["text"]
+    with session_scope(settings.resolved_database_url) as session:
+        [alert] = alerts_for(session, month)
+        audited = [e for e in events_for(session, run_id=alert.run_id) if e.kind == "budget_alert"]
+    assert alert.notified_at is not None and alert.send_attempts == 2  # resends claimed
+    assert len(audited) == 1, "resending records no second alert"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_store_url(request.param, tmp_path, prefix="tether_alerts") as url:
@@ -143,3 +201,72 @@ def test_two_workers_crossing_together_record_each_alert_once(store_url: str) ->
         assert [a.threshold for a in alerts_for(session, scope)] == [0.5, 0.8]
         audited = [e for e in events_for(session) if e.kind == "budget_alert"]
     assert len(audited) == 2
+
+
+def _unsent_alert(store_url: str, tenant: str, *, age: timedelta = timedelta(0)) -> str:
+    scope = SpendScope.tenant_month(tenant, datetime.now(UTC))
+    with session_scope(store_url) as session:
+        add_to_totals(session, [scope], spent=6.0)
+        [alert] = alert_crossings(
+            session, [ScopeBudget("tenant_monthly", scope, 10.0, "run-1", tenant, "wf")], [0.5]
+        )
+        row = session.get(BudgetAlert, alert.key)
+        assert row is not None
+        row.created_at -= age
+        row.send_after = datetime.now(UTC) - timedelta(seconds=1)  # its first send failed
+        session.add(row)
+    return alert.key
+
+
+def test_each_unsent_alert_is_claimed_by_one_worker_at_a_time(store_url: str) -> None:
+    keys = {_unsent_alert(store_url, f"t{i}") for i in range(5)}
+    start = threading.Barrier(8)
+    claimed: list[str] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            with session_scope(store_url) as session:
+                found = claim_unsent(session, max_age=timedelta(days=1))
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        with lock:
+            claimed.extend(alert.key for alert in found)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert sorted(claimed) == sorted(keys), "every due alert claimed, none twice"
+    with session_scope(store_url) as session:
+        assert claim_unsent(session, max_age=timedelta(days=1)) == [], "leased: not due again"
+
+
+def test_only_due_unsent_young_alerts_are_claimed_and_failures_wait_longer(store_url: str) -> None:
+    due = _unsent_alert(store_url, "due")
+    sent = _unsent_alert(store_url, "sent")
+    _unsent_alert(store_url, "old", age=timedelta(days=2))
+    with session_scope(store_url) as session:
+        mark_notified(session, sent)
+    day = timedelta(days=1)
+    with session_scope(store_url) as session:
+        assert [alert.key for alert in claim_unsent(session, max_age=day)] == [due]
+    waits = []
+    for _ in range(3):
+        with session_scope(store_url) as session:
+            row = session.get(BudgetAlert, due)
+            assert row is not None
+            row.send_after = None  # the lease is over
+            session.add(row)
+        with session_scope(store_url) as session:
+            assert len(claim_unsent(session, max_age=day)) == 1
+            put_off(session, due, base=timedelta(minutes=1), cap=timedelta(minutes=10))
+            row = session.get(BudgetAlert, due)
+            assert row is not None and row.send_after is not None
+            waits.append(row.send_after.replace(tzinfo=UTC) - datetime.now(UTC))
+    assert [round(wait / timedelta(minutes=1)) for wait in waits] == [4, 8, 10]
