@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from activities.cache_index import VectorIndex
 from activities.deps import ActivityDeps
-from activities.embeddings import Embedder, ProviderEmbedder, minilm_available, shared_minilm
+from activities.embeddings import (
+    Embedder,
+    EmbeddingCalls,
+    ProviderEmbedder,
+    minilm_available,
+    shared_minilm,
+)
 from activities.providers.base import ChatMessage
 from policies.cache_settings import CachePolicy
 from policies.route_features import RouteRequest
@@ -173,40 +180,49 @@ class StepCache:
             model,
         )
 
-    async def _embed(self, text: str) -> np.ndarray | None:
+    async def _embed(self, text: str, calls: EmbeddingCalls | None) -> np.ndarray | None:
+        """``text``'s vector; a billed embedder's call is written to ``calls`` (the step's call
+        log), failed or not. None when there is no embedder or the call failed."""
         embedder = self.embedder()
         if embedder is None or not text:
             return None
         if (known := self._recent.get(text)) is not None:
             return known
+        started = time.perf_counter()
         try:
-            vector = (await embedder.embed([text]))[0]
-            self._recent[text] = vector
-            while len(self._recent) > _RECENT_TEXTS:
-                self._recent.popitem(last=False)
-            return vector
+            embedded = await embedder.embed([text])
         except Exception as exc:  # a cache must never fail the step (the local model included)
             log.warning("embedding failed, semantic cache skipped: %s", type(exc).__name__)
+            if embedder.billed and calls is not None:
+                await calls.embedding_call(embedder.name, 0, started, type(exc).__name__)
             return None
+        if embedder.billed and calls is not None:
+            await calls.embedding_call(embedder.name, embedded.billed_tokens, started, None)
+        vector = embedded.vectors[0]
+        self._recent[text] = vector
+        while len(self._recent) > _RECENT_TEXTS:
+            self._recent.popitem(last=False)
+        return vector
 
     # --- lookup and store ---------------------------------------------------------------
 
-    async def lookup(self, key: CacheKey) -> CacheHit | None:
+    async def lookup(self, key: CacheKey, calls: EmbeddingCalls | None = None) -> CacheHit | None:
         """An exact hit, else a semantic one (an approved answer first, then the most similar).
-        A cache must never fail the step: a store error is a miss."""
+        A cache must never fail the step: a store error is a miss. ``calls`` records a billed
+        embedding of the input."""
         try:
-            return await self._lookup(key)
+            return await self._lookup(key, calls)
         except SQLAlchemyError as exc:
             log.warning("cache lookup failed, treated as a miss: %s", type(exc).__name__)
             return None
 
-    async def _lookup(self, key: CacheKey) -> CacheHit | None:
+    async def _lookup(self, key: CacheKey, calls: EmbeddingCalls | None) -> CacheHit | None:
         entry = await self.deps.in_session(
             lambda session: exact_entry(session, key.partition, key.input_digest)
         )
         if entry is not None:
             return CacheHit(entry=entry, kind="exact_hit", similarity=1.0)
-        vector = await self._embed(key.input_text)
+        vector = await self._embed(key.input_text, calls)
         embedder = self.embedder()
         if vector is None or embedder is None:
             return None
@@ -264,12 +280,13 @@ class StepCache:
         confidence: dict[str, object],
         provider: str,
         held: bool,
+        calls: EmbeddingCalls | None = None,
     ) -> None:
         """Keep a valid answer (with its input's embedding when semantic lookup is on); a
         ``held`` one (the gate did not accept it) is served only once a reviewer approves it."""
         vector = self._vectors.pop((key.partition, key.input_digest), None)
         if vector is None:
-            vector = await self._embed(key.input_text)
+            vector = await self._embed(key.input_text, calls)
         embedder = self.embedder()
         now = datetime.now(UTC)
         entry = CacheEntry(
@@ -333,12 +350,19 @@ class StepCache:
 
     # --- the learned routing rule -------------------------------------------------------
 
-    async def learned_rule(self, tenant: str, workflow: str, step: str, text: str) -> LearnedRule:
+    async def learned_rule(
+        self,
+        tenant: str,
+        workflow: str,
+        step: str,
+        text: str,
+        calls: EmbeddingCalls | None = None,
+    ) -> LearnedRule:
         """The learned rule for one input, ready for ``policies.route_rules.route_tier``: how
         many of the nearest past inputs of this workflow step (same tenant) reviewers rejected
         or edited. Asks the embedder and the store now; the rule itself is pure."""
         settings = self.policy.learned_route
-        vector = await self._embed(text)
+        vector = await self._embed(text, calls)
         embedder = self.embedder()
         if vector is None or embedder is None:
             return _no_signal

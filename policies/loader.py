@@ -303,6 +303,13 @@ def _pricing_problems(policy: TetherPolicy) -> Iterator[str]:
             if model not in priced:
                 reported.add(model)
                 yield f"routing.downgrade.{source}: model {model!r} has no price in 'prices'"
+    cache = policy.cache
+    embeds = cache.enabled and cache.semantic and cache.embedder == "provider"
+    if embeds and cache.embedding_model not in priced:
+        yield (
+            f"cache.embedding_model: {cache.embedding_model!r} has no price in 'prices' "
+            "(its calls are charged to the step that makes them)"
+        )
     for tier in ("cheap", "strong"):
         fallback = simulated_model(tier)
         if fallback not in priced and fallback not in reported:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,18 @@ import numpy.typing as npt
 
 from tether.core.errors import ConfigurationError
 
-__all__ = ["MiniLmEmbedder", "minilm_available", "shared_minilm"]
+__all__ = ["Embedded", "MiniLmEmbedder", "minilm_available", "shared_minilm"]
 
 Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An embedder's answer: one unit vector per text, and the tokens its provider bills."""
+
+    vectors: Vectors
+    billed_tokens: int = 0
+
 
 _MAX_TOKENS = 256
 _BATCH = 32
@@ -81,6 +91,7 @@ class MiniLmEmbedder:
 
     name = "local/all-MiniLM-L6-v2"
     dimensions = 384
+    billed = False  # runs in the worker: no provider, no bill
 
     def __init__(self, model_dir: Path | None = None) -> None:
         self._dir = model_dir
@@ -111,8 +122,8 @@ class MiniLmEmbedder:
                 self._tokenizer = tokenizer
             return self._weights, self._tokenizer
 
-    async def embed(self, texts: list[str]) -> Vectors:
-        return await asyncio.to_thread(self.embed_sync, texts)
+    async def embed(self, texts: list[str]) -> Embedded:
+        return Embedded(await asyncio.to_thread(self.embed_sync, texts))
 
     def embed_sync(self, texts: list[str]) -> Vectors:
         """Unit vectors for ``texts``, one row each (blocking: call it off the event loop)."""

@@ -1,4 +1,5 @@
-"""Embeddings from the configured provider's OpenAI-compatible ``POST {base_url}/embeddings``."""
+"""Embeddings from the configured provider's OpenAI-compatible ``POST {base_url}/embeddings``,
+with the input tokens its ``usage`` says it bills."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from activities.embeddings.minilm import Vectors
+from activities.embeddings.minilm import Embedded, Vectors
 from activities.providers.http import ProviderEndpoint
+from policies.pricing import estimate_tokens
 
 __all__ = ["ProviderEmbedder"]
 
@@ -36,26 +38,39 @@ class ProviderEmbedder:
         provider: str = "openai",
     ) -> None:
         self.name = f"{provider}/{model}"
+        self.billed = True
         self._model = model
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._endpoint = ProviderEndpoint(
             provider, client, base_url.rstrip("/") + "/embeddings", api_key
         )
 
-    async def embed(self, texts: list[str]) -> Vectors:
+    async def embed(self, texts: list[str]) -> Embedded:
         rows: list[Vectors] = []
+        tokens = 0
         for start in range(0, len(texts), _BATCH):
             chunk = texts[start : start + _BATCH]
             body = {"model": self._model, "input": chunk, "encoding_format": "float"}
             reply = await self._endpoint.post(body, self._headers)
-            rows.append(reply.read("embedding list", _reader(len(chunk))))
+            vectors, billed = reply.read("embedding list", _reader(chunk))
+            rows.append(vectors)
+            tokens += billed
         if not rows:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.concatenate(rows)
+            return Embedded(np.zeros((0, 0), dtype=np.float32))
+        return Embedded(np.concatenate(rows), billed_tokens=tokens)
 
 
-def _reader(expected: int) -> Callable[[Any], Vectors]:
-    return lambda body: _vectors(body, expected)
+def _reader(chunk: list[str]) -> Callable[[Any], tuple[Vectors, int]]:
+    return lambda body: (_vectors(body, len(chunk)), _billed_tokens(body, chunk))
+
+
+def _billed_tokens(body: Any, chunk: list[str]) -> int:
+    """``usage.prompt_tokens``; a provider that leaves it out is charged an estimate (it bills)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+        return tokens
+    return estimate_tokens(sum(len(text) for text in chunk))
 
 
 def _vectors(body: Any, expected: int) -> Vectors:

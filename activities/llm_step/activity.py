@@ -83,6 +83,7 @@ class LlmStepActivities:
         """
         index, attempt = inp.step.fallback_index, activity.info().attempt
         guard_key = f"{inp.step.idempotency_key}/a{attempt}"
+        log = CallLog(self.deps, inp.step, attempt)
         try:
             variables = await prompt_variables(self.deps, inp.step)
             choice = step_route(
@@ -91,7 +92,7 @@ class LlmStepActivities:
                 model=inp.checkpoint.model,
                 input_chars=inp.checkpoint.input_chars,
                 request=route_request(inp.step, variables),
-                learned=await self._learned_rule(inp, variables),
+                learned=await self._learned_rule(inp, variables, log),
             )
             route = choice.models
             if index >= len(route):
@@ -121,7 +122,7 @@ class LlmStepActivities:
         step_input = inp.step.model_copy(
             update={"model": checkpoint.model, "reservation_key": checkpoint.reservation_key}
         )
-        step = await self._llm_step(step_input, variables)
+        step = await self._llm_step(step_input, variables, log)
         step.guards.insert(0, routed)
         try:  # the step is answered: a failed settle keeps the estimate, never re-asks the model
             await self.deps.in_session(lambda session: settle_limits(session, inp, attempt, step))
@@ -131,11 +132,12 @@ class LlmStepActivities:
 
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
-        return await self._llm_step(inp, None)
+        return await self._llm_step(inp, None, CallLog(self.deps, inp, activity.info().attempt))
 
-    async def _llm_step(self, inp: LlmStepInput, variables: dict[str, str] | None) -> LlmStepResult:
+    async def _llm_step(
+        self, inp: LlmStepInput, variables: dict[str, str] | None, log: CallLog
+    ) -> LlmStepResult:
         heartbeat = asyncio.create_task(_heartbeat_forever())
-        log = CallLog(self.deps, inp, activity.info().attempt)
         try:
             return await self._run(inp, log, variables)
         except BaseException as exc:
@@ -155,7 +157,7 @@ class LlmStepActivities:
             heartbeat.cancel()
 
     async def _learned_rule(
-        self, inp: CheckedStepInput, variables: dict[str, str]
+        self, inp: CheckedStepInput, variables: dict[str, str], log: CallLog
     ) -> LearnedRule | None:
         """What reviewers said of this step's nearest past inputs, asked only for an ``auto``
         step whose routing rules have a ``learned`` condition (it embeds the input)."""
@@ -168,7 +170,7 @@ class LlmStepActivities:
         try:  # a slow embedder (the local model on a busy worker) never holds the step up
             return await asyncio.wait_for(
                 self.cache.learned_rule(
-                    step.tenant, step.workflow, step.step, input_text(variables)
+                    step.tenant, step.workflow, step.step, input_text(variables), log
                 ),
                 timeout=LEARNED_RULE_TIMEOUT_S,
             )
@@ -217,7 +219,7 @@ class LlmStepActivities:
         started = time.perf_counter()
         guards += [event for event in (pii_in,) if event is not None]
         cache_key = self.cache.key_for(inp, model_id, messages, variables)
-        hit = await self.cache.lookup(cache_key) if cache_key else None
+        hit = await self.cache.lookup(cache_key, log) if cache_key else None
         if hit is not None and policy.judge and self.cache.needs_check(hit, inp.run_id):
             # Nobody has vouched for this answer: the judge grades it for this input first.
             try:
@@ -274,6 +276,7 @@ class LlmStepActivities:
                 confidence=report.model_dump(mode="json"),
                 provider=response.provider,
                 held=report.outcome != "accept",
+                calls=log,
             )
         result = LlmStepResult(
             step=inp.step,

@@ -75,8 +75,9 @@ async def served_from_cache(
     started: float,
     guards: list[GuardEvent] | None = None,
 ) -> LlmStepResult:
-    """The cached answer as the step's result: its hold released, charged only the judge's
-    check of a first reuse (``log``), the hit in the audit log; the workflow's confidence gate
+    """The cached answer as the step's result: its hold released, charged only what ``log``
+    holds (the judge's check of a first reuse, a billed embedding of the input), the hit in the
+    audit log; the workflow's confidence gate
     still judges it (its stored report, or accept for an answer a reviewer approved)."""
     entry, event = hit.entry, cache_event(hit)
     attempt = log.attempt

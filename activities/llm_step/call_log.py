@@ -94,6 +94,7 @@ class CallLog:
     maybe_billed: bool = False
     """A call failed after its request was sent (or was cancelled in flight): the provider may
     bill it without telling us the usage, so the attempt is charged its hold, as estimated."""
+    _embeddings: int = 0
 
     async def call(self, call: str, model_id: str, request: ChatRequest) -> ChatResponse:
         provider, _ = self.deps.providers.resolve(model_id)
@@ -119,8 +120,8 @@ class CallLog:
         return response
 
     async def mark_invalid(self) -> None:
-        """The last call answered, but not with valid output."""
-        last = self.records[-1]
+        """The last model call answered, but not with valid output."""
+        last = next(r for r in reversed(self.records) if not r.call.startswith("embed-"))
         last.outcome = "invalid_output"
         await self.deps.in_session(lambda session: set_outcome(session, last.key, "invalid_output"))
 
@@ -132,6 +133,17 @@ class CallLog:
     def cost_usd(self) -> float:
         return round(sum(r.cost_usd for r in self.records), 8)
 
+    async def embedding_call(
+        self, model_id: str, billed_tokens: int, started: float, error: str | None
+    ) -> None:
+        """A billed embedding call made for this step (the semantic cache, the learned rule)."""
+        self._embeddings += 1
+        usage = Usage(input_tokens=billed_tokens)
+        provider = model_id.split("/", 1)[0]
+        await self._write(
+            f"embed-{self._embeddings}", model_id, provider, False, usage, started, error
+        )
+
     async def _record(
         self,
         call: str,
@@ -141,13 +153,25 @@ class CallLog:
         started: float,
         error: str | None,
     ) -> None:
+        await self._write(call, model_id, provider.name, provider.simulated, usage, started, error)
+
+    async def _write(
+        self,
+        call: str,
+        model_id: str,
+        provider: str,
+        simulated: bool,
+        usage: Usage,
+        started: float,
+        error: str | None,
+    ) -> None:
         record = AttemptRecord(
             key=f"{self.inp.idempotency_key}/a{self.attempt}/{call}",
             call=call,
             activity_attempt=self.attempt,
             model=model_id,
-            provider=provider.name,
-            simulated=provider.simulated,
+            provider=provider,
+            simulated=simulated,
             usage=usage,
             cost_usd=cost_usd(self.deps.policy.prices, model_id, usage),
             latency_ms=(time.perf_counter() - started) * 1000,

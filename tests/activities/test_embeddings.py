@@ -49,14 +49,17 @@ async def test_the_provider_embedder_speaks_openais_embeddings_api(
             provider_server.openai_api_key,
             "text-embedding-3-small",
         )
-        vectors = await embedder.embed(texts)
+        embedded = await embedder.embed(texts)
         wrong = ProviderEmbedder(
             client, provider_server.openai_base_url, "sk-wrong-key-123456", "text-embedding-3-small"
         )
         with pytest.raises(ProviderRejectedError) as refused:
             await wrong.embed(texts)
     assert "sk-wrong-key-123456" not in str(refused.value)
-    assert embedder.name == "openai/text-embedding-3-small"
+    assert embedder.name == "openai/text-embedding-3-small" and embedder.billed
+    # The tokens billed are those the reply's usage reports (the fake counts 4 characters each).
+    assert embedded.billed_tokens == 5 + 6 + 4
+    vectors = embedded.vectors
     assert vectors.shape == (3, 1536)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])

@@ -145,6 +145,11 @@ BAD_POLICIES = [
         "policy.yaml: routing.tiers.cheap[0]: model 'openai/gpt-5' has no price in 'prices'",
     ),
     (
+        "unpriced provider embedding model",
+        PRICES + "cache:\n  embedder: provider\n  embedding_model: openai/text-embedding-3-large\n",
+        "policy.yaml: cache.embedding_model: 'openai/text-embedding-3-large' has no price in 'prices'",
+    ),
+    (
         "unpriced simulated fallback",
         "prices:\n  simulated/cheap: {input_per_mtok: 1, output_per_mtok: 1}\n"
         "routing:\n  tiers: {cheap: [simulated/cheap], strong: []}\n",

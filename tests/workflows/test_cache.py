@@ -229,7 +229,9 @@ async def test_the_provider_embedder_feeds_the_semantic_cache(
     policy = policy.model_copy(update={"cache": cache})
     async with running_worker(client, settings, policy=policy, extra_workflows=[CachedStep]):
         first_id, _, first = await ask(client, settings, QUESTION)
-        _, _, reworded = await ask(client, settings, "How can I reset my password?")
+        reworded_id, reworded_result, reworded = await ask(
+            client, settings, "How can I reset my password?"
+        )
         _, _, other = await ask(client, settings, OTHER)
 
     embedded = [r for r in provider_server.requests if r.path == "/v1/embeddings"]
@@ -246,6 +248,15 @@ async def test_the_provider_embedder_feeds_the_semantic_cache(
     assert hit.outcome == "semantic_hit" and hit.value == pytest.approx(0.8519, abs=1e-3)
     stored = entries(settings)[0]
     assert stored.embedder == "openai/text-embedding-3-small" and stored.source_run_id == first_id
+    # Every embedding call is charged to the step that made it: the semantic hit cost exactly
+    # its input's embedding ("How can I reset my password?": 7 tokens at $0.02 per million).
+    (embedding,) = ledger(settings, reworded_id)
+    assert embedding.call == "embed-1" and embedding.model == "openai/text-embedding-3-small"
+    assert embedding.input_tokens == 7 and embedding.outcome == "ok"
+    assert embedding.cost_usd == pytest.approx(7 * 0.02 / 1e6)
+    assert reworded_result.cost_usd == pytest.approx(embedding.cost_usd)
+    assert reworded.steps[0].cost_usd == pytest.approx(embedding.cost_usd)
+    assert "embed-1" in [row.call for row in ledger(settings, first_id)]
 
 
 async def test_an_answer_awaiting_review_is_served_only_once_a_reviewer_approves_it(
