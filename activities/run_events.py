@@ -1,4 +1,5 @@
-"""The step events activities record: a step starting and settling, a review opening, a decision.
+"""The step events activities record: a step starting, waiting on a rate limit and settling, a
+review opening, a decision.
 
 Each is built here from what the activity already has and written by the activity in the store
 transaction it already opens (``tether.store.step_events``). Keys derive from the workflow's
@@ -12,6 +13,7 @@ from tether.contracts import (
     LlmStepInput,
     LlmStepResult,
     OpenReviewInput,
+    RateLimited,
     RecordDecisionInput,
 )
 from tether.store.reviews import ReviewItem
@@ -23,6 +25,7 @@ __all__ = [
     "review_timed_out",
     "step_settled",
     "step_started",
+    "step_waiting",
 ]
 
 
@@ -37,6 +40,21 @@ def step_started(checkpoint: CheckpointInput, step: LlmStepInput, model: str) ->
         step=step.step,
         state="running",
         model=model,
+    )
+
+
+def step_waiting(step: LlmStepInput, tenant: str, limited: RateLimited) -> StepEventRow:
+    """A rate limit or provider cap is full: the run waits on a timer until its window resets
+    (one event per window waited for)."""
+    return StepEventRow(
+        key=f"waiting:{step.idempotency_key}:{limited.resets_at.timestamp():.3f}",
+        run_id=step.run_id,
+        seq=0,
+        workflow=step.workflow,
+        tenant=tenant,
+        step=step.step,
+        state="waiting",
+        detail=f"{limited.limit}; waits {limited.retry_after_s:g} s"[:500],
     )
 
 

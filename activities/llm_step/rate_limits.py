@@ -15,6 +15,7 @@ from sqlmodel import Session
 from activities.checkpoint import judge_model_for
 from activities.deps import ActivityDeps
 from activities.llm_step.call_log import hold_for_attempt
+from activities.run_events import step_waiting
 from policies.effective import effective_for, step_confidence
 from policies.limits import LimitBreach, first_breach
 from policies.pricing import estimate_tokens
@@ -33,6 +34,7 @@ from tether.store.limits import (
     lock_windows,
     settle_charge,
 )
+from tether.store.step_events import record_step_event
 
 __all__ = ["hold_within_limits", "limit_keys", "limit_subjects", "settle_limits", "step_tokens"]
 
@@ -107,6 +109,8 @@ def hold_within_limits(
     breach = first_breach(held_to, tokens, calls)
     if breach is not None:
         limited = _limited(deps, checkpoint, breach, now)
+        if limited.action == "wait":  # the run page and `tether status --follow` show the wait
+            record_step_event(session, step_waiting(inp.step, checkpoint.tenant, limited))
         _record(session, checkpoint, cap_key, limited)
         return None, limited
     result = hold_for_attempt(deps, session, inp, model, attempt)

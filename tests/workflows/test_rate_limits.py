@@ -27,6 +27,7 @@ from tether.core.settings import Settings
 from tether.store.audit import events_for
 from tether.store.engine import get_engine
 from tether.store.limits import LimitCounter
+from tether.store.step_events import events_after
 from tether.worker import running_worker
 
 pytestmark = pytest.mark.integration
@@ -39,6 +40,19 @@ def with_limits(policy: TetherPolicy, **limits: Any) -> TetherPolicy:
     (a step's judge call counts against its provider's cap)."""
     limited = policy.model_copy(update={"limits": LimitsPolicy(**limits)})
     return gated(judging_always(limited), accept=0.0)
+
+
+def step_states(settings: Settings, run_id: str) -> list[tuple[str, str | None]]:
+    """The run's step events: state, and for a wait the limit it waited on."""
+    with Session(get_engine(settings.resolved_database_url)) as session:
+        return [
+            (e.state, e.detail.split(";")[0] if e.state == "waiting" and e.detail else None)
+            for e in events_after(session, run_id)
+        ]
+
+
+def result_run_id(runs: list[tuple[str, OneStepResult]], result: OneStepResult) -> str:
+    return next(run_id for run_id, found in runs if found is result)
 
 
 def per_user(requests: int, seconds: int = HOUR) -> list[LimitWindow]:
@@ -116,6 +130,11 @@ async def test_a_user_over_the_limit_waits_on_a_durable_timer(
         assert [g.value for g in events] == pytest.approx(timers(history), abs=1e-3)
         assert {g.outcome for g in events} == {"waited"}
         assert "user u1: 1 requests per 4 s" in events[0].detail
+        # The run's timeline (run page, live stream, `tether status --follow`) shows each wait
+        # before the step runs.
+        states = step_states(settings, result_run_id(runs, result))
+        assert states[: len(events)] == [("waiting", "user u1: 1 requests per 4 s")] * len(events)
+        assert [state for state, _ in states[len(events) :]] == ["running", "done"]
     # The store counted the user's three steps in three windows, one each.
     assert sorted(user_windows(settings, "acme", "u1").values()) == [1, 1, 1]
     rid = waited[0][0][0]

@@ -47,7 +47,8 @@ class StepEventRow(SQLModel, table=True):
     tenant: str = Field(index=True, max_length=100)
     step: str = Field(max_length=100)
     state: str = Field(max_length=30)
-    """``running``, ``done``, ``invalid_output``, ``awaiting_review``, or a decision:
+    """``running``, ``waiting`` (on a rate limit), ``done``, ``invalid_output``,
+    ``awaiting_review``, or a decision:
     ``approved``, ``rejected``, ``edited``, ``retried``, ``defaulted``."""
     model: str | None = Field(default=None, max_length=200)
     cost_usd: float = 0.0
