@@ -20,7 +20,14 @@ from tether.run_feed import RunEnded, remember_run_end, run_ending
 from tether.store.dashboard_panels import recent_budget_alerts, step_calibrations
 from tether.store.engine import session_scope
 from tether.store.run_figures import DashboardFigures, dashboard_figures
-from tether.store.run_list import RunQuery, RunRow, find_run, list_runs
+from tether.store.run_list import (
+    RunQuery,
+    RunRow,
+    count_runs,
+    find_run,
+    list_runs,
+    unended_runs,
+)
 
 __all__ = [
     "RUN_STATES",
@@ -34,6 +41,8 @@ RUN_STATES = ("running", "awaiting_review", "completed", "stopped", "failed", "u
 RunListState = Literal["running", "awaiting_review", "completed", "stopped", "failed", "unknown"]
 _ENDING_DEADLINE_S = 2.0
 _ASK_AT_ONCE = 8
+CATCH_UP_RUNS = 1000
+"""At most this many runs not yet recorded as ended are asked about before a state filter."""
 PAGE_SIZE = 50
 
 
@@ -80,28 +89,46 @@ async def run_summaries(
     state: str | None = None,
     page: int = 1,
 ) -> RunList:
-    """The caller's runs, newest first, filtered; each one's state from the store when it is
-    known to have ended, else from Temporal (and remembered when it has)."""
+    """The caller's runs, newest first, filtered and paged in the store; each one's state from
+    the store when it is known to have ended, else from Temporal (and remembered when it has).
+
+    Filtering by state first asks Temporal about the runs not yet recorded as ended (the newest
+    ``CATCH_UP_RUNS`` of them), so that a run that ended unseen is counted under its end.
+    """
     query = RunQuery(
-        workflow=workflow or None, tenant=tenant or None, tenants=tenant_filter(caller)
+        workflow=workflow or None,
+        tenant=tenant or None,
+        tenants=tenant_filter(caller),
+        state=state or None,
+        limit=PAGE_SIZE,
     )
-    rows = await asyncio.to_thread(_list, desk.database_url, query)
-    endings = await _endings(desk, [row for row in rows if row.ended_state is None])
+    endings: dict[str, RunEnded | str | None] = {}
+    if state:
+        unended = await asyncio.to_thread(_unended, desk.database_url, query)
+        endings = await _endings(desk, unended)
+    total, pages, page, rows = await asyncio.to_thread(_page, desk.database_url, query, page)
+    unasked = [row for row in rows if row.ended_state is None and row.run_id not in endings]
+    endings |= await _endings(desk, unasked)
     now = datetime.now(UTC)
     summaries = [_summary(row, endings.get(row.run_id, "known"), now) for row in rows]
-    if state:
+    if state:  # a run Temporal did not answer for is "unknown", whatever the store said
         summaries = [one for one in summaries if one.state == state]
-    pages = max(1, -(-len(summaries) // PAGE_SIZE))
-    page = min(max(1, page), pages)
-    start = (page - 1) * PAGE_SIZE
-    return RunList(
-        runs=summaries[start : start + PAGE_SIZE], total=len(summaries), page=page, pages=pages
-    )
+    return RunList(runs=summaries, total=total, page=page, pages=pages)
 
 
-def _list(database_url: str, query: RunQuery) -> list[RunRow]:
+def _unended(database_url: str, query: RunQuery) -> list[RunRow]:
     with session_scope(database_url) as session:
-        return list_runs(session, query)
+        return unended_runs(session, query, CATCH_UP_RUNS)
+
+
+def _page(database_url: str, query: RunQuery, page: int) -> tuple[int, int, int, list[RunRow]]:
+    """(matching runs, pages, the page shown (within range), its rows)."""
+    with session_scope(database_url) as session:
+        total = count_runs(session, query)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(max(1, page), pages)
+        query = query.model_copy(update={"offset": (page - 1) * PAGE_SIZE})
+        return total, pages, page, list_runs(session, query)
 
 
 async def _endings(desk: ReviewDesk, rows: list[RunRow]) -> dict[str, RunEnded | str | None]:

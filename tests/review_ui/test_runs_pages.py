@@ -27,7 +27,7 @@ from tether.core.settings import Settings
 from tether.store.budget_alerts import BudgetAlert
 from tether.store.engine import session_scope
 from tether.store.examples import LabelledExample
-from tether.store.run_ids import claim_run_id
+from tether.store.run_ids import RunIdClaim, claim_run_id
 from tether.store.spend import SpendScope
 from tether.worker import running_worker
 from workflows.support_triage_steps import Ticket
@@ -210,6 +210,40 @@ async def test_runs_list_shows_state_cost_steps_and_who_decided(
         run_views.visible_run, settings.resolved_database_url, finished, _bob(ui)
     )
     assert remembered is not None and remembered.ended_state == "completed"
+
+
+async def test_every_run_is_reachable_page_by_page_and_a_state_filter_counts_unseen_ends(
+    client: Client, settings: Settings, review_worker: Worker, ui: UiServer
+) -> None:
+    # 520 runs of acme recorded as ended (older than any real run here), and one real run that
+    # ends without the runs list having been asked about it.
+    t0 = datetime.now(UTC) - timedelta(days=30)
+    with session_scope(settings.resolved_database_url) as session:
+        for n in range(520):
+            claim_run_id(session, f"old-{n:03}", "support_triage", "acme")
+    with session_scope(settings.resolved_database_url) as session:
+        for n in range(520):
+            claim = session.get(RunIdClaim, f"old-{n:03}")
+            assert claim is not None
+            claim.claimed_at = t0 + timedelta(seconds=n)
+            claim.ended_state, claim.ended_at = "stopped", t0 + timedelta(seconds=n, minutes=1)
+            session.add(claim)
+    finished = await start_registered_run(client, settings)
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=60) as http:
+        await approve(http, client, finished)
+        await client.get_workflow_handle(finished).result()
+        completed = (await http.get("/api/runs", params={"status": "completed"})).json()
+        first = (await http.get("/api/runs")).json()
+        last = (await http.get("/api/runs", params={"page": first["pages"]})).json()
+        stopped = (await http.get("/api/runs", params={"status": "stopped", "page": 11})).json()
+
+    assert [run["run_id"] for run in completed["runs"]] == [finished]
+    assert completed["total"] == 1
+    assert (first["total"], first["pages"]) == (521, 11)
+    assert first["runs"][0]["run_id"] == finished
+    assert [run["run_id"] for run in last["runs"]] == [f"old-{n:03}" for n in reversed(range(21))]
+    assert (stopped["total"], stopped["page"]) == (520, 11)
+    assert [run["run_id"] for run in stopped["runs"]][-1] == "old-000"
 
 
 def _bob(ui: UiServer) -> Any:

@@ -14,8 +14,14 @@ from tether.store.engine import session_scope
 from tether.store.ledger import LedgerEntry
 from tether.store.reviews import ReviewItem
 from tether.store.run_figures import dashboard_figures, percentile
-from tether.store.run_ids import claim_run_id
-from tether.store.run_list import RunQuery, list_runs, record_run_end
+from tether.store.run_ids import RunIdClaim, claim_run_id
+from tether.store.run_list import (
+    RunQuery,
+    count_runs,
+    list_runs,
+    record_run_end,
+    unended_runs,
+)
 from tether.store.step_events import StepEventRow, events_after, record_step_event
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -194,3 +200,42 @@ def _review(review_id: str, opened: datetime, decided: datetime | None) -> Revie
         decided_at=decided,
         updated_at=decided or opened,
     )
+
+
+def test_runs_are_paged_counted_and_filtered_by_state_in_the_store(db_url: str) -> None:
+    # 130 runs of two tenants: 60 recorded as completed, 40 waiting for a reviewer, 30 running.
+    with session_scope(db_url) as session:
+        for n in range(130):
+            claim_run_id(session, f"run-{n:03}", "support_triage", "acme" if n % 2 else "globex")
+    with session_scope(db_url) as session:
+        for n in range(130):
+            claim = session.get(RunIdClaim, f"run-{n:03}")
+            assert claim is not None
+            claim.claimed_at = T0 + timedelta(seconds=n)
+            session.add(claim)
+            run_id = f"run-{n:03}"
+            if n < 60:
+                record_run_end(session, run_id, "completed", T0 + timedelta(hours=1))
+            elif n < 100:
+                record_step_event(session, event(run_id, f"{n}-1", "done"))
+                record_step_event(session, event(run_id, f"{n}-2", "awaiting_review"))
+            elif n % 3:
+                record_step_event(session, event(run_id, f"{n}-1", "running"))
+    with session_scope(db_url) as session:
+        pages = [
+            [row.run_id for row in list_runs(session, RunQuery(offset=offset, limit=50))]
+            for offset in (0, 50, 100)
+        ]
+        counts = {
+            state: count_runs(session, RunQuery(state=state))
+            for state in ("completed", "awaiting_review", "running", "stopped")
+        }
+        waiting = list_runs(session, RunQuery(state="awaiting_review", limit=50))
+        acme_done = count_runs(session, RunQuery(state="completed", tenants=("acme",)))
+        unended = unended_runs(session, RunQuery(state="completed"), limit=500)
+    newest_first = [f"run-{n:03}" for n in reversed(range(130))]
+    assert pages == [newest_first[:50], newest_first[50:100], newest_first[100:]]
+    assert counts == {"completed": 60, "awaiting_review": 40, "running": 30, "stopped": 0}
+    assert len(waiting) == 40 and {row.last_state for row in waiting} == {"awaiting_review"}
+    assert acme_done == 30
+    assert [row.run_id for row in unended] == newest_first[:70]

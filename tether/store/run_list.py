@@ -11,14 +11,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlmodel import Session, col
 
 from tether.store.ledger import LedgerEntry
 from tether.store.run_ids import RunIdClaim
 from tether.store.step_events import StepEventRow
 
-__all__ = ["RunQuery", "RunRow", "find_run", "list_runs", "record_run_end"]
+__all__ = [
+    "RunQuery",
+    "RunRow",
+    "count_runs",
+    "find_run",
+    "list_runs",
+    "record_run_end",
+    "unended_runs",
+]
 
 ENDED_STATES = ("completed", "stopped", "failed")
 
@@ -29,6 +37,11 @@ class RunQuery(BaseModel):
     """One tenant to show (within ``tenants``)."""
     tenants: tuple[str, ...] | None = None
     """The tenants the caller sees; None for every tenant (runs without one included)."""
+    state: str | None = None
+    """An ended state (``completed``, ``stopped``, ``failed``: as recorded), or a state of a
+    run not recorded as ended: ``awaiting_review`` (its newest step event is a review
+    opening), ``running`` or ``unknown`` (any other)."""
+    offset: int = 0
     limit: int = 500
 
 
@@ -49,16 +62,61 @@ class RunRow(BaseModel):
 
 
 def list_runs(session: Session, query: RunQuery) -> list[RunRow]:
-    """Runs matching ``query``, newest first."""
-    select_runs = select(RunIdClaim).order_by(col(RunIdClaim.claimed_at).desc()).limit(query.limit)
-    if query.workflow:
-        select_runs = select_runs.where(col(RunIdClaim.workflow) == query.workflow)
-    if query.tenant:
-        select_runs = select_runs.where(col(RunIdClaim.tenant) == query.tenant)
-    if query.tenants is not None:
-        select_runs = select_runs.where(col(RunIdClaim.tenant).in_(query.tenants))
+    """Runs matching ``query``, newest first, ``query.limit`` from ``query.offset``."""
+    select_runs = (
+        select(RunIdClaim)
+        .where(*_matching(query))
+        .order_by(col(RunIdClaim.claimed_at).desc(), col(RunIdClaim.run_id))
+        .offset(query.offset)
+        .limit(query.limit)
+    )
     claims = list(session.execute(select_runs).scalars())
     return _with_figures(session, claims)
+
+
+def count_runs(session: Session, query: RunQuery) -> int:
+    """How many runs match ``query`` (its offset and limit aside)."""
+    counted = select(func.count()).select_from(RunIdClaim).where(*_matching(query))
+    return int(session.execute(counted).scalar_one())
+
+
+def unended_runs(session: Session, query: RunQuery, limit: int) -> list[RunRow]:
+    """Up to ``limit`` of the newest runs matching ``query`` (its state aside) that are not
+    recorded as ended: running, or ended without anyone having asked Temporal since."""
+    unended = query.model_copy(update={"state": None})
+    select_runs = (
+        select(RunIdClaim)
+        .where(*_matching(unended), col(RunIdClaim.ended_state).is_(None))
+        .order_by(col(RunIdClaim.claimed_at).desc(), col(RunIdClaim.run_id))
+        .limit(limit)
+    )
+    return _with_figures(session, list(session.execute(select_runs).scalars()))
+
+
+def _matching(query: RunQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if query.workflow:
+        where.append(col(RunIdClaim.workflow) == query.workflow)
+    if query.tenant:
+        where.append(col(RunIdClaim.tenant) == query.tenant)
+    if query.tenants is not None:
+        where.append(col(RunIdClaim.tenant).in_(query.tenants))
+    if query.state in ENDED_STATES:
+        where.append(col(RunIdClaim.ended_state) == query.state)
+    elif query.state is not None:
+        where.append(col(RunIdClaim.ended_state).is_(None))
+        newest = (
+            select(col(StepEventRow.state))
+            .where(col(StepEventRow.run_id) == col(RunIdClaim.run_id))
+            .order_by(col(StepEventRow.seq).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        if query.state == "awaiting_review":
+            where.append(newest == "awaiting_review")
+        else:
+            where.append(or_(newest.is_(None), newest != "awaiting_review"))
+    return where
 
 
 def find_run(session: Session, run_id: str) -> RunRow | None:
