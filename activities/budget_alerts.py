@@ -7,10 +7,11 @@ not held up by Slack, and an alert that cannot be sent never fails the step. A c
 its worker is made again by the scope's next step: a crossing is "spend at or over the threshold
 and no alert recorded", not an edge, so none is missed for good.
 
-An alert Slack did not take (an error, or its worker died between recording and sending) is sent
-again by ``resend_until_cancelled``, run by every worker that has Slack: each due alert is claimed
-by one worker, and a failed send waits ``alerts.resend_every`` doubling up to an hour, for
-``alerts.resend_for``.
+An alert Slack did not take (an error, or its worker died while posting it) is sent again by
+``resend_until_cancelled``, run by every worker that has Slack: each due alert is held by one
+worker while it posts it (``tether.store.budget_alerts.hold_alert``), and a failed post waits
+``alerts.resend_every`` doubling up to an hour, for ``alerts.resend_for``. An alert raised where
+Slack is off is never posted later.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -32,7 +34,8 @@ from tether.store.budget_alerts import (
     BudgetAlert,
     ScopeBudget,
     alert_crossings,
-    claim_unsent,
+    due_for_resend,
+    hold_alert,
     mark_notified,
     put_off,
 )
@@ -47,6 +50,8 @@ _KNOWN_LIMIT = 10_000
 """How many alert keys a worker remembers as already sent (then it starts over)."""
 _LONGEST_WAIT = timedelta(hours=1)
 """The longest wait between two sends of an alert Slack did not take."""
+_LATE = timedelta(minutes=1)
+"""An alert posted later than this after its crossing says when it was crossed."""
 
 
 CHECK_EVERY_S = 0.5
@@ -114,35 +119,42 @@ class BudgetAlerts:
             return []
         skip = frozenset(self._known)
         wanted = [budget for budget, _ in budgets.values()]
+        token = _new_token() if self.slack is not None else None
         fired = await self.deps.in_session(
-            lambda session: alert_crossings(session, wanted, thresholds, skip=skip)
+            lambda session: alert_crossings(
+                session, wanted, thresholds, skip=skip, send_token=token
+            )
         )
         if len(self._known) > _KNOWN_LIMIT:
             self._known.clear()
         for alert in fired:
             self._known.add(alert.key)
             BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
-            await self._deliver(alert)
+            if token is not None:
+                await self._deliver(alert.key, token)
         return fired
 
     async def resend_unsent(self) -> int:
-        """Send the alerts Slack did not take whose wait is over (each claimed by this worker
-        alone); return how many Slack took."""
+        """Send the alerts Slack did not take whose wait is over, each held by this worker
+        alone while it posts it; return how many Slack took."""
         if self.slack is None:
             return 0
         policy = self.deps.policy.alerts
-        due = await self.deps.in_session(partial(claim_unsent, max_age=policy.resend_for))
+        keys = await self.deps.in_session(partial(due_for_resend, max_age=policy.resend_for))
         sent = 0
-        for alert in due:
-            sent += await self._deliver(alert)
+        for key in keys:
+            sent += await self._deliver(key, _new_token())
         return sent
 
-    async def _deliver(self, alert: BudgetAlert) -> bool:
-        """Post ``alert``; record it sent, or put it off after a failure (nothing without Slack)."""
-        if self.slack is None:
-            return False
+    async def _deliver(self, key: str, token: str) -> bool:
+        """Hold the alert, post it, and record it sent or put it off after a failure; False
+        when Slack did not take it or another worker holds it."""
+        assert self.slack is not None
         from activities.slack import SLACK_FAILURES, slack_error
 
+        alert = await self.deps.in_session(partial(hold_alert, key=key, token=token))
+        if alert is None:
+            return False
         try:
             await self.slack.chat_postMessage(
                 channel=self.channel, text=alert_text(alert), unfurl_links=False
@@ -151,10 +163,10 @@ class BudgetAlerts:
             log.warning("Slack chat.postMessage failed for budget alert: %s", slack_error(exc))
             wait = self.deps.policy.alerts.resend_every
             await self.deps.in_session(
-                partial(put_off, key=alert.key, base=wait, cap=_LONGEST_WAIT)
+                partial(put_off, key=key, token=token, base=wait, cap=_LONGEST_WAIT)
             )
             return False
-        await self.deps.in_session(partial(mark_notified, key=alert.key))
+        await self.deps.in_session(partial(mark_notified, key=key, token=token))
         return True
 
 
@@ -169,19 +181,27 @@ async def resend_until_cancelled(alerts: BudgetAlerts) -> None:
             log.warning("budget alerts: resending failed: %s", type(exc).__name__)
 
 
-def alert_text(alert: BudgetAlert) -> str:
-    """One line for Slack: which budget, how far, whose. Names no user: a user's budget is
-    told by tenant only (the audit log keeps the run id)."""
+def alert_text(alert: BudgetAlert, now: datetime | None = None) -> str:
+    """One line for Slack: which budget, how far, whose; when it is posted late (a resend),
+    when it was crossed. Names no user: a user's budget is told by tenant only (the audit log
+    keeps the run id)."""
     scope = _SCOPE_WORDS.get(alert.scope_kind, alert.scope_kind)
     if alert.scope_kind == "run" or alert.tenant is None:
         whose = f"run {alert.run_id}"
     else:
         whose = f"tenant {alert.tenant}"
     where = f" (workflow {alert.workflow})" if alert.workflow else ""
+    crossed = alert.created_at if alert.created_at.tzinfo else alert.created_at.replace(tzinfo=UTC)
+    late = (now or datetime.now(UTC)) - crossed > _LATE
+    when = f"; crossed {crossed:%Y-%m-%d %H:%M} UTC" if late else ""
     return (
         f":warning: {scope} budget at {alert.threshold * 100:g}%: {whose} has spent "
-        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)}{where}"
+        f"{format_usd(alert.spent_usd)} of {format_usd(alert.limit_usd)}{where}{when}"
     )
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
 
 
 def _scope_budgets(deps: ActivityDeps, inp: LlmStepInput, now: datetime) -> list[ScopeBudget]:

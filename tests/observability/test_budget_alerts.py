@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import Session
 from temporalio.client import Client
 
+from activities.budget_alerts import alert_text
 from policies.models import BudgetAlertPolicy, TetherPolicy
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
@@ -30,7 +31,8 @@ from tether.store.budget_alerts import (
     ScopeBudget,
     alert_crossings,
     alerts_for,
-    claim_unsent,
+    due_for_resend,
+    hold_alert,
     mark_notified,
     put_off,
 )
@@ -203,70 +205,105 @@ def test_two_workers_crossing_together_record_each_alert_once(store_url: str) ->
     assert len(audited) == 2
 
 
-def _unsent_alert(store_url: str, tenant: str, *, age: timedelta = timedelta(0)) -> str:
+def _unsent_alert(
+    store_url: str, tenant: str, *, age: timedelta = timedelta(0), token: str | None = "raiser"
+) -> str:
+    """An alert raised by a worker that holds it under ``token`` (None: Slack was off there)."""
     scope = SpendScope.tenant_month(tenant, datetime.now(UTC))
     with session_scope(store_url) as session:
         add_to_totals(session, [scope], spent=6.0)
         [alert] = alert_crossings(
-            session, [ScopeBudget("tenant_monthly", scope, 10.0, "run-1", tenant, "wf")], [0.5]
+            session,
+            [ScopeBudget("tenant_monthly", scope, 10.0, "run-1", tenant, "wf")],
+            [0.5],
+            send_token=token,
         )
         row = session.get(BudgetAlert, alert.key)
         assert row is not None
         row.created_at -= age
-        row.send_after = datetime.now(UTC) - timedelta(seconds=1)  # its first send failed
         session.add(row)
     return alert.key
 
 
-def test_each_unsent_alert_is_claimed_by_one_worker_at_a_time(store_url: str) -> None:
-    keys = {_unsent_alert(store_url, f"t{i}") for i in range(5)}
+def _fail_post(store_url: str, key: str, token: str = "raiser") -> None:
+    """The holder's post failed and the wait is over (put off, then the clock moved on)."""
+    with session_scope(store_url) as session:
+        put_off(session, key, token, base=timedelta(minutes=1), cap=timedelta(hours=1))
+        row = session.get(BudgetAlert, key)
+        assert row is not None and row.send_after is not None
+        row.send_after -= timedelta(minutes=2)
+        session.add(row)
+
+
+def test_an_alert_is_held_by_one_worker_at_a_time(store_url: str) -> None:
+    keys = [_unsent_alert(store_url, f"t{i}") for i in range(5)]
+    for key in keys:
+        _fail_post(store_url, key)
     start = threading.Barrier(8)
-    claimed: list[str] = []
+    held: list[tuple[str, str]] = []
     lock = threading.Lock()
     failures: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(n: int) -> None:
         start.wait()
         try:
-            with session_scope(store_url) as session:
-                found = claim_unsent(session, max_age=timedelta(days=1))
+            for key in keys:
+                with session_scope(store_url) as session:
+                    alert = hold_alert(session, key, f"worker-{n}")
+                if alert is not None:
+                    with lock:
+                        held.append((key, alert.send_token or ""))
         except BaseException as exc:
             failures.append(exc)
-            return
-        with lock:
-            claimed.extend(alert.key for alert in found)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     assert failures == []
-    assert sorted(claimed) == sorted(keys), "every due alert claimed, none twice"
+    assert sorted(key for key, _ in held) == sorted(keys), "each due alert held once"
     with session_scope(store_url) as session:
-        assert claim_unsent(session, max_age=timedelta(days=1)) == [], "leased: not due again"
+        assert due_for_resend(session, max_age=timedelta(days=1)) == [], "held: not due"
+        assert all(hold_alert(session, key, "late-worker") is None for key in keys)
+        # The holder renews its own hold before posting.
+        key, token = held[0]
+        assert hold_alert(session, key, token) is not None
 
 
-def test_only_due_unsent_young_alerts_are_claimed_and_failures_wait_longer(store_url: str) -> None:
-    due = _unsent_alert(store_url, "due")
+def test_what_is_resent_and_when(store_url: str) -> None:
+    failed = _unsent_alert(store_url, "failed")
     sent = _unsent_alert(store_url, "sent")
-    _unsent_alert(store_url, "old", age=timedelta(days=2))
+    _unsent_alert(store_url, "slack-off", token=None)
+    old = _unsent_alert(store_url, "old", age=timedelta(days=2))
+    held = _unsent_alert(store_url, "held")  # its raiser is posting it now
+    for key in (failed, sent, old):
+        _fail_post(store_url, key)
     with session_scope(store_url) as session:
         mark_notified(session, sent)
     day = timedelta(days=1)
     with session_scope(store_url) as session:
-        assert [alert.key for alert in claim_unsent(session, max_age=day)] == [due]
+        # Not resent: one Slack took, one raised where Slack was off (nobody ever posts it), one
+        # older than resend_for, one its raiser still holds.
+        assert due_for_resend(session, max_age=day) == [failed]
+        assert hold_alert(session, held, "another-worker") is None
+    # Each failed post waits twice as long as the one before, up to the cap.
     waits = []
-    for _ in range(3):
+    for n in range(4):
         with session_scope(store_url) as session:
-            row = session.get(BudgetAlert, due)
-            assert row is not None
-            row.send_after = None  # the lease is over
-            session.add(row)
-        with session_scope(store_url) as session:
-            assert len(claim_unsent(session, max_age=day)) == 1
-            put_off(session, due, base=timedelta(minutes=1), cap=timedelta(minutes=10))
-            row = session.get(BudgetAlert, due)
+            token = f"resender-{n}"
+            assert hold_alert(session, failed, token) is not None
+            put_off(session, failed, token, base=timedelta(minutes=1), cap=timedelta(minutes=10))
+            row = session.get(BudgetAlert, failed)
             assert row is not None and row.send_after is not None
             waits.append(row.send_after.replace(tzinfo=UTC) - datetime.now(UTC))
-    assert [round(wait / timedelta(minutes=1)) for wait in waits] == [4, 8, 10]
+            row.send_after = datetime.now(UTC) - timedelta(seconds=1)
+            session.add(row)
+    assert [round(wait / timedelta(minutes=1)) for wait in waits] == [2, 4, 8, 10]
+    # A late post names when the budget was crossed.
+    with session_scope(store_url) as session:
+        row = session.get(BudgetAlert, failed)
+        assert row is not None
+        text = alert_text(row, now=datetime.now(UTC) + timedelta(hours=2))
+    assert "Monthly tenant budget at 50%: tenant failed has spent $6.00 of $10.00" in text
+    assert "(workflow wf); crossed " in text and text.endswith(" UTC")

@@ -6,9 +6,12 @@ day), so "once per threshold and period" is one primary key. The row is inserted
 event appended, in one transaction; only the worker whose insert won sends it to Slack and then
 marks it notified.
 
-An alert Slack did not take (an error, or its worker died before sending) stays unsent, and
-workers resend it: ``claim_unsent`` hands each due alert to one worker for a lease, and a failed
-send is ``put_off`` with a growing back-off, until it is sent or too old to matter.
+Sending is held alert by alert: right before posting one, a worker ``hold_alert``s it for
+``SEND_LEASE`` under a token of its own (one conditional update, so two workers never hold one
+alert at once); the worker that raised it holds it from the insert. An alert Slack did not take
+(an error, or its worker died while holding it) is ``put_off`` with a growing back-off and
+resent by whichever worker holds it next (``due_for_resend``), until sent or too old to matter.
+An alert raised where Slack is off is never held, so never sent later.
 """
 
 from __future__ import annotations
@@ -29,15 +32,14 @@ __all__ = [
     "ScopeBudget",
     "alert_crossings",
     "alerts_for",
-    "claim_unsent",
+    "due_for_resend",
+    "hold_alert",
     "mark_notified",
     "put_off",
 ]
 
-FIRST_SEND_LEASE = timedelta(seconds=60)
-"""How long an alert is left to the worker that raised it before others may resend it."""
-SEND_LEASE = timedelta(seconds=60)
-"""How long a claimed alert is left to the worker that claimed it."""
+SEND_LEASE = timedelta(minutes=5)
+"""How long a held alert is left to the worker holding it (far longer than one post takes)."""
 
 
 def _now() -> datetime:
@@ -64,10 +66,13 @@ class BudgetAlert(SQLModel, table=True):
     """The crossing run's workflow (named in the message)."""
     created_at: datetime = Field(default_factory=_now)
     notified_at: datetime | None = None
-    send_after: datetime | None = None
-    """Until then the alert is left to the worker sending it (or waits after a failed send)."""
+    send_after: datetime | None = Field(default=None, index=True)
+    """While unsent: until then the alert is left to the worker holding it, or waits after a
+    failed post. None: nobody is to send it (sent, or raised where Slack is off)."""
+    send_token: str | None = Field(default=None, max_length=64)
+    """The token of the worker holding it (or that held it last)."""
     send_attempts: int = 0
-    """Resends claimed so far (the first send by the raising worker not counted)."""
+    """Posts Slack did not take."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,15 @@ def alert_crossings(
     thresholds: Sequence[float],
     *,
     skip: frozenset[str] = frozenset(),
+    send_token: str | None = None,
 ) -> list[BudgetAlert]:
     """Record every threshold the scopes' spend has now crossed and no alert has yet been
     recorded for; return the alerts this call recorded (each also in the audit log).
 
     Args:
         skip: Alert keys already known to exist (a process-local cache): not tried again.
+        send_token: The caller will post them: each is held under this token (None: Slack is
+            off, nobody will).
     """
     spends = spend_by_scope(session, [budget.scope for budget in budgets])
     now = _now()
@@ -115,7 +123,8 @@ def alert_crossings(
                 tenant=budget.tenant,
                 workflow=budget.workflow,
                 created_at=now,
-                send_after=now + FIRST_SEND_LEASE,
+                send_after=now + SEND_LEASE if send_token else None,
+                send_token=send_token,
             )
             if not insert_once(session, alert):
                 continue
@@ -137,48 +146,66 @@ def alert_crossings(
     return fired
 
 
-def mark_notified(session: Session, key: str) -> None:
-    alert = session.get(BudgetAlert, key)
-    if alert is not None and alert.notified_at is None:
-        alert.notified_at = _now()
-        session.add(alert)
+def hold_alert(session: Session, key: str, token: str) -> BudgetAlert | None:
+    """Hold one unsent alert for ``SEND_LEASE`` right before posting it, when ``token`` holds it
+    already or its wait is over; return it (detached), or None when another worker holds it or
+    it was sent. One conditional update: two workers never hold one alert at once."""
+    now = _now()
+    result = session.execute(
+        update(BudgetAlert)
+        .where(
+            col(BudgetAlert.key) == key,
+            col(BudgetAlert.notified_at).is_(None),
+            col(BudgetAlert.send_after).is_not(None),
+            or_(col(BudgetAlert.send_token) == token, col(BudgetAlert.send_after) <= now),
+        )
+        .values(send_after=now + SEND_LEASE, send_token=token)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    alert = session.get(BudgetAlert, key, populate_existing=True)
+    if alert is not None:
+        session.expunge(alert)
+    return alert
 
 
-def put_off(session: Session, key: str, *, base: timedelta, cap: timedelta) -> None:
-    """After a failed send: leave the alert for ``base`` * 2**(resends so far), at most ``cap``."""
+def due_for_resend(session: Session, *, max_age: timedelta, limit: int = 50) -> list[str]:
+    """Keys of unsent alerts younger than ``max_age`` whose wait is over, oldest first."""
+    now = _now()
+    statement = (
+        select(BudgetAlert.key)
+        .where(
+            col(BudgetAlert.notified_at).is_(None),
+            col(BudgetAlert.send_after).is_not(None),
+            col(BudgetAlert.send_after) <= now,
+            col(BudgetAlert.created_at) >= now - max_age,
+        )
+        .order_by(col(BudgetAlert.created_at), col(BudgetAlert.key))
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
+def mark_notified(session: Session, key: str, token: str | None = None) -> None:
+    """Slack took the alert (posted under ``token``, when held)."""
     alert = session.get(BudgetAlert, key)
     if alert is None or alert.notified_at is not None:
         return
-    alert.send_after = _now() + min(base * 2 ** min(alert.send_attempts, 20), cap)
+    if token is not None and alert.send_token != token:
+        return  # another worker took it over (this post outlasted the lease): it marks it
+    alert.notified_at, alert.send_after = _now(), None
     session.add(alert)
 
 
-def claim_unsent(session: Session, *, max_age: timedelta, limit: int = 50) -> list[BudgetAlert]:
-    """Claim up to ``limit`` unsent alerts younger than ``max_age`` whose wait is over, for
-    ``SEND_LEASE``: a claim is one conditional update, so two workers never claim one alert.
-    Returns the claimed alerts, detached from the session."""
-    now = _now()
-    due = (
-        col(BudgetAlert.notified_at).is_(None),
-        col(BudgetAlert.created_at) >= now - max_age,
-        or_(col(BudgetAlert.send_after).is_(None), col(BudgetAlert.send_after) <= now),
-    )
-    keys = session.exec(
-        select(BudgetAlert.key).where(*due).order_by(col(BudgetAlert.created_at)).limit(limit)
-    ).all()
-    claimed: list[BudgetAlert] = []
-    for key in keys:
-        result = session.execute(
-            update(BudgetAlert)
-            .where(col(BudgetAlert.key) == key, *due)
-            .values(send_after=now + SEND_LEASE, send_attempts=BudgetAlert.send_attempts + 1)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            alert = session.get(BudgetAlert, key, populate_existing=True)
-            if alert is not None:
-                session.expunge(alert)
-                claimed.append(alert)
-    return claimed
+def put_off(session: Session, key: str, token: str, *, base: timedelta, cap: timedelta) -> None:
+    """Slack did not take the alert: resend it after ``base`` * 2**(failed posts before this
+    one), at most ``cap`` (while ``token`` still holds it)."""
+    alert = session.get(BudgetAlert, key)
+    if alert is None or alert.notified_at is not None or alert.send_token != token:
+        return
+    alert.send_after = _now() + min(base * 2 ** min(alert.send_attempts, 20), cap)
+    alert.send_attempts += 1
+    session.add(alert)
 
 
 def alerts_for(session: Session, scope: SpendScope) -> list[BudgetAlert]:
