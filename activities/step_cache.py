@@ -9,6 +9,7 @@ before it is served, so an answer another worker evicted is never served.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -31,10 +32,13 @@ from activities.embeddings import (
     shared_minilm,
 )
 from activities.providers.base import ChatMessage
+from activities.providers.http import may_have_been_billed
 from policies.cache_settings import CachePolicy
+from policies.pricing import estimate_tokens
 from policies.route_features import RouteRequest
 from policies.route_rules import LearnedRule, LearnedVerdict
 from tether.contracts import LlmStepInput
+from tether.core.errors import ProviderError
 from tether.store.cache import (
     CacheEntry,
     doubt_entry,
@@ -104,6 +108,19 @@ MAX_INDEXES = 256
 """Partitions (tenant, workflow, step, prompt version, model) whose vector index a worker keeps,
 the least recently asked dropped first (it is rebuilt from the store when asked again), so a
 worker's memory stays bounded however many partitions come and go."""
+
+
+async def _charge(
+    calls: EmbeddingCalls | None, embedder: Embedder, tokens: int, started: float, error: str | None
+) -> None:
+    """Write a billed embedding call to the step's call log; a failure to write it is logged,
+    never the step's failure (a cache must never fail the step)."""
+    if calls is None:
+        return
+    try:
+        await calls.embedding_call(embedder.name, tokens, started, error)
+    except Exception:
+        log.exception("an embedding call to %s was not charged", embedder.name)
 
 
 class StepCache:
@@ -189,15 +206,22 @@ class StepCache:
         if (known := self._recent.get(text)) is not None:
             return known
         started = time.perf_counter()
+        billed = calls if embedder.billed else None
         try:
             embedded = await embedder.embed([text])
+        except asyncio.CancelledError:
+            # Cancelled in flight (the learned rule's time bound, the attempt itself): the
+            # request may have reached the provider, which bills it: charged as estimated.
+            estimate = estimate_tokens(len(text))
+            await asyncio.shield(_charge(billed, embedder, estimate, started, "cancelled"))
+            raise
         except Exception as exc:  # a cache must never fail the step (the local model included)
             log.warning("embedding failed, semantic cache skipped: %s", type(exc).__name__)
-            if embedder.billed and calls is not None:
-                await calls.embedding_call(embedder.name, 0, started, type(exc).__name__)
+            sent = isinstance(exc, ProviderError) and may_have_been_billed(exc)
+            estimate = estimate_tokens(len(text)) if sent else 0
+            await _charge(billed, embedder, estimate, started, type(exc).__name__)
             return None
-        if embedder.billed and calls is not None:
-            await calls.embedding_call(embedder.name, embedded.billed_tokens, started, None)
+        await _charge(billed, embedder, embedded.billed_tokens, started, None)
         vector = embedded.vectors[0]
         self._recent[text] = vector
         while len(self._recent) > _RECENT_TEXTS:

@@ -99,7 +99,7 @@ class AttemptRecord(BaseModel):
 
     key: str
     call: str
-    """``main``, ``repair-1``, ``sample-2``, ``judge`` ..."""
+    """``main``, ``repair-1``, ``sample-2``, ``judge``, ``embed-1`` (an input's embedding) ..."""
     activity_attempt: int
     model: str
     provider: str
@@ -109,6 +109,15 @@ class AttemptRecord(BaseModel):
     latency_ms: float
     outcome: Literal["ok", "invalid_output", "error"]
     error: str | None = None
+
+    @property
+    def embedding(self) -> bool:
+        """An embedding call: in the step's cost, not in its tokens or its model calls."""
+        return self.call.startswith(EMBEDDING_CALL)
+
+
+EMBEDDING_CALL = "embed-"
+"""The call name prefix of embedding calls (``embed-1``, ``embed-2``)."""
 
 
 class LlmStepResult(BaseModel):

@@ -41,7 +41,7 @@ from activities.step_routing import route_request, step_route
 from policies.effective import injection_settings, step_confidence
 from policies.models import StepConfidencePolicy
 from policies.route_rules import LearnedRule, uses_learned
-from policies.values import ConfidenceReport, Usage
+from policies.values import ConfidenceReport
 from tether.contracts import (
     CheckedStepInput,
     CheckedStepResult,
@@ -201,7 +201,7 @@ class LlmStepActivities:
             )
         if screening.quarantine is not None:
             await release_hold(self.deps, inp)
-            return _quarantined(inp, policy, screening)
+            return _quarantined(inp, policy, screening, log)
         fenced = screening.untrusted if guard.fence_untrusted else frozenset[str]()
         messages = render_messages(inp, variables, fenced)
         pii = StepPii(self.deps, inp)
@@ -313,9 +313,10 @@ class LlmStepActivities:
 
 
 def _quarantined(
-    inp: LlmStepInput, policy: StepConfidencePolicy, screening: InjectionScreening
+    inp: LlmStepInput, policy: StepConfidencePolicy, screening: InjectionScreening, log: CallLog
 ) -> LlmStepResult:
-    """The result of a step the injection guard held back: no model was called."""
+    """The result of a step the injection guard held back: no model was called (the cost of
+    an embedding its routing asked for is on it)."""
     assert screening.quarantine is not None
     verdict = screening.quarantine.model_dump(mode="json")
     return LlmStepResult(
@@ -328,12 +329,12 @@ def _quarantined(
         provider="",
         simulated=False,
         route_length=1,
-        usage=Usage(),
-        cost_usd=0.0,
+        usage=log.usage,
+        cost_usd=log.cost_usd,
         run_cost_usd=0.0,
         latency_ms=0.0,
         repairs=0,
-        attempts=[],
+        attempts=log.records,
         confidence=ConfidenceReport(
             score=0.0,
             components=[],

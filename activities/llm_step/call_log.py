@@ -23,6 +23,7 @@ from activities.run_events import step_settled, step_started
 from policies.pricing import cost_usd
 from policies.values import Usage
 from tether.contracts import (
+    EMBEDDING_CALL,
     AttemptRecord,
     CheckedStepInput,
     CheckpointResult,
@@ -121,13 +122,14 @@ class CallLog:
 
     async def mark_invalid(self) -> None:
         """The last model call answered, but not with valid output."""
-        last = next(r for r in reversed(self.records) if not r.call.startswith("embed-"))
+        last = next(r for r in reversed(self.records) if not r.embedding)
         last.outcome = "invalid_output"
         await self.deps.in_session(lambda session: set_outcome(session, last.key, "invalid_output"))
 
     @property
     def usage(self) -> Usage:
-        return sum((r.usage for r in self.records), Usage())
+        """The tokens of the step's model calls (embeddings are in its cost only)."""
+        return sum((r.usage for r in self.records if not r.embedding), Usage())
 
     @property
     def cost_usd(self) -> float:
@@ -140,9 +142,8 @@ class CallLog:
         self._embeddings += 1
         usage = Usage(input_tokens=billed_tokens)
         provider = model_id.split("/", 1)[0]
-        await self._write(
-            f"embed-{self._embeddings}", model_id, provider, False, usage, started, error
-        )
+        call = f"{EMBEDDING_CALL}{self._embeddings}"
+        await self._write(call, model_id, provider, False, usage, started, error)
 
     async def _record(
         self,

@@ -133,7 +133,7 @@ def settle_limits(
     """Count what the step really used in place of its estimate: its tokens, and the calls its
     provider served (repairs beyond what was counted, a sample that was not made)."""
     provider = _provider(result.model)
-    calls = sum(1 for a in result.attempts if _provider(a.model) == provider)
+    calls = sum(1 for a in result.attempts if _provider(a.model) == provider and not a.embedding)
     used = result.usage.input_tokens + result.usage.output_tokens
     for key in limit_keys(inp, attempt):
         settle_charge(session, key, used, calls)
