@@ -393,3 +393,25 @@ async def test_time_skipping_server_skips_five_hours(tmp_path: Path):
             )
 
     assert elapsed >= 5 * 3600
+
+
+@pytest.mark.integration
+def test_offline_with_only_the_older_build_that_build_is_used_with_a_warning(
+    clean_lookup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    go = shutil.which("go", path=os.environ.get("PATH")) or "/usr/local/go/bin/go"
+    if not Path(go).is_file():
+        pytest.skip("Go is not installed: the build step is for machines that have it")
+    older = _executable(
+        tmp_path / "cache" / "tether" / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+    )
+    # No module can be fetched: an empty module cache and no proxy, as on a plane.
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-modcache"))
+    monkeypatch.setenv("GOPROXY", "off")
+    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+
+    found = find_temporal_cli()
+
+    assert found == older
+    assert "using the older build" in capsys.readouterr().err
+    assert not cached_cli_path().exists()

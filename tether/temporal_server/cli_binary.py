@@ -59,13 +59,27 @@ def find_temporal_cli(build: bool = True) -> Path | None:
     if cached.is_file():
         return cached
     if not build or go_binary() is None:
-        return None
+        return _older_build()
     try:
         return build_temporal_cli()
     except ServerUnreachableError as exc:
+        older = _older_build()
+        if older is not None:  # offline, say, with only the build before the driver bump
+            print(
+                f"tether: {exc}; using the older build {older} (its SQLite driver can stop "
+                "answering after cancelled calls until restarted; build again when online)",
+                file=sys.stderr,
+            )
+            return older
         # A broken Go setup must not block a laptop that can still use the SDK's download.
         print(f"tether: {exc}; falling back to the SDK's dev server download", file=sys.stderr)
         return None
+
+
+def _older_build() -> Path | None:
+    """The pinned CLI as built before the SQLite driver bump (same CLI, the driver it shipped)."""
+    older = cache_root() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
+    return older if older.is_file() else None
 
 
 def build_temporal_cli() -> Path:
@@ -101,6 +115,9 @@ def build_temporal_cli() -> Path:
             os.replace(built, target)  # atomic: a reader never sees a half-written binary
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    older = _older_build()
+    if older is not None:  # ~200 MB nobody uses any more
+        shutil.rmtree(older.parent, ignore_errors=True)
     return target
 
 
@@ -111,7 +128,8 @@ def _build_in(staging: Path, go: str, log_path: Path) -> Path:
     both, and ``go build`` builds the CLI's main package from it.
     """
     (staging / "go.mod").write_text("module tether.local/temporal-cli-build\n\ngo 1.25.0\n")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"}
+    flags = f"{os.environ.get('GOFLAGS', '')} -mod=mod".strip()  # the user's own flags kept
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": flags, "GOWORK": "off"}
     built = staging / "temporal"
     steps = [
         [go, "get", f"{_CLI_PACKAGE}@v{TEMPORAL_CLI_VERSION}",
