@@ -7,8 +7,10 @@ costs and holds in ``call_log``, how sure the step is in ``scoring``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlmodel import Session
@@ -81,6 +83,10 @@ class LlmStepActivities:
         under its own key and releases it when it ends, so a retried attempt holds its estimate
         again while it runs.
         """
+        async with _heartbeating():  # from the start: the work before the model call may wait
+            return await self._checked_step(inp)
+
+    async def _checked_step(self, inp: CheckedStepInput) -> CheckedStepResult:
         index, attempt = inp.step.fallback_index, activity.info().attempt
         guard_key = f"{inp.step.idempotency_key}/a{attempt}"
         log = CallLog(self.deps, inp.step, attempt)
@@ -132,12 +138,13 @@ class LlmStepActivities:
 
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
-        return await self._llm_step(inp, None, CallLog(self.deps, inp, activity.info().attempt))
+        async with _heartbeating():
+            log = CallLog(self.deps, inp, activity.info().attempt)
+            return await self._llm_step(inp, None, log)
 
     async def _llm_step(
         self, inp: LlmStepInput, variables: dict[str, str] | None, log: CallLog
     ) -> LlmStepResult:
-        heartbeat = asyncio.create_task(_heartbeat_forever())
         try:
             return await self._run(inp, log, variables)
         except BaseException as exc:
@@ -153,8 +160,6 @@ class LlmStepActivities:
                 raise to_application_error(exc, model=inp.model) from exc
             await asyncio.shield(charge_cut_off_hold(self.deps, inp))
             raise
-        finally:
-            heartbeat.cancel()
 
     async def _learned_rule(
         self, inp: CheckedStepInput, variables: dict[str, str], log: CallLog
@@ -347,10 +352,20 @@ def _quarantined(
     )
 
 
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat every ``HEARTBEAT_EVERY_S`` while the block runs, so Temporal notices a dead
+    worker within the heartbeat timeout instead of waiting out the whole start-to-close
+    timeout. None at the start: the server knows the activity just started, and a heartbeat
+    there costs a server write for every step."""
+    task = asyncio.create_task(_heartbeat_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 async def _heartbeat_forever() -> None:
-    # Heartbeats let Temporal notice a dead worker within the heartbeat timeout instead of
-    # waiting out the whole start-to-close timeout. None at the start: the server knows the
-    # activity just started, and a heartbeat there costs a server write for every step.
     while True:
         await asyncio.sleep(HEARTBEAT_EVERY_S)
         activity.heartbeat()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
@@ -184,6 +187,45 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     assert "503" in (rows[0].error or "")
     assert len(provider_server.requests) == 4
     assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
+
+
+async def test_a_step_kept_waiting_before_its_model_call_keeps_its_attempt(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    # Another writer holds the store's write lock for 6 s as the step starts: the step waits for
+    # it before its model call (to hold its cost), longer than its 3 s heartbeat timeout. It
+    # heartbeats while it waits, so Temporal neither times it out nor starts a second attempt
+    # beside it (which would ask the model again).
+    run_id = f"waits-{uuid.uuid4().hex[:8]}"
+    database = make_url(settings.resolved_database_url).database
+    assert database is not None
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
+    ):
+        locker = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            handle = await client.start_workflow(
+                "test_one_step",
+                Question(text="What is 2+2?"),
+                id=run_id,
+                task_queue=settings.task_queue,
+            )
+            await asyncio.sleep(6)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result["status"] == "completed"
+    assert not [e for e in history.events if e.HasField("activity_task_timed_out_event_attributes")]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [1]
+    assert [r.call for r in ledger(settings, run_id) if r.call == "main"] == ["main"]
 
 
 async def test_samples_and_judge_are_asked_at_once(
