@@ -41,19 +41,40 @@ from tether.store.spend import SpendScope, add_to_totals
 from tether.worker import running_worker
 
 
+def slack_settings(tmp_path: Path, temporal_address: str, slack: FakeSlack) -> Settings:
+    return make_settings(
+        tmp_path,
+        temporal_address,
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_API_URL=slack.api_url,
+        SLACK_CHANNEL="#spend",
+    )
+
+
+def monthly_budget(policy: TetherPolicy, alerts: BudgetAlertPolicy) -> TetherPolicy:
+    """A tenant's month budget of $1 alone, with ``alerts``."""
+    return with_budgets(
+        policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
+    ).model_copy(update={"alerts": alerts})
+
+
+async def ask(client: Client, settings: Settings, tenant: str) -> OneStepResult:
+    return await client.execute_workflow(
+        "test_one_step",
+        Question(text="What is the capital of France?", tenant=tenant),
+        id=f"alert-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue,
+        result_type=OneStepResult,
+    )
+
+
 async def run_for(
     client: Client, settings: Settings, policy: TetherPolicy, tenant: str
 ) -> OneStepResult:
     async with running_worker(
         client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
     ):
-        return await client.execute_workflow(
-            "test_one_step",
-            Question(text="What is the capital of France?", tenant=tenant),
-            id=f"alert-{uuid.uuid4().hex[:8]}",
-            task_queue=settings.task_queue,
-            result_type=OneStepResult,
-        )
+        return await ask(client, settings, tenant)
 
 
 @pytest.mark.integration
@@ -61,19 +82,11 @@ async def test_an_alert_fires_once_per_threshold_crossed_and_not_again_in_the_pe
     client: Client, tmp_path: Path, temporal_address: str, policy: TetherPolicy
 ) -> None:
     with FakeSlack() as slack:
-        settings = make_settings(
-            tmp_path,
-            temporal_address,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_API_URL=slack.api_url,
-            SLACK_CHANNEL="#spend",
-        )
+        settings = slack_settings(tmp_path, temporal_address, slack)
         # A month's budget of $1 with alerts at 50 % and 80 %; the tenant's other spend this
         # month is put in the store around each run, a run itself adding well under a cent.
         thresholds = [0.5, 0.8]
-        alerting = with_budgets(
-            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
-        ).model_copy(update={"alerts": BudgetAlertPolicy(thresholds=thresholds)})
+        alerting = monthly_budget(policy, BudgetAlertPolicy(thresholds=thresholds))
         tenant = f"acme-{uuid.uuid4().hex[:6]}"
         month = SpendScope.tenant_month(tenant, datetime.now(UTC))
         before = parse(render_metrics().decode())
@@ -116,17 +129,9 @@ async def test_an_alert_slack_did_not_take_is_sent_again_once(
     client: Client, tmp_path: Path, temporal_address: str, policy: TetherPolicy
 ) -> None:
     with FakeSlack() as slack:
-        settings = make_settings(
-            tmp_path,
-            temporal_address,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_API_URL=slack.api_url,
-            SLACK_CHANNEL="#spend",
-        )
+        settings = slack_settings(tmp_path, temporal_address, slack)
         alerts = BudgetAlertPolicy(thresholds=[0.5], resend_every=timedelta(seconds=0.2))
-        alerting = with_budgets(
-            policy, per_run_usd=None, per_user_daily_usd=None, per_tenant_monthly_usd=1.0
-        ).model_copy(update={"alerts": alerts})
+        alerting = monthly_budget(policy, alerts)
         tenant = f"acme-{uuid.uuid4().hex[:6]}"
         month = SpendScope.tenant_month(tenant, datetime.now(UTC))
         with session_scope(settings.resolved_database_url) as session:
@@ -136,13 +141,7 @@ async def test_an_alert_slack_did_not_take_is_sent_again_once(
         async with running_worker(
             client, settings, policy=gated(alerting, accept=0.0), extra_workflows=TEST_WORKFLOWS
         ):
-            result = await client.execute_workflow(
-                "test_one_step",
-                Question(text="What is the capital of France?", tenant=tenant),
-                id=f"alert-{uuid.uuid4().hex[:8]}",
-                task_queue=settings.task_queue,
-                result_type=OneStepResult,
-            )
+            result = await ask(client, settings, tenant)
             assert result.status == "completed"
             sent = await slack.wait_for("chat.postMessage", within_s=20)
             await asyncio.sleep(1.0)  # five more resend rounds: none may post it again
