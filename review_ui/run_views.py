@@ -43,6 +43,8 @@ _ENDING_DEADLINE_S = 2.0
 _ASK_AT_ONCE = 8
 CATCH_UP_RUNS = 1000
 """At most this many runs not yet recorded as ended are asked about before a state filter."""
+CATCH_UP_WITHIN_S = 5.0
+"""How long that catch-up may take in all (a slow Temporal must not hold the page up)."""
 PAGE_SIZE = 50
 
 
@@ -105,7 +107,7 @@ async def run_summaries(
     endings: dict[str, RunEnded | str | None] = {}
     if state:
         unended = await asyncio.to_thread(_unended, desk.database_url, query)
-        endings = await _endings(desk, unended)
+        endings = await _endings(desk, unended, within_s=CATCH_UP_WITHIN_S)
     total, pages, page, rows = await asyncio.to_thread(_page, desk.database_url, query, page)
     unasked = [row for row in rows if row.ended_state is None and row.run_id not in endings]
     endings |= await _endings(desk, unasked)
@@ -131,9 +133,11 @@ def _page(database_url: str, query: RunQuery, page: int) -> tuple[int, int, int,
         return total, pages, page, list_runs(session, query)
 
 
-async def _endings(desk: ReviewDesk, rows: list[RunRow]) -> dict[str, RunEnded | str | None]:
+async def _endings(
+    desk: ReviewDesk, rows: list[RunRow], within_s: float | None = None
+) -> dict[str, RunEnded | str | None]:
     """Temporal's word on each run not known to have ended: a ``RunEnded``, None (running), or
-    ``"unknown"`` when Temporal did not answer."""
+    ``"unknown"`` when Temporal did not answer (in time, when ``within_s`` bounds them all)."""
     if not rows:
         return {}
     try:
@@ -152,8 +156,12 @@ async def _endings(desk: ReviewDesk, rows: list[RunRow]) -> dict[str, RunEnded |
                 await asyncio.to_thread(remember_run_end, desk.database_url, row.run_id, ended)
             return ended
 
-    answers = await asyncio.gather(*(ask(row) for row in rows))
-    return {row.run_id: answer for row, answer in zip(rows, answers, strict=True)}
+    asked = {row.run_id: asyncio.ensure_future(ask(row)) for row in rows}
+    _, late = await asyncio.wait(asked.values(), timeout=within_s)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    return {run_id: "unknown" if task in late else task.result() for run_id, task in asked.items()}
 
 
 def _summary(row: RunRow, ending: RunEnded | str | None, now: datetime) -> RunSummary:
