@@ -92,6 +92,9 @@ class ReviewActivities:
                 )
                 insert_once(session, item)
                 item = get_review(session, inp.review_id) or item
+            # The step event before the audit head, as every transaction takes them: the other
+            # order deadlocks with a step's hold on PostgreSQL.
+            record_step_event(session, review_opened(inp, roles))
             _audit(
                 session,
                 "review_opened",
@@ -108,7 +111,6 @@ class ReviewActivities:
                     "escalated": inp.escalate,
                 },
             )
-            record_step_event(session, review_opened(inp, roles))
             return item
 
         item = await self.deps.in_session(_open)

@@ -415,3 +415,5 @@ def test_offline_with_only_the_older_build_that_build_is_used_with_a_warning(
     assert found == older
     assert "using the older build" in capsys.readouterr().err
     assert not cached_cli_path().exists()
+    # Only where the pinned build cannot be made: a caller that builds itself is not given it.
+    assert find_temporal_cli(build=False) is None

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tether.core.errors import ConfigurationError, ServerUnreachableError
-from tether.temporal_server.cli_binary import build_temporal_cli, find_temporal_cli, go_binary
+from tether.temporal_server.cli_binary import find_temporal_cli
 from tether.temporal_server.time_skipping import ensure_time_skipping_server
 
 
@@ -17,9 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     command = parser.parse_args(argv).command
     try:
         if command == "ensure":
-            found = find_temporal_cli(build=False)
-            if found is None and go_binary() is not None:
-                found = build_temporal_cli()
+            found = find_temporal_cli()  # builds with Go when it must (or says why not)
             if found is None:
                 print(
                     "tether: no Temporal CLI and no Go to build one; the SDK will download "

@@ -58,28 +58,33 @@ def find_temporal_cli(build: bool = True) -> Path | None:
     cached = cached_cli_path()
     if cached.is_file():
         return cached
-    if not build or go_binary() is None:
-        return _older_build()
+    if not build:
+        return None
+    if go_binary() is None:
+        return _older_build("Go is not installed to build the pinned CLI")
     try:
         return build_temporal_cli()
     except ServerUnreachableError as exc:
-        older = _older_build()
-        if older is not None:  # offline, say, with only the build before the driver bump
-            print(
-                f"tether: {exc}; using the older build {older} (its SQLite driver can stop "
-                "answering after cancelled calls until restarted; build again when online)",
-                file=sys.stderr,
-            )
+        older = _older_build(str(exc))  # offline, say, with only the build before the bump
+        if older is not None:
             return older
         # A broken Go setup must not block a laptop that can still use the SDK's download.
         print(f"tether: {exc}; falling back to the SDK's dev server download", file=sys.stderr)
         return None
 
 
-def _older_build() -> Path | None:
-    """The pinned CLI as built before the SQLite driver bump (same CLI, the driver it shipped)."""
+def _older_build(why: str) -> Path | None:
+    """The pinned CLI as built before the SQLite driver bump (same CLI, the driver it shipped),
+    used with a warning when the pinned build cannot be made; None when there is none."""
     older = cache_root() / f"temporal-cli-{TEMPORAL_CLI_VERSION}" / "temporal"
-    return older if older.is_file() else None
+    if not older.is_file():
+        return None
+    print(
+        f"tether: {why}; using the older build {older} (its SQLite driver can stop answering "
+        "after cancelled calls until restarted; build again with Go online, then delete it)",
+        file=sys.stderr,
+    )
+    return older
 
 
 def build_temporal_cli() -> Path:
@@ -115,9 +120,6 @@ def build_temporal_cli() -> Path:
             os.replace(built, target)  # atomic: a reader never sees a half-written binary
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    older = _older_build()
-    if older is not None:  # ~200 MB nobody uses any more
-        shutil.rmtree(older.parent, ignore_errors=True)
     return target
 
 
