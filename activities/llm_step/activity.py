@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -120,7 +120,7 @@ class LlmStepActivities:
                 record_guard(session, **_guard_scope(inp.step, guard_key), event=routed)
                 return held
 
-            checkpoint, limited = await self.deps.in_session(hold)
+            checkpoint, limited = await self._hold(inp, hold)
         except TetherError as exc:
             raise to_application_error(exc) from exc
         if checkpoint is None or checkpoint.reservation_key is None:
@@ -135,6 +135,27 @@ class LlmStepActivities:
         except Exception:
             _log.warning("rate-limit counts of %s not settled", inp.step.step, exc_info=True)
         return CheckedStepResult(route=route, checkpoint=checkpoint, step=step)
+
+    async def _hold(
+        self,
+        inp: CheckedStepInput,
+        hold: Callable[[Session], tuple[CheckpointResult | None, RateLimited | None]],
+    ) -> tuple[CheckpointResult | None, RateLimited | None]:
+        """Write the step's hold. Cancelled meanwhile (the run, the worker's shutdown): the
+        transaction still commits in its thread, and nothing was sent, so the hold it wrote is
+        given back before the cancellation goes on."""
+        writing = asyncio.ensure_future(self.deps.in_session(hold))
+        try:
+            return await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            try:
+                checkpoint, _ = await writing
+            except Exception:  # the hold was not written: nothing to give back
+                raise asyncio.CancelledError from None
+            if checkpoint is not None and checkpoint.reservation_key is not None:
+                held = inp.step.model_copy(update={"reservation_key": checkpoint.reservation_key})
+                await release_hold(self.deps, held)
+            raise
 
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:

@@ -228,6 +228,44 @@ async def test_a_step_kept_waiting_before_its_model_call_keeps_its_attempt(
     assert [r.call for r in ledger(settings, run_id) if r.call == "main"] == ["main"]
 
 
+async def test_a_run_cancelled_while_its_step_waits_for_its_hold_keeps_no_cost_held(
+    client: Client, settings: Settings, policy: TetherPolicy
+) -> None:
+    # The step waits on the store's write lock to hold its cost when the run is cancelled. The
+    # hold is still written once the lock frees; nothing was sent, so it must be given back,
+    # not left reserved against the run's, user's and tenant's budgets.
+    run_id = f"cut-{uuid.uuid4().hex[:8]}"
+    database = make_url(settings.resolved_database_url).database
+    assert database is not None
+    async with running_worker(
+        client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
+    ):
+        locker = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            handle = await client.start_workflow(
+                "test_one_step",
+                Question(text="What is 2+2?"),
+                id=run_id,
+                task_queue=settings.task_queue,
+            )
+            await asyncio.sleep(4)
+            await handle.cancel()
+            await asyncio.sleep(1)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        for _ in range(40):  # the cancelled attempt writes its hold once the lock frees
+            await asyncio.sleep(0.25)
+            with Session(get_engine(settings.resolved_database_url)) as session:
+                spent, reserved = run_spend(session, run_id)
+            if reserved == 0 and _ > 8:
+                break
+        await handle.terminate("test over")
+    assert reserved == 0, "no cost left held for a cancelled run"
+    assert spent == 0 and ledger(settings, run_id) == [], "the model was never asked"
+
+
 async def test_samples_and_judge_are_asked_at_once(
     client: Client,
     tmp_path,
