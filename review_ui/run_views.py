@@ -5,6 +5,7 @@ dashboard's figures. Store reads go through ``tether.store``; a run's end throug
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -15,7 +16,7 @@ from policies.effective import step_confidence
 from policies.models import ALL_TENANTS, Reviewer, TetherPolicy
 from review_ui.access import tenant_filter
 from review_ui.context import ReviewDesk
-from tether.core.errors import TetherError
+from tether.core.errors import InputError, TetherError
 from tether.run_feed import RunEnded, remember_run_end, run_ending
 from tether.store.dashboard_panels import recent_budget_alerts, step_calibrations
 from tether.store.engine import session_scope
@@ -30,6 +31,7 @@ from tether.store.run_list import (
 )
 
 __all__ = [
+    "FILTER_STATES",
     "RUN_STATES",
     "RunSummary",
     "dashboard_for",
@@ -37,11 +39,18 @@ __all__ = [
     "visible_run",
 ]
 
+log = logging.getLogger(__name__)
+
 RUN_STATES = ("running", "awaiting_review", "completed", "stopped", "failed", "unknown")
+FILTER_STATES = RUN_STATES[:-1]
+"""The states a list can be filtered by ("unknown" is what Temporal did not answer about)."""
+_GONE_AFTER = timedelta(hours=1)
+"""A run Temporal does not know this long after it was claimed is remembered as unknown (its
+history is past the namespace's retention); a younger one may not have started yet."""
 RunListState = Literal["running", "awaiting_review", "completed", "stopped", "failed", "unknown"]
 _ENDING_DEADLINE_S = 2.0
 _ASK_AT_ONCE = 8
-CATCH_UP_RUNS = 1000
+CATCH_UP_RUNS = 200
 """At most this many runs not yet recorded as ended are asked about before a state filter."""
 CATCH_UP_WITHIN_S = 5.0
 """How long that catch-up may take in all (a slow Temporal must not hold the page up)."""
@@ -113,8 +122,8 @@ async def run_summaries(
     endings |= await _endings(desk, unasked)
     now = datetime.now(UTC)
     summaries = [_summary(row, endings.get(row.run_id, "known"), now) for row in rows]
-    if state:  # a run Temporal did not answer for is "unknown", whatever the store said
-        summaries = [one for one in summaries if one.state == state]
+    if state:  # one Temporal did not answer for stays, as "unknown": the total counts it
+        summaries = [one for one in summaries if one.state in (state, "unknown")]
     return RunList(runs=summaries, total=total, page=page, pages=pages)
 
 
@@ -150,17 +159,26 @@ async def _endings(
         async with gate:
             try:
                 ended = await asyncio.wait_for(run_ending(client, row.run_id), _ENDING_DEADLINE_S)
+            except InputError:  # Temporal knows no such run
+                if datetime.now(UTC) - row.started_at < _GONE_AFTER:
+                    return "unknown"  # maybe claimed and not started yet
+                ended = RunEnded(state="unknown")  # its history is past retention: remembered
             except (TetherError, TimeoutError):
                 return "unknown"
             if ended is not None:
-                await asyncio.to_thread(remember_run_end, desk.database_url, row.run_id, ended)
+                try:
+                    await asyncio.to_thread(remember_run_end, desk.database_url, row.run_id, ended)
+                except Exception:  # the page still shows it; the next one asks again
+                    log.warning("the end of run %s was not remembered", row.run_id, exc_info=True)
             return ended
 
     asked = {row.run_id: asyncio.ensure_future(ask(row)) for row in rows}
-    _, late = await asyncio.wait(asked.values(), timeout=within_s)
-    for task in late:
-        task.cancel()
-    await asyncio.gather(*late, return_exceptions=True)
+    try:
+        _, late = await asyncio.wait(asked.values(), timeout=within_s)
+    finally:  # on time, or the request itself cancelled: nothing is left asking
+        for task in asked.values():
+            task.cancel()
+    await asyncio.gather(*asked.values(), return_exceptions=True)
     return {run_id: "unknown" if task in late else task.result() for run_id, task in asked.items()}
 
 

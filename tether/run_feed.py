@@ -14,10 +14,10 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tether.client import jsonable
-from tether.core.errors import InputError
+from tether.core.errors import InputError, ServerUnreachableError
 from tether.store.engine import session_scope
 from tether.store.run_list import record_run_end
 from tether.store.step_events import StepEvent, events_after
@@ -44,12 +44,15 @@ async def run_ending(client: Client, run_id: str) -> RunEnded | None:
 
     Raises:
         InputError: Temporal knows no such run.
+        ServerUnreachableError: Temporal did not answer.
     """
     handle = client.get_workflow_handle(run_id)
     try:
         described = await handle.describe()
     except RPCError as exc:
-        raise InputError(f"no run {run_id!r}") from exc
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise InputError(f"no run {run_id!r}") from exc
+        raise ServerUnreachableError(f"Temporal did not say how run {run_id!r} is") from exc
     if described.status in (None, WorkflowExecutionStatus.RUNNING):
         return None
     if described.status == WorkflowExecutionStatus.COMPLETED:

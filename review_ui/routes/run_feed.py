@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 
 from review_ui.deps import ApiReviewer, Desk
 from review_ui.errors import error_responses
-from review_ui.run_views import RUN_STATES, RunList, dashboard_for, run_summaries, visible_run
+from review_ui.run_views import FILTER_STATES, RunList, dashboard_for, run_summaries, visible_run
 from tether.core.errors import InputError, ServerUnreachableError
 from tether.run_feed import RunEnded, follow_run
 from tether.store.run_figures import DashboardFigures
@@ -82,13 +82,13 @@ async def list_runs(
     desk: Desk,
     reviewer: ApiReviewer,
     workflow: str | None = None,
-    status: str | None = Query(default=None, description=f"One of {', '.join(RUN_STATES)}."),
+    status: str | None = Query(default=None, description=f"One of {', '.join(FILTER_STATES)}."),
     tenant: str | None = None,
     page: int = Query(default=1, ge=1, le=100_000),
 ) -> RunList:
     """Runs of the caller's tenants, newest first: state, cost, duration, steps, who decided."""
-    if status and status not in RUN_STATES:
-        raise HTTPException(422, f"status: one of {', '.join(RUN_STATES)}")
+    if status and status not in FILTER_STATES:
+        raise HTTPException(422, f"status: one of {', '.join(FILTER_STATES)}")
     return await run_summaries(
         desk, reviewer, workflow=workflow, tenant=tenant, state=status, page=page
     )

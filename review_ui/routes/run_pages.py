@@ -23,7 +23,7 @@ from review_ui.charts import (
 from review_ui.context import ReviewDesk
 from review_ui.deps import CurrentUser, Desk
 from review_ui.rendering import render
-from review_ui.run_views import RUN_STATES, WINDOWS, dashboard_for, run_summaries, visible_run
+from review_ui.run_views import FILTER_STATES, WINDOWS, dashboard_for, run_summaries, visible_run
 from tether.run_feed import read_events
 from tether.store.dashboard_panels import StepCalibration
 from tether.store.run_figures import CONFIDENCE_BINS, DashboardFigures
@@ -43,7 +43,7 @@ async def runs_page(
 ) -> Response:
     from workflows.catalog import CATALOG
 
-    state = status if status in RUN_STATES else None
+    state = status if status in FILTER_STATES else None
     runs = await run_summaries(
         desk, user.reviewer, workflow=workflow, tenant=tenant, state=state, page=page
     )
@@ -54,7 +54,7 @@ async def runs_page(
         "runs": runs,
         "filters": filters,
         "workflows": sorted(CATALOG),
-        "states": RUN_STATES,
+        "states": FILTER_STATES,
         "tenants": tenants,
         "all_tenants": ALL_TENANTS in user.reviewer.tenants,
         "page_link": lambda n: "/runs?" + urlencode({**filters, "page": n}),

@@ -246,6 +246,37 @@ async def test_every_run_is_reachable_page_by_page_and_a_state_filter_counts_uns
     assert [run["run_id"] for run in stopped["runs"]][-1] == "old-000"
 
 
+async def test_runs_temporal_does_not_know_are_shown_unknown_and_counted_honestly(
+    settings: Settings, review_worker: Worker, ui: UiServer
+) -> None:
+    # Three runs claimed two hours ago that Temporal has no history of (past its retention), and
+    # one claimed a moment ago that has not started yet.
+    with session_scope(settings.resolved_database_url) as session:
+        for n in range(3):
+            claim_run_id(session, f"gone-{n}", "support_triage", "acme")
+        claim_run_id(session, "starting", "support_triage", "acme")
+    with session_scope(settings.resolved_database_url) as session:
+        for n in range(3):
+            claim = session.get(RunIdClaim, f"gone-{n}")
+            assert claim is not None
+            claim.claimed_at = datetime.now(UTC) - timedelta(hours=2)
+            session.add(claim)
+    async with httpx.AsyncClient(base_url=ui.base_url, auth=BOB, timeout=60) as http:
+        first = (await http.get("/api/runs", params={"status": "running"})).json()
+        again = (await http.get("/api/runs", params={"status": "running"})).json()
+        everything = (await http.get("/api/runs")).json()
+        refused = await http.get("/api/runs", params={"status": "unknown"})
+
+    # The forgotten ones are remembered as such, so they are not counted as maybe running; the
+    # one not started yet is, and shown as unknown (what the page counts, it shows).
+    for page in (first, again):
+        assert page["total"] == 1
+        assert [(run["run_id"], run["state"]) for run in page["runs"]] == [("starting", "unknown")]
+    assert everything["total"] == 4
+    assert {run["state"] for run in everything["runs"]} == {"unknown"}
+    assert refused.status_code == 422
+
+
 def _bob(ui: UiServer) -> Any:
     desk = ui.server.config.app.state.desk  # type: ignore[attr-defined]
     return next(r for r in desk.policy.reviewers if r.name == "bob")
