@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Index, delete, exists, select
 from sqlmodel import Field, Session, SQLModel, col
 
 from tether.store.ledger import BudgetReservation, LedgerEntry, insert_once
@@ -24,6 +24,11 @@ class RunIdClaim(SQLModel, table=True):
     """A run id, claimed once, for ever."""
 
     __tablename__ = "run_ids"
+    # The runs list reads newest first, whole or for one tenant.
+    __table_args__ = (
+        Index("ix_run_ids_claimed_at", "claimed_at"),
+        Index("ix_run_ids_tenant_claimed_at", "tenant", "claimed_at"),
+    )
 
     run_id: str = Field(primary_key=True, max_length=200)
     workflow: str = Field(max_length=100)
