@@ -132,6 +132,8 @@ class BudgetAlerts:
             BUDGET_ALERTS.labels(alert.scope_kind, f"{alert.threshold:g}").inc()
             if token is not None:
                 await self._deliver(alert.key, token)
+            else:  # say so: in a fleet where only some workers have Slack, this one is lost
+                log.info("budget alert %s recorded; Slack is off on this worker", alert.key)
         return fired
 
     async def resend_unsent(self) -> int:

@@ -133,7 +133,9 @@ class BudgetAlertPolicy(_Strict):
     )
     resend_for: timedelta = Field(
         default=timedelta(days=1),
-        gt=timedelta(0),
+        ge=timedelta(
+            minutes=10
+        ),  # longer than a send's lease (5 min), or a lost one is never resent
         description="How long an alert Slack did not take is tried again; older ones stay in "
         "the audit log and on the dashboard only.",
     )
