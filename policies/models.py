@@ -133,11 +133,10 @@ class BudgetAlertPolicy(_Strict):
     )
     resend_for: timedelta = Field(
         default=timedelta(days=1),
-        ge=timedelta(
-            minutes=10
-        ),  # longer than a send's lease (5 min), or a lost one is never resent
+        ge=timedelta(minutes=10),
         description="How long an alert Slack did not take is tried again; older ones stay in "
-        "the audit log and on the dashboard only.",
+        "the audit log and on the dashboard only. At least 10 min: longer than a send's 5-min "
+        "lease, or an alert whose sender died would never be resent.",
     )
 
     @model_validator(mode="after")
