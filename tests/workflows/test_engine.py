@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 
 from policies.guard_routing import BreakerPolicy
 from policies.models import ModelPrice, RuleCheck, TetherPolicy, WorkflowPolicy
@@ -189,6 +196,26 @@ async def test_provider_failing_twice_is_retried_and_every_attempt_is_in_the_led
     assert result.cost_usd == pytest.approx(sum(r.cost_usd for r in rows))
 
 
+@contextlib.contextmanager
+def store_write_locked(settings: Settings) -> Iterator[None]:
+    """Another writer holds the SQLite store's write lock for the block."""
+    database = make_url(settings.resolved_database_url).database
+    assert database is not None
+    locker = sqlite3.connect(database, timeout=30, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+
+async def start_one_step(client: Client, settings: Settings, run_id: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        "test_one_step", Question(text="What is 2+2?"), id=run_id, task_queue=settings.task_queue
+    )
+
+
 async def test_a_step_kept_waiting_before_its_model_call_keeps_its_attempt(
     client: Client, settings: Settings, policy: TetherPolicy
 ) -> None:
@@ -197,24 +224,12 @@ async def test_a_step_kept_waiting_before_its_model_call_keeps_its_attempt(
     # heartbeats while it waits, so Temporal neither times it out nor starts a second attempt
     # beside it (which would ask the model again).
     run_id = f"waits-{uuid.uuid4().hex[:8]}"
-    database = make_url(settings.resolved_database_url).database
-    assert database is not None
     async with running_worker(
         client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
     ):
-        locker = sqlite3.connect(database, timeout=30, isolation_level=None)
-        try:
-            locker.execute("BEGIN IMMEDIATE")
-            handle = await client.start_workflow(
-                "test_one_step",
-                Question(text="What is 2+2?"),
-                id=run_id,
-                task_queue=settings.task_queue,
-            )
+        with store_write_locked(settings):
+            handle = await start_one_step(client, settings, run_id)
             await asyncio.sleep(6)
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         result = await handle.result()
         history = await handle.fetch_history()
     assert result["status"] == "completed"
@@ -235,26 +250,14 @@ async def test_a_run_cancelled_while_its_step_waits_for_its_hold_keeps_no_cost_h
     # hold is still written once the lock frees; nothing was sent, so it must be given back,
     # not left reserved against the run's, user's and tenant's budgets.
     run_id = f"cut-{uuid.uuid4().hex[:8]}"
-    database = make_url(settings.resolved_database_url).database
-    assert database is not None
     async with running_worker(
         client, settings, policy=gated(policy, accept=0.0), extra_workflows=TEST_WORKFLOWS
     ):
-        locker = sqlite3.connect(database, timeout=30, isolation_level=None)
-        try:
-            locker.execute("BEGIN IMMEDIATE")
-            handle = await client.start_workflow(
-                "test_one_step",
-                Question(text="What is 2+2?"),
-                id=run_id,
-                task_queue=settings.task_queue,
-            )
+        with store_write_locked(settings):
+            handle = await start_one_step(client, settings, run_id)
             await asyncio.sleep(4)
             await handle.cancel()
             await asyncio.sleep(1)
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         for _ in range(40):  # the cancelled attempt writes its hold once the lock frees
             await asyncio.sleep(0.25)
             with Session(get_engine(settings.resolved_database_url)) as session:
