@@ -9,12 +9,10 @@ before it is served, so an answer another worker evicted is never served.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import re
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,20 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from activities.cache_index import VectorIndex
 from activities.deps import ActivityDeps
 from activities.embeddings import (
-    Embedder,
     EmbeddingCalls,
-    ProviderEmbedder,
-    minilm_available,
-    shared_minilm,
 )
+from activities.input_embeddings import InputEmbeddings
 from activities.providers.base import ChatMessage
-from activities.providers.http import may_have_been_billed
 from policies.cache_settings import CachePolicy
-from policies.pricing import estimate_tokens
 from policies.route_features import RouteRequest
 from policies.route_rules import LearnedRule, LearnedVerdict
 from tether.contracts import LlmStepInput
-from tether.core.errors import ProviderError
 from tether.store.cache import (
     CacheEntry,
     doubt_entry,
@@ -101,26 +93,10 @@ def input_text(variables: dict[str, str]) -> str:
     return "\n".join(variables[name] for name in sorted(variables))
 
 
-_RECENT_TEXTS = 64
-"""Embeddings kept per worker for texts asked about again within a step."""
-
 MAX_INDEXES = 256
 """Partitions (tenant, workflow, step, prompt version, model) whose vector index a worker keeps,
 the least recently asked dropped first (it is rebuilt from the store when asked again), so a
 worker's memory stays bounded however many partitions come and go."""
-
-
-async def _charge(
-    calls: EmbeddingCalls | None, embedder: Embedder, tokens: int, started: float, error: str | None
-) -> None:
-    """Write a billed embedding call to the step's call log; a failure to write it is logged,
-    never the step's failure (a cache must never fail the step)."""
-    if calls is None:
-        return
-    try:
-        await calls.embedding_call(embedder.name, tokens, started, error)
-    except Exception:
-        log.exception("an embedding call to %s was not charged", embedder.name)
 
 
 class StepCache:
@@ -129,14 +105,10 @@ class StepCache:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
         self.policy: CachePolicy = deps.policy.cache
-        self._embedder: Embedder | None = None
-        self._embedder_ready = False
+        self.embeddings = InputEmbeddings(deps)
         self._indexes: OrderedDict[tuple[str, str], VectorIndex] = OrderedDict()
         # Embeddings of inputs looked up and not yet stored (a miss is stored once answered).
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        # The latest texts embedded: the learned routing rule and the lookup of one step embed
-        # the same input, once.
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # --- keys ---------------------------------------------------------------------------
 
@@ -169,65 +141,6 @@ class StepCache:
             model=model,
         )
 
-    # --- embeddings ---------------------------------------------------------------------
-
-    def embedder(self) -> Embedder | None:
-        """The policy's embedder; None when semantic lookup is off or cannot run here."""
-        if not self._embedder_ready:
-            self._embedder_ready = True
-            if self.policy.semantic:
-                self._embedder = self._build_embedder()
-        return self._embedder
-
-    def _build_embedder(self) -> Embedder | None:
-        if self.policy.embedder == "local":
-            if minilm_available():
-                return shared_minilm()
-            log.warning("semantic cache off: the local embedder needs tether[embeddings]")
-            return None
-        provider, _, model = self.policy.embedding_model.partition("/")
-        settings = self.deps.settings
-        if provider != "openai" or settings.openai_api_key is None:
-            log.warning("semantic cache off: embeddings need OPENAI_API_KEY (openai/...)")
-            return None
-        return ProviderEmbedder(
-            self.deps.providers.client,
-            settings.openai_base_url,
-            settings.openai_api_key.get_secret_value(),
-            model,
-        )
-
-    async def _embed(self, text: str, calls: EmbeddingCalls | None) -> np.ndarray | None:
-        """``text``'s vector; a billed embedder's call is written to ``calls`` (the step's call
-        log), failed or not. None when there is no embedder or the call failed."""
-        embedder = self.embedder()
-        if embedder is None or not text:
-            return None
-        if (known := self._recent.get(text)) is not None:
-            return known
-        started = time.perf_counter()
-        billed = calls if embedder.billed else None
-        try:
-            embedded = await embedder.embed([text])
-        except asyncio.CancelledError:
-            # Cancelled in flight (the learned rule's time bound, the attempt itself): the
-            # request may have reached the provider, which bills it: charged as estimated.
-            estimate = estimate_tokens(len(text))
-            await asyncio.shield(_charge(billed, embedder, estimate, started, "cancelled"))
-            raise
-        except Exception as exc:  # a cache must never fail the step (the local model included)
-            log.warning("embedding failed, semantic cache skipped: %s", type(exc).__name__)
-            sent = isinstance(exc, ProviderError) and may_have_been_billed(exc)
-            estimate = estimate_tokens(len(text)) if sent else 0
-            await _charge(billed, embedder, estimate, started, type(exc).__name__)
-            return None
-        await _charge(billed, embedder, embedded.billed_tokens, started, None)
-        vector = embedded.vectors[0]
-        self._recent[text] = vector
-        while len(self._recent) > _RECENT_TEXTS:
-            self._recent.popitem(last=False)
-        return vector
-
     # --- lookup and store ---------------------------------------------------------------
 
     async def lookup(self, key: CacheKey, calls: EmbeddingCalls | None = None) -> CacheHit | None:
@@ -246,8 +159,8 @@ class StepCache:
         )
         if entry is not None:
             return CacheHit(entry=entry, kind="exact_hit", similarity=1.0)
-        vector = await self._embed(key.input_text, calls)
-        embedder = self.embedder()
+        vector = await self.embeddings.vector(key.input_text, calls)
+        embedder = self.embeddings.embedder()
         if vector is None or embedder is None:
             return None
         self._vectors[(key.partition, key.input_digest)] = vector
@@ -310,8 +223,8 @@ class StepCache:
         ``held`` one (the gate did not accept it) is served only once a reviewer approves it."""
         vector = self._vectors.pop((key.partition, key.input_digest), None)
         if vector is None:
-            vector = await self._embed(key.input_text, calls)
-        embedder = self.embedder()
+            vector = await self.embeddings.vector(key.input_text, calls)
+        embedder = self.embeddings.embedder()
         now = datetime.now(UTC)
         entry = CacheEntry(
             partition=key.partition,
@@ -386,8 +299,8 @@ class StepCache:
         many of the nearest past inputs of this workflow step (same tenant) reviewers rejected
         or edited. Asks the embedder and the store now; the rule itself is pure."""
         settings = self.policy.learned_route
-        vector = await self._embed(text, calls)
-        embedder = self.embedder()
+        vector = await self.embeddings.vector(text, calls)
+        embedder = self.embeddings.embedder()
         if vector is None or embedder is None:
             return _no_signal
         scope = route_scope(tenant, workflow, step)

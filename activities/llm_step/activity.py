@@ -7,10 +7,9 @@ costs and holds in ``call_log``, how sure the step is in ``scoring``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -26,6 +25,7 @@ from activities.llm_step.call_log import (
     release_hold,
     settle_step,
 )
+from activities.llm_step.heartbeat import heartbeating
 from activities.llm_step.injection_guard import InjectionScreening, screen_inputs
 from activities.llm_step.pii_guard import StepPii
 from activities.llm_step.prompting import (
@@ -57,11 +57,10 @@ from tether.core.digests import output_digest
 from tether.core.errors import ProviderCircuitOpenError, TetherError
 from tether.store.audit_records import record_guard, record_injection_verdict
 
-__all__ = ["HEARTBEAT_EVERY_S", "LlmStepActivities"]
+__all__ = ["LlmStepActivities"]
 
 _log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 2.0
 LEARNED_RULE_TIMEOUT_S = 2.0
 """At most this long asking the learned routing rule (it embeds the input); then no signal."""
 
@@ -83,7 +82,7 @@ class LlmStepActivities:
         under its own key and releases it when it ends, so a retried attempt holds its estimate
         again while it runs.
         """
-        async with _heartbeating():  # from the start: the work before the model call may wait
+        async with heartbeating():  # from the start: the work before the model call may wait
             return await self._checked_step(inp)
 
     async def _checked_step(self, inp: CheckedStepInput) -> CheckedStepResult:
@@ -159,7 +158,7 @@ class LlmStepActivities:
 
     @activity.defn(name="tether.llm_step")
     async def llm_step(self, inp: LlmStepInput) -> LlmStepResult:
-        async with _heartbeating():
+        async with heartbeating():
             log = CallLog(self.deps, inp, activity.info().attempt)
             return await self._llm_step(inp, None, log)
 
@@ -371,25 +370,6 @@ def _quarantined(
         guards=[screening.event] if screening.event is not None else [],
         quarantine=screening.quarantine,
     )
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    """Heartbeat every ``HEARTBEAT_EVERY_S`` while the block runs, so Temporal notices a dead
-    worker within the heartbeat timeout instead of waiting out the whole start-to-close
-    timeout. None at the start: the server knows the activity just started, and a heartbeat
-    there costs a server write for every step."""
-    task = asyncio.create_task(_heartbeat_forever())
-    try:
-        yield
-    finally:
-        task.cancel()
-
-
-async def _heartbeat_forever() -> None:
-    while True:
-        await asyncio.sleep(HEARTBEAT_EVERY_S)
-        activity.heartbeat()
 
 
 def _simulated(model: str) -> bool:
